@@ -1,0 +1,48 @@
+# The project's commands. `make demo` and `make test` work on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+DATA ?= ../shared/data/sign-language-digits
+MODELS ?= models
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+
+.PHONY: setup demo test test-fast soak lint models mosquitto clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e ".[edge,demo,converter,test]"
+	@rm -f $(VENV)/.installed-*; touch $@
+
+setup: $(STAMP)
+
+# A real broker for the MQTT tests (Debian's mosquitto); installed when missing and possible.
+mosquitto:
+	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing mosquitto (Debian package) for the MQTT tests"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients) >/dev/null; \
+	  else echo "mosquitto is missing: sudo apt-get install mosquitto mosquitto-clients"; fi; }
+
+demo: $(STAMP)
+	$(VENV)/bin/fingercount run --camera replay:tests/data/replay@8 --mqtt embedded \
+	  --state-dir demo-state --print $(DEMO_ARGS)
+
+test: $(STAMP) mosquitto
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+soak: $(STAMP) mosquitto
+	FINGERCOUNT_SOAK_S=600 $(PY) -m pytest -q -s -m soak tests/faults/test_soak.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check edge converter tests
+
+models: $(STAMP)
+	for r in fingers-mobilenet fingers-cnn digits-cnn; do \
+	  $(VENV)/bin/fingercount-convert build converter/recipes/$$r.yaml --data $(DATA) --out $(MODELS) || exit 1; \
+	done
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache demo-state

@@ -1,0 +1,182 @@
+"""The `fingercount` command. main(argv) returns the exit code; errors are one line."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from typing import Optional, Sequence
+
+from edge import __version__
+from edge.errors import FingercountError
+
+PROG = "fingercount"
+
+# command -> module under edge.commands with main(args, cfg)
+_HANDLERS = {
+    "run": "run",
+    "classify": "classify",
+    "eval": "evaluate",
+    "bench": "bench",
+    "capture": "capture",
+    "samples": "samples",
+    "retrain": "retrain",
+    "rollback": "retrain",
+    "models": "models",
+    "check-config": "check_config",
+}
+
+
+def _csv_ints(text: str) -> list[int]:
+    try:
+        vals = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not vals or any(v < 1 for v in vals):
+        raise argparse.ArgumentTypeError("thread counts must be >= 1")
+    return vals
+
+
+def _model_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="model name in the models directory, a package directory or a .tflite")
+    p.add_argument("--precision", choices=["int8", "fp16", "fp32"], help="model variant")
+    p.add_argument("--labels", help="comma-separated labels for a bare .tflite")
+    p.add_argument("--threads", type=int, help="interpreter threads (default: config model.threads)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", help="YAML config (default /etc/fingercount/config.yaml when present)")
+    common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    common.add_argument("--models-dir", help="where model packages live (default: shipped models/)")
+    common.add_argument("--state-dir", help="samples, heads, outbox (default /var/lib/fingercount)")
+
+    p = argparse.ArgumentParser(prog=PROG, description="Count fingers on a camera and publish over MQTT.",
+                                parents=[common])
+    p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    r = sub.add_parser("run", parents=[common], help="run the daemon")
+    r.add_argument("--camera", help="picamera2 | opencv:N | opencv:/dev/videoN | opencv:rtsp://… | replay:PATH[@FPS]")
+    _model_opts(r)
+    r.add_argument("--mqtt", help="HOST[:PORT] or 'embedded'; 'none' to run without a broker")
+    r.add_argument("--device-id", help="topic id (default: hostname)")
+    r.add_argument("--print", action="store_true", help="print each stable count change")
+    r.add_argument("--duration", type=float, help="stop after S seconds")
+
+    c = sub.add_parser("classify", parents=[common], help="JSON prediction per image")
+    c.add_argument("images", nargs="+", metavar="IMAGE")
+    _model_opts(c)
+
+    e = sub.add_parser("eval", parents=[common], help="score a model on class folders")
+    e.add_argument("--data", required=True, help="directory of class folders named by label")
+    _model_opts(e)
+    e.add_argument("--json", help="write the result as JSON to this file")
+
+    b = sub.add_parser("bench", parents=[common], help="latency benchmarks")
+    b.add_argument("targets", nargs="*", metavar="MODEL_OR_TFLITE")
+    b.add_argument("--precision", choices=["int8", "fp16", "fp32"], help="only this precision")
+    b.add_argument("--labels", help=argparse.SUPPRESS)
+    b.add_argument("--threads", type=_csv_ints, help="thread counts to sweep, e.g. 1,2,4")
+    b.add_argument("--runs", type=int, default=None, help="timed invocations per case")
+    b.add_argument("--warmup", type=int, default=None, help="untimed invocations first")
+    b.add_argument("--json", help="write records as JSON")
+    b.add_argument("--markdown", help="write a Markdown table")
+    b.add_argument("--plot", help="draw latency per model and precision to a PNG")
+    b.add_argument("--data", help="class folders: add accuracy and agreement with fp32")
+    b.add_argument("--pipeline", action="store_true", help="benchmark the whole per-frame pipeline")
+    b.add_argument("--camera", help="camera for --pipeline (default: replay of the bundled hands)")
+    b.add_argument("--model", help="model for --pipeline")
+    b.add_argument("--frames", type=int, default=None, help="frames for --pipeline")
+    b.add_argument("--mqtt", help="publish to this broker during --pipeline")
+
+    cap = sub.add_parser("capture", parents=[common], help="store labelled samples from the camera")
+    cap.add_argument("--label", required=True)
+    cap.add_argument("--camera")
+    cap.add_argument("--count", type=int, default=1)
+    cap.add_argument("--interval", type=float, default=0.2, help="seconds between captures")
+    _model_opts(cap)
+
+    s = sub.add_parser("samples", parents=[common], help="list, count or export stored samples")
+    s.add_argument("action", choices=["list", "stats", "export"])
+    s.add_argument("dest", nargs="?", help="export: target directory")
+    s.add_argument("--label", help="only this label")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+
+    rt = sub.add_parser("retrain", parents=[common], help="retrain the head from the samples")
+    _model_opts(rt)
+    rt.add_argument("--force", action="store_true", help="swap in even if it scores worse")
+    rt.add_argument("--json", help="write the result as JSON")
+
+    rb = sub.add_parser("rollback", parents=[common], help="restore the previous head")
+    _model_opts(rb)
+
+    sub.add_parser("models", parents=[common], help="list installed models")
+
+    sub.add_parser("check-config", parents=[common], help="validate the configuration and print it")
+    return p
+
+
+def config_overrides(args: argparse.Namespace) -> dict:
+    """Command-line flags that map onto config fields."""
+    o: dict = {}
+
+    def put(path: str, value: object) -> None:
+        if value is None:
+            return
+        d = o
+        *head, last = path.split(".")
+        for k in head:
+            d = d.setdefault(k, {})
+        d[last] = value
+
+    put("models_dir", getattr(args, "models_dir", None))
+    put("state_dir", getattr(args, "state_dir", None))
+    put("camera.source", getattr(args, "camera", None))
+    if args.command != "bench" or getattr(args, "pipeline", False):
+        put("model.name", getattr(args, "model", None))
+    put("model.precision", getattr(args, "precision", None) if args.command != "bench" else None)
+    threads = getattr(args, "threads", None)
+    if isinstance(threads, int):
+        put("model.threads", threads)
+    put("device_id", getattr(args, "device_id", None))
+    mqtt = getattr(args, "mqtt", None)
+    if mqtt and mqtt not in ("embedded", "none"):
+        host, _, port = mqtt.rpartition(":") if mqtt.count(":") == 1 else (mqtt, "", "")
+        put("mqtt.host", host or mqtt)
+        if port:
+            try:
+                put("mqtt.port", int(port))
+            except ValueError:
+                raise FingercountError(f"--mqtt: bad port in {mqtt!r}") from None
+    elif mqtt == "embedded":
+        put("mqtt.host", "embedded")
+    return o
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = args.debug or bool(os.environ.get("FINGERCOUNT_DEBUG"))
+    try:
+        from edge.config import load_config
+
+        cfg = load_config(args.config, config_overrides(args))
+        logging.basicConfig(level=logging.DEBUG if debug else getattr(logging, cfg.log_level),
+                            format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+        mod = importlib.import_module(f"edge.commands.{_HANDLERS[args.command]}")
+        return int(mod.main(args, cfg) or 0)
+    except FingercountError as e:
+        if debug:
+            raise
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

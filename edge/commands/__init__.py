@@ -1,0 +1,1 @@
+"""One module per CLI command family; each exposes main(args, cfg) -> exit code."""

@@ -1,0 +1,292 @@
+"""Configuration: declared once, validated loudly.
+
+One YAML file, every key optional, every key overridable from the environment as
+FINGERCOUNT_<SECTION>__<KEY> (e.g. FINGERCOUNT_MQTT__HOST). Unknown keys are errors
+that name the key and, for files, the line.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from edge.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("/etc/fingercount/config.yaml")
+ENV_PREFIX = "FINGERCOUNT_"
+# Environment variables with this prefix that are not config fields.
+_ENV_NOT_CONFIG = {"FINGERCOUNT_CONFIG", "FINGERCOUNT_DEBUG"}
+
+Precision = Literal["int8", "fp16", "fp32"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _default_state_dir() -> Path:
+    # systemd's StateDirectory= sets $STATE_DIRECTORY; a non-root user gets an XDG path.
+    if os.environ.get("STATE_DIRECTORY"):
+        return Path(os.environ["STATE_DIRECTORY"].split(":")[0])
+    system = Path("/var/lib/fingercount")
+    if system.is_dir() and os.access(system, os.W_OK):
+        return system
+    if os.geteuid() == 0:
+        return system
+    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(xdg) / "fingercount"
+
+
+class ModelSection(_Section):
+    name: str = Field("fingers-mobilenet", description="model name in models_dir, or a path")
+    precision: Precision = Field("int8", description="which variant to run")
+    threads: int = Field(2, ge=1, le=64, description="interpreter threads")
+
+
+class CameraSection(_Section):
+    source: str = Field("picamera2", description="picamera2 | opencv:N|DEV|URL | replay:PATH[@FPS]")
+    width: int = Field(640, ge=16, le=8192, description="capture width")
+    height: int = Field(480, ge=16, le=8192, description="capture height")
+    fps: float = Field(30, gt=0, le=240, description="requested frame rate")
+    roi: Optional[list[int]] = Field(None, description="[x, y, w, h] region to classify; default centre square")
+    stall_s: float = Field(5, gt=0, description="seconds without a fresh frame before reopening")
+
+    @field_validator("roi")
+    @classmethod
+    def _roi(cls, v: Optional[list[int]]) -> Optional[list[int]]:
+        if v is not None and (len(v) != 4 or v[2] <= 0 or v[3] <= 0 or v[0] < 0 or v[1] < 0):
+            raise ValueError("roi must be [x, y, w, h] with x, y >= 0 and w, h > 0")
+        return v
+
+
+class SmoothingSection(_Section):
+    window: int = Field(5, ge=1, le=1000, description="raw results averaged")
+    min_confidence: float = Field(0.6, ge=0, le=1, description="below this the count is null")
+    min_hold_ms: float = Field(300, ge=0, description="a new count must hold this long")
+
+
+class TLSSection(_Section):
+    enabled: bool = Field(False, description="connect with TLS")
+    ca_file: Optional[Path] = Field(None, description="CA bundle; default system CAs")
+    cert_file: Optional[Path] = Field(None, description="client certificate")
+    key_file: Optional[Path] = Field(None, description="client key")
+    insecure: bool = Field(False, description="skip hostname verification (testing only)")
+
+    @model_validator(mode="after")
+    def _pair(self) -> TLSSection:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("tls.cert_file and tls.key_file go together")
+        return self
+
+
+class MQTTSection(_Section):
+    host: str = Field("localhost", description='broker host, or "embedded" for an in-process broker')
+    port: int = Field(1883, ge=1, le=65535, description="broker port")
+    keepalive: int = Field(30, ge=5, le=3600, description="seconds; the last will fires after ~1.5x")
+    username: Optional[str] = Field(None, description="broker user")
+    password: Optional[str] = Field(None, description="prefer password_file or FINGERCOUNT_MQTT__PASSWORD")
+    password_file: Optional[Path] = Field(None, description="file whose first line is the password")
+    client_id: Optional[str] = Field(None, description="default fingercount-<device_id>")
+    tls: TLSSection = Field(default_factory=TLSSection)
+    base_topic: str = Field("fingercount", description="topics are <base_topic>/<device_id>/...")
+    discovery: bool = Field(True, description="publish Home Assistant discovery configs")
+    discovery_prefix: str = Field("homeassistant", description="Home Assistant discovery prefix")
+    outbox_max: int = Field(1000, ge=1, le=1_000_000, description="QoS 1 messages kept while offline")
+    max_command_bytes: int = Field(4096, ge=64, description="larger commands are refused")
+
+    @field_validator("base_topic", "discovery_prefix")
+    @classmethod
+    def _topic(cls, v: str) -> str:
+        if not v or any(c in v for c in "#+\0") or v.startswith("/") or v.endswith("/"):
+            raise ValueError("must be a plain topic without wildcards or leading/trailing '/'")
+        return v
+
+
+class PublishSection(_Section):
+    max_hz: float = Field(10, ge=0, description="per-frame predictions per second (0 = none)")
+    stats_interval_s: float = Field(30, gt=0, description="seconds between stats messages")
+
+
+class GPIOSection(_Section):
+    enabled: bool = Field(True, description="use buttons and LED when a pin factory is available")
+    capture_pin: Optional[int] = Field(17, ge=0, le=53, description="BCM pin of the capture button")
+    label_pin: Optional[int] = Field(27, ge=0, le=53, description="BCM pin of the label button")
+    led_pin: Optional[int] = Field(22, ge=0, le=53, description="BCM pin of the status LED")
+    hold_s: float = Field(3, gt=0, description="hold capture this long to retrain")
+    pull_up: bool = Field(True, description="buttons connect the pin to ground")
+    bounce_s: Optional[float] = Field(0.05, ge=0, description="debounce time")
+
+
+class RetrainSection(_Section):
+    holdout: float = Field(0.2, ge=0, lt=1, description="share of user samples held out for the gate")
+    l2: float = Field(0.001, ge=0, description="L2 weight of the softmax head")
+    max_seconds: float = Field(30, gt=0, description="training time limit")
+    epochs: int = Field(200, ge=1, description="full-batch optimisation steps (upper bound)")
+    min_samples_per_label: int = Field(1, ge=1, description="labels with fewer samples are skipped")
+
+
+class Config(_Section):
+    device_id: str = Field(default_factory=lambda: socket.gethostname().split(".")[0] or "fingercount",
+                           description="default: the hostname")
+    state_dir: Path = Field(default_factory=_default_state_dir, description="samples, heads, outbox")
+    models_dir: Optional[Path] = Field(None, description="default: the shipped models/")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
+    model: ModelSection = Field(default_factory=ModelSection)
+    camera: CameraSection = Field(default_factory=CameraSection)
+    smoothing: SmoothingSection = Field(default_factory=SmoothingSection)
+    mqtt: MQTTSection = Field(default_factory=MQTTSection)
+    publish: PublishSection = Field(default_factory=PublishSection)
+    gpio: GPIOSection = Field(default_factory=GPIOSection)
+    retrain: RetrainSection = Field(default_factory=RetrainSection)
+
+    @field_validator("device_id")
+    @classmethod
+    def _device_id(cls, v: str) -> str:
+        if not v or any(c in v for c in "/#+\0 "):
+            raise ValueError("device_id must be non-empty without '/', '#', '+' or spaces")
+        return v
+
+    def resolved_models_dir(self) -> Path:
+        return Path(self.models_dir) if self.models_dir else shipped_models_dir()
+
+    def mqtt_password(self) -> Optional[str]:
+        if self.mqtt.password is not None:
+            return self.mqtt.password
+        if self.mqtt.password_file is not None:
+            try:
+                return Path(self.mqtt.password_file).read_text().splitlines()[0].strip()
+            except (OSError, IndexError) as e:
+                raise ConfigError(f"mqtt.password_file {self.mqtt.password_file}: {e}") from e
+        return None
+
+
+def shipped_models_dir() -> Path:
+    """models/ next to the package (source checkout or installed data)."""
+    here = Path(__file__).resolve().parent
+    for cand in (here.parent / "models", Path("/usr/share/fingercount/models")):
+        if cand.is_dir():
+            return cand
+    return here.parent / "models"
+
+
+# ---- loading -------------------------------------------------------------------------
+
+class _LineLoader(yaml.SafeLoader):
+    """SafeLoader that remembers the line of every mapping key."""
+
+
+def _lines(node: yaml.Node, path: tuple = (), out: Optional[dict] = None) -> dict:
+    out = {} if out is None else out
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            key = path + (k.value,)
+            out[key] = k.start_mark.line + 1
+            _lines(v, key, out)
+    return out
+
+
+def _format_errors(err: ValidationError, source: str, lines: dict) -> str:
+    parts = []
+    for e in err.errors():
+        loc = tuple(str(x) for x in e["loc"])
+        where = ".".join(loc) or "(top)"
+        line = None
+        for n in range(len(loc), 0, -1):
+            if loc[:n] in lines:
+                line = lines[loc[:n]]
+                break
+        msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+        parts.append(f"{source}{f':{line}' if line else ''}: {where}: {msg}")
+    return "; ".join(parts)
+
+
+def env_overrides(environ: Optional[dict] = None) -> dict:
+    """FINGERCOUNT_SECTION__KEY=value -> nested dict; values parsed as YAML scalars."""
+    environ = os.environ if environ is None else environ
+    out: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in _ENV_NOT_CONFIG:
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX):].split("__")]
+        try:
+            value = yaml.safe_load(raw) if raw != "" else None
+        except yaml.YAMLError:
+            value = raw
+        if isinstance(value, (int, float, bool)) and path[-1] in {"host", "device_id", "username", "password", "source", "name"}:
+            value = raw  # a host called "1234" or a password "true" stays a string
+        d = out
+        for p in path[:-1]:
+            d = d.setdefault(p, {})
+            if not isinstance(d, dict):
+                raise ConfigError(f"{name}: conflicts with another FINGERCOUNT_ variable")
+        d[path[-1]] = value
+    return out
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def default_config_path() -> Optional[Path]:
+    env = os.environ.get("FINGERCOUNT_CONFIG")
+    if env:
+        return Path(env)
+    return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None
+
+
+def load_config(path: Optional[Path | str] = None, overrides: Optional[dict] = None,
+                environ: Optional[dict] = None) -> Config:
+    """File (or default) < environment < overrides (from command-line flags)."""
+    path = Path(path) if path else default_config_path()
+    data: dict = {}
+    lines: dict = {}
+    source = str(path) if path else "config"
+    if path is not None:
+        try:
+            text = path.read_text()
+        except OSError as e:
+            raise ConfigError(f"cannot read config {path}: {e.strerror or e}") from e
+        try:
+            node = yaml.compose(text, Loader=_LineLoader)
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f":{mark.line + 1}" if mark else ""
+            raise ConfigError(f"{path}{where}: not valid YAML: {getattr(e, 'problem', e)}") from e
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of keys")
+        lines = _lines(node) if node is not None else {}
+    env = env_overrides(environ)
+    if env:
+        try:
+            Config.model_validate(_merge(data, env))
+        except ValidationError as e:
+            # Blame the environment only when the file alone is fine.
+            try:
+                Config.model_validate(data)
+            except ValidationError:
+                pass
+            else:
+                raise ConfigError(_format_errors(e, "environment (FINGERCOUNT_*)", {})) from None
+        data = _merge(data, env)
+    if overrides:
+        data = _merge(data, overrides)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_errors(e, source, lines)) from None
+
+
+def dump_config(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,1 @@
+"""TFLite runtime: interpreter loading, model packages, pre/post-processing."""

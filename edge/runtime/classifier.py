@@ -1,0 +1,250 @@
+"""Classifier: a model package variant ready to score frames.
+
+A plain model runs its fused .tflite. A retrainable model with a user head under
+<state_dir>/heads/<model>/head.npz runs backbone .tflite -> numpy head instead.
+A Classifier is never mutated after construction: reloading means building a new one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from edge.errors import ModelError
+from edge.runtime.interpreter import make_interpreter
+from edge.runtime.package import ModelPackage
+from edge.runtime.preprocess import prepare
+
+log = logging.getLogger(__name__)
+
+HEAD_FILE = "head.npz"
+PREVIOUS_HEAD_FILE = "head.previous.npz"
+
+
+def head_dir(state_dir: Path, model_name: str) -> Path:
+    return Path(state_dir) / "heads" / model_name
+
+
+def current_head_path(state_dir: Optional[Path], model_name: str) -> Optional[Path]:
+    if state_dir is None:
+        return None
+    p = head_dir(state_dir, model_name) / HEAD_FILE
+    return p if p.is_file() else None
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class Head:
+    """Softmax-regression head: probabilities = softmax(x @ W + b)."""
+
+    W: np.ndarray  # (D, K) float32
+    b: np.ndarray  # (K,) float32
+    labels: tuple[str, ...]
+    info: Optional[dict] = None
+
+    @classmethod
+    def load(cls, path: Path) -> Head:
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                W = np.asarray(z["W"], dtype=np.float32)
+                b = np.asarray(z["b"], dtype=np.float32)
+                labels = tuple(str(x) for x in z["labels"])
+                info = {k: z[k].item() if z[k].shape == () else z[k].tolist()
+                        for k in z.files if k not in ("W", "b", "labels")}
+        except (OSError, KeyError, ValueError) as e:
+            raise ModelError(f"{path}: not a valid head file ({e})") from e
+        if W.ndim != 2 or b.shape != (W.shape[1],) or len(labels) != W.shape[1]:
+            raise ModelError(f"{path}: head shapes do not agree (W {W.shape}, b {b.shape}, {len(labels)} labels)")
+        return cls(W, b, labels, info)
+
+    def save(self, path: Path, **extra: Any) -> None:
+        """Write atomically: temp file, fsync, rename."""
+        import os
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            np.savez(f, W=self.W.astype(np.float32), b=self.b.astype(np.float32),
+                     labels=np.array(self.labels), **extra)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def predict(self, emb: np.ndarray) -> np.ndarray:
+        return softmax(np.asarray(emb, dtype=np.float32) @ self.W + self.b)
+
+
+class TFLiteModel:
+    """One .tflite with a single image input; handles quantized I/O."""
+
+    def __init__(self, data: bytes, threads: int, what: str, input_hw: tuple[int, int, int],
+                 want_uint8: Optional[bool] = None):
+        self.interp = make_interpreter(data, threads, what)
+        self.what = what
+        self.bytes = len(data)
+        ind = self.interp.get_input_details()
+        outd = self.interp.get_output_details()
+        if len(ind) != 1 or len(outd) < 1:
+            raise ModelError(f"{what}: expected one input tensor, has {len(ind)}")
+        self._in = ind[0]
+        self._out = outd[0]
+        shape = tuple(int(s) for s in self._in["shape"])
+        h, w, c = input_hw
+        if shape not in ((1, h, w, c),) and not (c == 1 and shape == (1, h, w)):
+            raise ModelError(f"{what}: input shape {shape} does not match model.json ({h}x{w}x{c})")
+        self.in_dtype = np.dtype(self._in["dtype"])
+        if want_uint8 is not None and (self.in_dtype == np.uint8) != want_uint8:
+            raise ModelError(f"{what}: input dtype {self.in_dtype} is not the expected "
+                             f"{'uint8' if want_uint8 else 'float32'}")
+        if self.in_dtype not in (np.uint8, np.int8, np.float32):
+            raise ModelError(f"{what}: unsupported input dtype {self.in_dtype}")
+        self._in_index = self._in["index"]
+        self._in_shape = shape
+        self._out_index = self._out["index"]
+        scale, zp = self._in.get("quantization", (0.0, 0))
+        self._in_q = (float(scale), int(zp)) if self.in_dtype != np.float32 else None
+        # A uint8 input with scale 1 / zero point 0 takes raw pixels as they are.
+        self.raw_pixels = self._in_q is not None and self.in_dtype == np.uint8 and \
+            abs(self._in_q[0] - 1.0) < 1e-6 and self._in_q[1] == 0
+        oscale, ozp = self._out.get("quantization", (0.0, 0))
+        self.out_dtype = np.dtype(self._out["dtype"])
+        self._out_q = (float(oscale), int(ozp)) if self.out_dtype != np.float32 and oscale else None
+        self.out_dim = int(self._out["shape"][-1])
+
+    def _to_input(self, pixels: np.ndarray) -> np.ndarray:
+        x = pixels.reshape(self._in_shape)
+        if self.in_dtype == np.float32:
+            return x.astype(np.float32)
+        if self.raw_pixels:
+            return x
+        scale, zp = self._in_q
+        info = np.iinfo(self.in_dtype)
+        return np.clip(np.round(x.astype(np.float32) / scale + zp), info.min, info.max).astype(self.in_dtype)
+
+    def set_input(self, pixels: np.ndarray) -> None:
+        self.interp.set_tensor(self._in_index, self._to_input(pixels))
+
+    def run(self) -> np.ndarray:
+        self.interp.invoke()
+        out = self.interp.get_tensor(self._out_index).reshape(-1)
+        if self._out_q is not None:
+            scale, zp = self._out_q
+            return (out.astype(np.float32) - zp) * scale
+        return out.astype(np.float32, copy=False)
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        self.set_input(pixels)
+        return self.run()
+
+
+class Classifier:
+    """Scores frames with one variant of a package (and the user's head, where present)."""
+
+    def __init__(self, package: ModelPackage, precision: str = "int8", threads: int = 2,
+                 state_dir: Optional[Path] = None, roi: Optional[Sequence[int]] = None,
+                 head_path: Optional[Path] = None):
+        self.package = package
+        self.precision = precision
+        self.threads = threads
+        self.roi = roi
+        spec = package.input
+        self.input_shape = (spec.height, spec.width, spec.channels)
+        want_uint8 = None if package.single_file else (precision == "int8")
+        self.head: Optional[Head] = None
+        self.head_path = head_path or (current_head_path(state_dir, package.name)
+                                       if package.retrainable else None)
+        if self.head_path is not None:
+            head = Head.load(self.head_path)
+            dim = int(package.retrainable.get("embedding_dim", head.W.shape[0]))
+            if head.W.shape[0] != dim:
+                log.warning("ignoring %s: made for embedding size %d, model has %d",
+                            self.head_path, head.W.shape[0], dim)
+                self.head_path = None
+            else:
+                self.head = head
+        if self.head is not None:
+            self.model = TFLiteModel(package.backbone_bytes(precision), threads,
+                                     f"{package.name} {precision} backbone", self.input_shape, want_uint8)
+            self.labels = list(self.head.labels)
+        else:
+            self.model = TFLiteModel(package.variant_bytes(precision), threads,
+                                     f"{package.name} {precision}", self.input_shape, want_uint8)
+            self.labels = list(package.labels)
+            if self.model.out_dim != len(self.labels):
+                raise ModelError(f"{package.name} {precision}: output has {self.model.out_dim} "
+                                 f"classes, model.json lists {len(self.labels)} labels")
+
+    @property
+    def model_id(self) -> str:
+        mid = self.package.model_id(self.precision)
+        return mid + ("+head" if self.head is not None else "")
+
+    def preprocess(self, frame: np.ndarray) -> np.ndarray:
+        h, w, c = self.input_shape
+        return prepare(frame, h, w, c, self.roi)
+
+    def invoke(self, pixels: np.ndarray) -> np.ndarray:
+        """Model-size uint8 pixels -> probabilities over self.labels."""
+        out = self.model(pixels)
+        if self.head is not None:
+            return self.head.predict(out[None, :])[0]
+        total = float(out.sum())
+        if not 0.98 <= total <= 1.02:  # a model that outputs logits
+            out = softmax(out)
+        return out
+
+    def classify(self, frame: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
+        """RGB frame -> (probabilities, {"preprocess": ms, "invoke": ms})."""
+        t0 = time.perf_counter()
+        x = self.preprocess(frame)
+        t1 = time.perf_counter()
+        p = self.invoke(x)
+        t2 = time.perf_counter()
+        return p, {"preprocess": (t1 - t0) * 1e3, "invoke": (t2 - t1) * 1e3}
+
+
+class Backbone:
+    """image -> embedding, for retraining (its own interpreter: never shared across threads)."""
+
+    def __init__(self, package: ModelPackage, precision: str = "int8", threads: int = 2,
+                 roi: Optional[Sequence[int]] = None):
+        if not package.retrainable:
+            raise ModelError(f"{package.name}: not a retrainable model (no backbone/head split)")
+        spec = package.input
+        self.input_shape = (spec.height, spec.width, spec.channels)
+        self.roi = roi
+        self.sha256 = package.backbone_sha256(precision)
+        self.model = TFLiteModel(package.backbone_bytes(precision), threads,
+                                 f"{package.name} {precision} backbone", self.input_shape,
+                                 precision == "int8")
+        self.dim = self.model.out_dim
+
+    def embed_frame(self, frame: np.ndarray) -> np.ndarray:
+        h, w, c = self.input_shape
+        return self.model(prepare(frame, h, w, c, self.roi)).copy()
+
+
+def top(probs: np.ndarray, labels: Sequence[str]) -> tuple[str, float]:
+    i = int(np.argmax(probs))
+    return labels[i], float(probs[i])
+
+
+def label_count(label: str) -> Optional[int]:
+    """Finger count of a label ('0'..'5'), None for other labels."""
+    return int(label) if label.isdigit() and 0 <= int(label) <= 5 else None

@@ -1,0 +1,44 @@
+"""Per-frame preprocessing: crop to square (or ROI), one INTER_AREA resize, colour convert."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import cv2
+import numpy as np
+
+
+def crop_box(height: int, width: int, roi: Optional[Sequence[int]] = None) -> tuple[int, int, int, int]:
+    """(x, y, w, h) of the region to classify: the ROI clipped to the frame, else the centre square."""
+    if roi is not None:
+        x, y, w, h = (int(v) for v in roi)
+        x, y = min(max(x, 0), width - 1), min(max(y, 0), height - 1)
+        return x, y, max(1, min(w, width - x)), max(1, min(h, height - y))
+    side = min(height, width)
+    return (width - side) // 2, (height - side) // 2, side, side
+
+
+def prepare(frame: np.ndarray, height: int, width: int, channels: int = 3,
+            roi: Optional[Sequence[int]] = None) -> np.ndarray:
+    """RGB uint8 frame -> uint8 (height, width, channels) model input. No float round trip."""
+    if frame.ndim == 2:
+        frame = frame[:, :, None]
+    x, y, w, h = crop_box(frame.shape[0], frame.shape[1], roi)
+    view = frame[y:y + h, x:x + w]  # a view, no copy
+    if channels == 1 and view.shape[2] == 3:
+        view = cv2.cvtColor(view, cv2.COLOR_RGB2GRAY)  # gray first: resize one channel, not three
+    elif channels == 3 and view.shape[2] == 1:
+        view = cv2.cvtColor(view, cv2.COLOR_GRAY2RGB)
+    if view.shape[0] != height or view.shape[1] != width:
+        view = cv2.resize(view, (width, height), interpolation=cv2.INTER_AREA)
+    if view.ndim == 2:
+        view = view[:, :, None]
+    return np.ascontiguousarray(view)
+
+
+def read_image(path: str) -> np.ndarray:
+    """An image file as an RGB uint8 array (ValueError if unreadable)."""
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError(f"{path}: not a readable image")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
