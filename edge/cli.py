@@ -7,7 +7,8 @@ import importlib
 import logging
 import os
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 from edge import __version__
 from edge.errors import FingercountError
