@@ -1,0 +1,197 @@
+"""Capture in its own thread, newest frame only; stall detection and reopen with backoff.
+
+The consumer (the pipeline) waits for a frame newer than the one it last used, so it never
+classifies a stale frame twice and never works through a backlog.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Optional
+
+from edge.camera.base import Frame, FrameSource
+from edge.errors import CameraError
+
+log = logging.getLogger(__name__)
+
+# (kind, message): kind is "camera_open_failed", "camera_stalled" or "camera_error"
+ErrorCallback = Callable[[str, str], None]
+
+
+class Camera:
+    """Runs a FrameSource in a named thread and keeps only its newest frame."""
+
+    def __init__(self, source: FrameSource, stall_s: float = 5.0,
+                 on_error: Optional[ErrorCallback] = None,
+                 backoff: tuple[float, float] = (0.5, 10.0)):
+        self.source = source
+        self.stall_s = float(stall_s)
+        self.on_error = on_error
+        self.backoff = backoff
+        self._cond = threading.Condition()
+        self._latest: Optional[Frame] = None
+        self._seq = 0
+        self._taken = 0  # newest seq a consumer took (on-demand sources wait for it)
+        # A source with on_demand = True (replay@0) makes the next frame only when the last
+        # one was taken: a fresh frame is always ready and no core is burnt on unused frames.
+        self.on_demand = bool(getattr(source, "on_demand", False))
+        self._stop = threading.Event()
+        self._reopen = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self._watch: Optional[threading.Thread] = None
+        self._last_fresh = time.monotonic()
+        self.opened = threading.Event()
+        # counters for stats
+        self.captured = 0
+        self.stalls = 0
+        self.reopens = 0
+        self.open_failures = 0
+        self.last_error: Optional[str] = None
+
+    # ---- lifecycle ---------------------------------------------------------------------
+    def start(self) -> Camera:
+        self._stop.clear()
+        self._last_fresh = time.monotonic()
+        self._thread = threading.Thread(target=self._capture_loop, name="camera-capture", daemon=True)
+        self._thread.start()
+        self._watch = threading.Thread(target=self._watch_loop, name="camera-watch", daemon=True)
+        self._watch.start()
+        return self
+
+    def stop(self, timeout: float = 1.0) -> None:
+        self._stop.set()
+        self.source.close()  # unblocks a read that waits on the device
+        with self._cond:
+            self._cond.notify_all()
+        for t in (self._thread, self._watch):
+            if t is not None and t is not threading.current_thread():
+                t.join(timeout)
+
+    def __enter__(self) -> Camera:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- consumer side -----------------------------------------------------------------
+    def latest(self) -> Optional[Frame]:
+        return self._latest
+
+    def wait_next(self, after_seq: int, timeout: Optional[float] = None) -> Optional[Frame]:
+        """The newest frame with seq > after_seq; waits up to timeout; None on timeout/stop."""
+        with self._cond:
+            f = self._latest
+            if f is not None and f.seq > after_seq:
+                self._took(f)
+                return f
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while not self._stop.is_set():
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                self._cond.wait(remaining)
+                f = self._latest
+                if f is not None and f.seq > after_seq:
+                    self._took(f)
+                    return f
+            return None
+
+    def _took(self, f: Frame) -> None:
+        # caller holds self._cond
+        if f.seq > self._taken:
+            self._taken = f.seq
+            if self.on_demand:
+                self._cond.notify_all()
+
+    @property
+    def seq(self) -> int:
+        return self._seq
+
+    # ---- capture thread ----------------------------------------------------------------
+    def _report(self, kind: str, msg: str) -> None:
+        self.last_error = msg
+        log.warning("%s: %s", kind, msg)
+        if self.on_error is not None:
+            try:
+                self.on_error(kind, msg)
+            except Exception:  # a reporting failure must not kill capture
+                log.exception("camera error callback failed")
+
+    def _open_with_backoff(self) -> bool:
+        delay = self.backoff[0]
+        while not self._stop.is_set():
+            try:
+                self.source.open()
+                self.opened.set()
+                self._last_fresh = time.monotonic()
+                return True
+            except CameraError as e:
+                self.open_failures += 1
+                self._report("camera_open_failed", f"{e} (retrying in {delay:g} s)")
+            except Exception as e:  # a backend bug must not end capture for good
+                self.open_failures += 1
+                self._report("camera_open_failed", f"{self.source.name}: {type(e).__name__}: {e} "
+                                                   f"(retrying in {delay:g} s)")
+            if self._stop.wait(delay):
+                return False
+            delay = min(delay * 2, self.backoff[1])
+        return False
+
+    def _capture_loop(self) -> None:
+        if not self._open_with_backoff():
+            return
+        while not self._stop.is_set():
+            if self._reopen.is_set():
+                self._reopen.clear()
+                self.source.close()
+                self.reopens += 1
+                self.opened.clear()
+                if not self._open_with_backoff():
+                    return
+                continue
+            if self.on_demand:
+                with self._cond:
+                    while self._taken < self._seq and not self._stop.is_set() \
+                            and not self._reopen.is_set():
+                        self._cond.wait(0.1)
+                        self._last_fresh = time.monotonic()  # waiting for the consumer is no stall
+            try:
+                rgb = self.source.read()
+            except CameraError as e:
+                self._report("camera_error", str(e))
+                self._reopen.set()
+                continue
+            except Exception as e:
+                self._report("camera_error", f"{self.source.name}: {type(e).__name__}: {e}")
+                self._reopen.set()
+                continue
+            if rgb is None:
+                # Nothing this time; the watch thread decides when it is a stall.
+                self._stop.wait(0.005)
+                continue
+            now = time.monotonic()
+            self._last_fresh = now
+            self._seq += 1
+            self.captured += 1
+            frame = Frame(rgb, time.time(), self._seq, now)
+            with self._cond:
+                self._latest = frame  # the previous frame is simply dropped if nobody took it
+                self._cond.notify_all()
+        self.source.close()
+
+    def _watch_loop(self) -> None:
+        step = min(0.25, self.stall_s / 4)
+        while not self._stop.wait(step):
+            if not self.opened.is_set() or self._reopen.is_set():
+                continue
+            idle = time.monotonic() - self._last_fresh
+            if idle >= self.stall_s:
+                self.stalls += 1
+                self._report("camera_stalled",
+                             f"{self.source.name}: no fresh frame for {idle:.1f} s; reopening")
+                self._last_fresh = time.monotonic()
+                self._reopen.set()
+                self.source.close()  # a read blocked in the driver returns now

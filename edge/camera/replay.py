@@ -1,0 +1,103 @@
+"""Replay camera: loops a folder of images (recursively, sorted) or a video file.
+
+The demo and the tests run the whole daemon on it. Images are decoded once; each frame is
+the same read-only array every loop, so replay costs no per-frame allocation.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from edge.errors import CameraError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def list_images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+class ReplaySource:
+    """replay:PATH[@FPS]; FPS 0 means as fast as the consumer takes them."""
+
+    def __init__(self, path: str | Path, fps: float = 30.0, loop: bool = True):
+        self.path = Path(path)
+        self.fps = float(fps)
+        self.loop = loop
+        self.name = f"replay:{self.path}@{self.fps:g}"
+        self.on_demand = self.fps <= 0  # unpaced: a new frame whenever the last one was taken
+        self._frames: list[np.ndarray] = []
+        self._video: Optional[cv2.VideoCapture] = None
+        self._i = 0
+        self._next_due = 0.0
+        self._closed = threading.Event()
+
+    def open(self) -> None:
+        self._closed.clear()
+        self._i = 0
+        self._next_due = time.monotonic()
+        if self.path.is_dir():
+            if not self._frames:
+                self._frames = [self._decode(p) for p in list_images(self.path)]
+            if not self._frames:
+                raise CameraError(f"replay: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {self.path}")
+            return
+        if not self.path.is_file():
+            raise CameraError(f"replay: {self.path} is neither a folder of images nor a video file")
+        cap = cv2.VideoCapture(str(self.path))
+        if not cap.isOpened():
+            raise CameraError(f"replay: cannot open video {self.path}")
+        self._video = cap
+
+    @staticmethod
+    def _decode(p: Path) -> np.ndarray:
+        bgr = cv2.imread(str(p), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise CameraError(f"replay: {p} is not a readable image")
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        rgb.flags.writeable = False  # shared by every loop: nobody may draw on it
+        return rgb
+
+    def _pace(self) -> bool:
+        """Sleep until the next frame is due; False if closed meanwhile."""
+        if self.fps <= 0:
+            return not self._closed.is_set()
+        delay = self._next_due - time.monotonic()
+        if delay > 0 and self._closed.wait(delay):
+            return False
+        # Do not try to catch up after a pause: a camera does not buffer the past either.
+        self._next_due = max(self._next_due + 1.0 / self.fps, time.monotonic())
+        return not self._closed.is_set()
+
+    def read(self) -> Optional[np.ndarray]:
+        if not self._pace():
+            return None
+        if self._video is not None:
+            ok, bgr = self._video.read()
+            if not ok:
+                if not self.loop:
+                    return None
+                self._video.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                ok, bgr = self._video.read()
+                if not ok:
+                    raise CameraError(f"replay: {self.path} yields no frames")
+            return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        if self._i >= len(self._frames):
+            if not self.loop:
+                return None
+            self._i = 0
+        frame = self._frames[self._i]
+        self._i += 1
+        return frame
+
+    def close(self) -> None:
+        self._closed.set()
+        if self._video is not None:
+            self._video.release()
+            self._video = None
