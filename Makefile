@@ -25,6 +25,12 @@ mosquitto:
 	    echo "installing mosquitto (Debian package) for the MQTT tests"; \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients) >/dev/null; \
 	  else echo "mosquitto is missing: sudo apt-get install mosquitto mosquitto-clients"; fi; }
+	@# systemd-analyze (Debian's systemd package) checks the service unit in tests/test_systemd.py.
+	@command -v systemd-analyze >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing systemd (for systemd-analyze) for the service tests"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd) >/dev/null; \
+	  else echo "systemd-analyze is missing: sudo apt-get install systemd"; fi; }
 
 demo: $(STAMP)
 	$(VENV)/bin/fingercount run --camera replay:tests/data/replay@8 --mqtt embedded \
