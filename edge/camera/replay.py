@@ -17,6 +17,9 @@ import numpy as np
 from edge.errors import CameraError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+# While DIR/.freeze exists a folder replay delivers nothing, like a camera whose driver
+# hangs: the fault tests (tests/faults) prove stall detection and recovery with it.
+FREEZE_FILE = ".freeze"
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -77,6 +80,9 @@ class ReplaySource:
 
     def read(self) -> Optional[np.ndarray]:
         if not self._pace():
+            return None
+        if self._frames and (self.path / FREEZE_FILE).exists():
+            self._closed.wait(0.05)
             return None
         if self._video is not None:
             ok, bgr = self._video.read()
