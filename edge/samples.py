@@ -1,0 +1,394 @@
+"""Durable labelled-sample store: <state_dir>/samples/<label>/<utc>-<seq>.jpg + an SQLite index.
+
+Write order for every sample (so a power cut or SIGKILL at any instant leaves either
+nothing or a complete sample): JPEG bytes -> temporary name (".<name>.tmp") -> fsync ->
+rename to the final name -> fsync the directory -> index row (WAL, synchronous=FULL)
+-> only then is the capture acknowledged.
+
+Recovery on open (decided): stray temporary files are deleted; an index row whose file
+is gone is deleted; a final-named file without a row is complete by construction (it
+was fsynced before the rename), so it is indexed with source "recovered" -- unless it
+does not decode as an image, then it is removed. Each repair is logged and counted in
+`SampleStore.recovered`.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import logging
+import os
+import re
+import shutil
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Optional, Protocol
+
+import cv2
+import numpy as np
+
+from edge.errors import SampleError
+
+log = logging.getLogger(__name__)
+
+SAMPLES_DIR = "samples"
+INDEX_FILE = "samples.sqlite3"  # beside samples/, so samples/ stays a pure class-folder dataset
+TMP_SUFFIX = ".tmp"
+MAX_LABEL_LEN = 32
+_LABEL_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+# Errors that mean "no room": refuse the sample, keep running.
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS samples (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    label TEXT NOT NULL,
+    path TEXT NOT NULL UNIQUE,          -- relative to samples/
+    sha256 TEXT NOT NULL,
+    source TEXT NOT NULL,
+    time TEXT NOT NULL,                 -- UTC ISO 8601
+    width INTEGER,
+    height INTEGER,
+    embedding BLOB,                     -- float32, NULL until computed
+    backbone_sha256 TEXT                -- the backbone that made `embedding`
+);
+CREATE INDEX IF NOT EXISTS samples_label ON samples(label);
+"""
+
+
+def validate_label(label: object) -> str:
+    """A label usable as a folder name: 1-32 of [A-Za-z0-9_-]. SampleError otherwise."""
+    if not isinstance(label, str) or not label:
+        raise SampleError("label must be a non-empty string")
+    if len(label) > MAX_LABEL_LEN:
+        raise SampleError(f"label {label[:40]!r}… is longer than {MAX_LABEL_LEN} characters")
+    if not _LABEL_RE.match(label):
+        raise SampleError(f"label {label!r} may only contain letters, digits, '_' and '-'")
+    return label
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _writer_alive(name: str) -> bool:
+    """True if the file name carries the pid of another live process (a write in flight)."""
+    parts = name.lstrip(".").split("-")
+    if len(parts) < 3 or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _no_space_message(e: OSError) -> str:
+    what = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded",
+            errno.EFBIG: "file size limit reached"}.get(e.errno, e.strerror or str(e))
+    return f"sample refused: {what} ({e.strerror or e})"
+
+
+@dataclass(frozen=True)
+class Sample:
+    id: int
+    label: str
+    path: Path  # absolute
+    sha256: str
+    source: str
+    time: str
+    has_embedding: bool = False
+
+
+class Embedder(Protocol):
+    """What the store needs of a backbone (edge.runtime.classifier.Backbone)."""
+
+    sha256: str
+
+    def embed_frame(self, frame: np.ndarray) -> np.ndarray: ...
+
+
+class SampleStore:
+    """Thread-safe; one instance per process. Close it (or use `with`)."""
+
+    def __init__(self, state_dir: Path | str, jpeg_quality: int = 92):
+        self.state_dir = Path(state_dir)
+        self.root = self.state_dir / SAMPLES_DIR
+        self.jpeg_quality = int(jpeg_quality)
+        self._lock = threading.RLock()
+        self._seq = 0
+        self.recovered: dict[str, int] = {"temp_removed": 0, "rows_removed": 0,
+                                          "files_indexed": 0, "files_removed": 0}
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.state_dir / INDEX_FILE, timeout=30,
+                                       check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")  # the row is durable when the commit returns
+            self._db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as e:
+            raise SampleError(f"cannot open the sample store in {self.state_dir}: {e}") from e
+        self._recover()
+
+    # ---- lifecycle ---------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> SampleStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _recover(self) -> None:
+        with self._lock:
+            rows = {r[0]: r[1] for r in self._db.execute("SELECT path, id FROM samples")}
+            on_disk: set[str] = set()
+            for label_dir in sorted(p for p in self.root.iterdir() if p.is_dir()):
+                for f in sorted(label_dir.iterdir()):
+                    if _writer_alive(f.name):
+                        continue  # another process is writing this sample right now
+                    if f.name.endswith(TMP_SUFFIX):
+                        f.unlink(missing_ok=True)
+                        self.recovered["temp_removed"] += 1
+                    elif f.is_file() and f.suffix.lower() == ".jpg":
+                        on_disk.add(f"{label_dir.name}/{f.name}")
+            gone = [rows[p] for p in rows if p not in on_disk]
+            if gone:
+                self._db.executemany("DELETE FROM samples WHERE id = ?", [(i,) for i in gone])
+                self.recovered["rows_removed"] += len(gone)
+            for rel in sorted(on_disk - set(rows)):
+                self._index_orphan(rel)
+            if any(self.recovered.values()):
+                log.warning("sample store %s repaired: %s", self.root, self.recovered)
+
+    def _index_orphan(self, rel: str) -> None:
+        path = self.root / rel
+        label = rel.split("/", 1)[0]
+        data = path.read_bytes()
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+        try:
+            validate_label(label)
+        except SampleError:
+            img = None
+        if img is None:
+            path.unlink(missing_ok=True)
+            self.recovered["files_removed"] += 1
+            return
+        mtime = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).isoformat()
+        self._db.execute(
+            "INSERT INTO samples(label, path, sha256, source, time, width, height) VALUES (?,?,?,?,?,?,?)",
+            (label, rel, hashlib.sha256(data).hexdigest(), "recovered", mtime, img.shape[1], img.shape[0]))
+        self.recovered["files_indexed"] += 1
+
+    # ---- writing -----------------------------------------------------------------
+
+    def _encode(self, frame: np.ndarray) -> bytes:
+        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim not in (2, 3):
+            raise SampleError("sample refused: the frame is not an 8-bit image")
+        bgr = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+        ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
+        if not ok:
+            raise SampleError("sample refused: JPEG encoding failed")
+        return buf.tobytes()
+
+    def _final_name(self, label_dir: Path, now: datetime) -> Path:
+        stamp = now.strftime("%Y%m%dT%H%M%S") + f"{now.microsecond:06d}Z"
+        while True:
+            self._seq += 1
+            # <utc>-<pid>-<n>: unique across processes; the pid tells recovery whether a writer lives.
+            p = label_dir / f"{stamp}-{os.getpid()}-{self._seq}.jpg"
+            if not p.exists():
+                return p
+
+    def add(self, frame: np.ndarray, label: str, source: str = "api",
+            embedding: Optional[np.ndarray] = None, backbone_sha256: Optional[str] = None) -> Sample:
+        """Store one RGB frame under `label`; returns only once file and row are durable."""
+        label = validate_label(label)
+        data = self._encode(frame)
+        digest = hashlib.sha256(data).hexdigest()
+        now = datetime.now(timezone.utc)
+        with self._lock:
+            label_dir = self.root / label
+            final = self._final_name(label_dir, now)
+            tmp = final.with_name("." + final.name + TMP_SUFFIX)
+            renamed = False
+            try:
+                label_dir.mkdir(parents=True, exist_ok=True)
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view):]
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                os.rename(tmp, final)
+                renamed = True
+                _fsync_dir(label_dir)
+                rel = f"{label}/{final.name}"
+                emb = None if embedding is None else np.asarray(embedding, np.float32).tobytes()
+                cur = self._db.execute(
+                    "INSERT INTO samples(label, path, sha256, source, time, width, height, embedding, "
+                    "backbone_sha256) VALUES (?,?,?,?,?,?,?,?,?)",
+                    (label, rel, digest, source, now.isoformat(), frame.shape[1], frame.shape[0], emb,
+                     backbone_sha256 if emb is not None else None))
+                row_id = int(cur.lastrowid)
+            except (OSError, sqlite3.Error) as e:
+                self._undo(tmp, final if renamed else None, label_dir)
+                if isinstance(e, OSError) and e.errno in _NO_SPACE:
+                    raise SampleError(_no_space_message(e)) from e
+                if isinstance(e, sqlite3.OperationalError) and "full" in str(e).lower():
+                    raise SampleError(f"sample refused: disk full (index: {e})") from e
+                raise SampleError(f"sample refused: cannot write {final}: {e}") from e
+        return Sample(row_id, label, final, digest, source, now.isoformat(), emb is not None)
+
+    def _undo(self, tmp: Path, final: Optional[Path], label_dir: Path) -> None:
+        """Leave nothing partial behind after a failed write."""
+        for p in (tmp, final):
+            if p is not None:
+                try:
+                    p.unlink(missing_ok=True)
+                except OSError:
+                    pass
+        try:
+            _fsync_dir(label_dir)
+            if not any(label_dir.iterdir()):
+                label_dir.rmdir()
+        except OSError:
+            pass
+
+    def remove_label(self, label: str) -> int:
+        """Delete every sample of a label (rows first, then files). Returns how many."""
+        label = validate_label(label)
+        with self._lock:
+            n = self._db.execute("DELETE FROM samples WHERE label = ?", (label,)).rowcount
+            shutil.rmtree(self.root / label, ignore_errors=True)
+        return int(n)
+
+    # ---- reading -----------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._db.execute("SELECT label, COUNT(*) FROM samples GROUP BY label ORDER BY label"))
+
+    def labels(self) -> list[str]:
+        return list(self.counts())
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM samples").fetchone()[0])
+
+    def list(self, label: Optional[str] = None) -> list[Sample]:
+        q = "SELECT id, label, path, sha256, source, time, embedding IS NOT NULL FROM samples"
+        args: tuple = ()
+        if label is not None:
+            q += " WHERE label = ?"
+            args = (validate_label(label),)
+        with self._lock:
+            rows = self._db.execute(q + " ORDER BY id", args).fetchall()
+        return [Sample(r[0], r[1], self.root / r[2], r[3], r[4], r[5], bool(r[6])) for r in rows]
+
+    def stats(self) -> dict:
+        with self._lock:
+            by_bb = dict(self._db.execute(
+                "SELECT COALESCE(backbone_sha256, ''), COUNT(*) FROM samples GROUP BY 1"))
+        total_bytes = sum(s.path.stat().st_size for s in self.list() if s.path.exists())
+        return {"total": len(self), "per_label": self.counts(), "bytes": total_bytes,
+                "embeddings": {k[:12] or "none": v for k, v in by_bb.items()},
+                "root": str(self.root)}
+
+    def export(self, dest: Path | str, label: Optional[str] = None) -> dict[str, int]:
+        """Copy samples into DEST/<label>/*.jpg (a dataset `fingercount-convert build --data` reads)."""
+        dest = Path(dest)
+        out: dict[str, int] = {}
+        for s in self.list(label):
+            target = dest / s.label / s.path.name
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_name("." + target.name + TMP_SUFFIX)
+                shutil.copyfile(s.path, tmp)
+                os.replace(tmp, target)
+            except OSError as e:
+                raise SampleError(f"export to {dest} failed: {e.strerror or e}") from e
+            out[s.label] = out.get(s.label, 0) + 1
+        return out
+
+    def read_frame(self, sample: Sample) -> np.ndarray:
+        bgr = cv2.imread(str(sample.path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise SampleError(f"{sample.path}: not a readable image")
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+    # ---- embeddings --------------------------------------------------------------
+
+    def ensure_embeddings(self, embedder: Embedder, deadline: Optional[float] = None,
+                          progress: Optional[Callable[[int, int], None]] = None) -> int:
+        """Compute embeddings missing for this backbone; returns how many were computed.
+
+        Cached rows made by the same backbone (sha256) are reused. Work done before a
+        deadline is kept, so a later call continues where this one stopped.
+        """
+        with self._lock:
+            todo = self._db.execute(
+                "SELECT id, path FROM samples WHERE embedding IS NULL OR backbone_sha256 IS NOT ? "
+                "ORDER BY id", (embedder.sha256,)).fetchall()
+        done = 0
+        for i, (row_id, rel) in enumerate(todo):
+            if deadline is not None and time.monotonic() > deadline:
+                raise SampleError(f"time limit reached after embedding {done} of {len(todo)} samples "
+                                  "(they are kept; run retrain again to continue)")
+            bgr = cv2.imread(str(self.root / rel), cv2.IMREAD_COLOR)
+            if bgr is None:
+                log.warning("skipping unreadable sample %s", rel)
+                continue
+            emb = np.asarray(embedder.embed_frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)), np.float32)
+            with self._lock:
+                self._db.execute("UPDATE samples SET embedding = ?, backbone_sha256 = ? WHERE id = ?",
+                                 (emb.tobytes(), embedder.sha256, row_id))
+            done += 1
+            if progress is not None:
+                progress(i + 1, len(todo))
+        return done
+
+    def embeddings(self, backbone_sha256: str) -> tuple[list[Sample], np.ndarray]:
+        """(samples, float32 N x D) of every sample embedded by this backbone."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, label, path, sha256, source, time, embedding FROM samples "
+                "WHERE backbone_sha256 = ? AND embedding IS NOT NULL ORDER BY id",
+                (backbone_sha256,)).fetchall()
+        samples = [Sample(r[0], r[1], self.root / r[2], r[3], r[4], r[5], True) for r in rows]
+        if not rows:
+            return samples, np.zeros((0, 0), np.float32)
+        return samples, np.stack([np.frombuffer(r[6], np.float32) for r in rows])
+
+
+def iter_images(root: Path | str) -> Iterator[tuple[str, Path]]:
+    """(label, path) for every image in class folders under root."""
+    for d in sorted(Path(root).iterdir()):
+        if d.is_dir():
+            for f in sorted(d.iterdir()):
+                if f.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp"):
+                    yield d.name, f
+
+
+def counts_text(counts: Iterable[tuple[str, int]] | dict[str, int]) -> str:
+    items = counts.items() if isinstance(counts, dict) else counts
+    return ", ".join(f"{k}: {v}" for k, v in items) or "none"

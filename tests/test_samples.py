@@ -1,0 +1,250 @@
+"""The durable sample store: layout, labels, recovery, export, SIGKILL and disk-full behaviour."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.errors import SampleError
+from edge.samples import INDEX_FILE, SampleStore, validate_label
+from tests.conftest import HANDS, ROOT
+
+
+def hand(label: str = "3", i: int = 0) -> np.ndarray:
+    p = sorted((HANDS / label).glob("*.JPG"))[i]
+    return cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)
+
+
+def raw_state(state: Path) -> tuple[dict[str, str], dict[str, Path], list[Path]]:
+    """(rows path->sha256, final files rel->path, temp files) read directly, without SampleStore."""
+    rows: dict[str, str] = {}
+    db = state / INDEX_FILE
+    if db.exists():
+        con = sqlite3.connect(db)
+        rows = dict(con.execute("SELECT path, sha256 FROM samples"))
+        con.close()
+    finals: dict[str, Path] = {}
+    temps: list[Path] = []
+    root = state / "samples"
+    if root.exists():
+        for f in root.glob("*/*"):
+            if f.name.endswith(".tmp"):
+                temps.append(f)
+            else:
+                finals[f"{f.parent.name}/{f.name}"] = f
+    return rows, finals, temps
+
+
+def test_layout_index_and_counts(tmp_path: Path) -> None:
+    with SampleStore(tmp_path) as store:
+        s = store.add(hand("3"), "3", source="test")
+        store.add(hand("3", 1), "3")
+        store.add(hand("0"), "none")
+        assert store.counts() == {"3": 2, "none": 1}
+        assert s.path.parent == tmp_path / "samples" / "3"
+        assert s.path.name.endswith(".jpg") and s.path.name[:8].isdigit()
+        assert hashlib.sha256(s.path.read_bytes()).hexdigest() == s.sha256
+        back = store.read_frame(s)
+        assert back.shape == hand("3").shape
+        # JPEG round trip is close to the original frame
+        assert np.abs(back.astype(int) - hand("3").astype(int)).mean() < 6
+    con = sqlite3.connect(tmp_path / INDEX_FILE)
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    row = con.execute("SELECT label, path, sha256, source, time FROM samples WHERE id = ?", (s.id,)).fetchone()
+    assert row[0] == "3" and row[2] == s.sha256 and row[3] == "test" and row[4].endswith("+00:00")
+    # reopening sees the same samples and repairs nothing
+    with SampleStore(tmp_path) as store:
+        assert store.counts() == {"3": 2, "none": 1}
+        assert not any(store.recovered.values())
+
+
+@pytest.mark.parametrize("bad", ["", "a/b", "..", "a.b", "x" * 33, "with space", "ü", "../etc", None, 3])
+def test_bad_labels_refused(tmp_path: Path, bad: object) -> None:
+    with pytest.raises(SampleError):
+        validate_label(bad)
+    with SampleStore(tmp_path) as store:
+        with pytest.raises(SampleError):
+            store.add(hand(), bad)  # type: ignore[arg-type]
+        assert len(store) == 0
+    assert list((tmp_path / "samples").iterdir()) == []
+
+
+def test_good_labels() -> None:
+    for ok in ["0", "5", "none", "thumbs_up", "peace-sign", "x" * 32]:
+        assert validate_label(ok) == ok
+
+
+def test_export_is_a_class_folder_dataset(tmp_path: Path) -> None:
+    with SampleStore(tmp_path / "state") as store:
+        for i in range(3):
+            store.add(hand("2", i), "2")
+        store.add(hand("0"), "none")
+        out = store.export(tmp_path / "ds")
+    assert out == {"2": 3, "none": 1}
+    assert sorted(p.name for p in (tmp_path / "ds").iterdir()) == ["2", "none"]
+    assert len(list((tmp_path / "ds" / "2").glob("*.jpg"))) == 3
+    for f in (tmp_path / "ds").glob("*/*.jpg"):
+        assert cv2.imread(str(f)) is not None
+
+
+def test_recovery_on_open(tmp_path: Path) -> None:
+    with SampleStore(tmp_path) as store:
+        kept = store.add(hand("1"), "1")
+        lost = store.add(hand("1", 1), "1")
+    lost.path.unlink()  # row without its file
+    dead = subprocess.Popen(["true"])  # names carry the writer's pid: use one that has exited
+    dead.wait()
+    pid = dead.pid
+    ok, buf = cv2.imencode(".jpg", hand("4"))
+    orphan = tmp_path / "samples" / "4" / f"20260101T000000000000Z-{pid}-1.jpg"
+    orphan.parent.mkdir()
+    orphan.write_bytes(buf.tobytes())  # complete file whose row never got written
+    junk = tmp_path / "samples" / "4" / f"20260101T000000000000Z-{pid}-2.jpg"
+    junk.write_bytes(b"\xff\xd8 not a jpeg")  # cannot happen via add(); removed if found
+    temp = tmp_path / "samples" / "1" / f".20260101T000000000000Z-{pid}-3.jpg.tmp"
+    temp.write_bytes(buf.tobytes()[:100])
+    with SampleStore(tmp_path) as store:
+        assert store.recovered == {"temp_removed": 1, "rows_removed": 1, "files_indexed": 1, "files_removed": 1}
+        assert store.counts() == {"1": 1, "4": 1}
+        paths = {s.path for s in store.list()}
+        assert paths == {kept.path, orphan}
+        assert next(s for s in store.list("4")).source == "recovered"
+    assert not temp.exists() and not junk.exists()
+
+
+_KILL_CHILD = textwrap.dedent("""
+    import sys, numpy as np
+    sys.path.insert(0, {root!r})
+    from edge.samples import SampleStore
+    store = SampleStore(sys.argv[1])
+    rng = np.random.default_rng(int(sys.argv[2]))
+    i = 0
+    while True:
+        # noise compresses badly: ~1 MB JPEGs, so kills land inside writes and fsyncs
+        frame = rng.integers(0, 256, (600, 800, 3), dtype=np.uint8)
+        s = store.add(frame, "ab"[i % 2], source="kill-test")
+        print("ACK", s.path.parent.name + "/" + s.path.name, s.sha256, flush=True)
+        i += 1
+""")
+
+
+def test_sigkill_never_leaves_partial_samples(tmp_path: Path) -> None:
+    """30 real processes killed with SIGKILL at random moments while capturing."""
+    state = tmp_path / "state"
+    script = tmp_path / "child.py"
+    script.write_text(_KILL_CHILD.format(root=str(ROOT)))
+    rnd = random.Random(1234)
+    acked: dict[str, str] = {}
+    kills = 30
+    interrupted_writes = 0
+    for k in range(kills):
+        child = subprocess.Popen([sys.executable, str(script), str(state), str(k)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # wait for the first ack half of the time, so some kills hit steady-state writing
+        if k % 2 == 0:
+            child.stdout.readline()
+        time.sleep(rnd.uniform(0.0, 0.3))
+        child.kill()
+        out, err = child.communicate()
+        assert child.returncode == -9, err
+        for line in out.splitlines():
+            if line.startswith("ACK "):
+                _, rel, sha = line.split()
+                acked[rel] = sha
+        rows, finals, temps = raw_state(state)
+        interrupted_writes = len(temps)  # temp files pile up until a store is opened again
+        # every row has its complete file
+        for rel, sha in rows.items():
+            assert rel in finals, f"kill {k}: index row without file {rel}"
+            assert hashlib.sha256(finals[rel].read_bytes()).hexdigest() == sha, f"kill {k}: {rel} partial"
+        # a final-named file without a row (killed between rename and insert) is still complete
+        for rel in set(finals) - set(rows):
+            assert finals[rel].read_bytes()[-2:] == b"\xff\xd9", f"kill {k}: partial file {rel}"
+        # everything acknowledged survived
+        for rel, sha in acked.items():
+            assert rows.get(rel) == sha, f"kill {k}: acknowledged sample {rel} lost"
+    assert len(acked) >= 10, "the children should have stored samples between kills"
+    assert interrupted_writes >= 3, "kills should have landed inside writes (temp files left behind)"
+    with SampleStore(state) as store:
+        rows, finals, temps = raw_state(state)
+        assert temps == []
+        assert set(rows) == set(finals)
+        assert len(store) == len(rows) >= len(acked)
+
+
+_FULL_CHILD = textwrap.dedent("""
+    import resource, signal, sys, numpy as np
+    sys.path.insert(0, {root!r})
+    from edge.errors import SampleError
+    from edge.samples import SampleStore
+    store = SampleStore(sys.argv[1])
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # so the kernel returns EFBIG instead of killing us
+    resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+    rng = np.random.default_rng(0)
+    small = np.full((48, 64, 3), 128, np.uint8)
+    print("small ok", store.add(small, "a").path.name, flush=True)
+    try:
+        store.add(rng.integers(0, 256, (600, 800, 3), dtype=np.uint8), "a")
+        print("big stored?!")
+    except SampleError as e:
+        print("REFUSED", e)
+    print("small again ok", store.add(small, "a").path.name, flush=True)
+""")
+
+
+def test_file_size_limit_refuses_and_leaves_nothing(tmp_path: Path) -> None:
+    """RLIMIT_FSIZE in a real subprocess: the kernel answers the write with EFBIG."""
+    script = tmp_path / "child.py"
+    script.write_text(_FULL_CHILD.format(root=str(ROOT)))
+    state = tmp_path / "state"
+    r = subprocess.run([sys.executable, str(script), str(state)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "REFUSED sample refused: file size limit reached" in r.stdout, r.stdout
+    assert "small again ok" in r.stdout
+    rows, finals, temps = raw_state(state)
+    assert temps == [] and set(rows) == set(finals) and len(rows) == 2
+
+
+def _mount_tmpfs(where: Path, size: str) -> bool:
+    if os.geteuid() != 0:
+        return False
+    where.mkdir(parents=True, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+                       capture_output=True, text=True)
+    return r.returncode == 0
+
+
+def test_disk_full_refuses_and_leaves_nothing(tmp_path: Path) -> None:
+    """A real full filesystem: a 1 MB tmpfs (needs root; otherwise the RLIMIT test covers EFBIG)."""
+    mnt = tmp_path / "small"
+    if not _mount_tmpfs(mnt, "1m"):
+        pytest.fail("cannot mount a tmpfs here (needs root and mount permission); "
+                    "run the tests as root, e.g. in the CI container: sudo make test")
+    try:
+        rng = np.random.default_rng(0)
+        with SampleStore(mnt / "state") as store:
+            stored = 0
+            with pytest.raises(SampleError, match="disk full"):
+                for _ in range(50):
+                    store.add(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8), "a")
+                    stored += 1
+            assert stored >= 1
+            rows, finals, temps = raw_state(mnt / "state")
+            assert temps == [] and set(rows) == set(finals) and len(rows) == stored
+            # freeing space makes the store usable again
+            store.remove_label("a")
+            store.add(hand("2"), "2")
+            assert store.counts() == {"2": 1}
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
