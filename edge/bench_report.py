@@ -1,0 +1,162 @@
+"""Benchmark reports: a console table like benchmark_model's, Markdown, JSON and a plot."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+from edge.errors import FingercountError
+from edge.machine import describe
+
+
+def _size(n: Optional[int]) -> str:
+    if n is None:
+        return "-"
+    return f"{n / 1e6:.2f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
+
+
+def _f(v: Any, nd: int = 2) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{nd}f}"
+    return str(v)
+
+
+def _pct(v: Optional[float]) -> str:
+    return "-" if v is None else f"{100 * v:.1f} %"
+
+
+def invoke_rows(records: list[dict]) -> tuple[list[str], list[list[str]]]:
+    acc = any("accuracy" in r for r in records)
+    head = ["model", "precision", "threads", "size", "init ms", "first ms", "warm-up ms",
+            "p50 ms", "p90 ms", "p99 ms", "mean ms", "fps", "RSS Δ MB"]
+    if acc:
+        head += ["accuracy", "agrees with fp32"]
+    rows = []
+    for r in records:
+        row = [r["model"], r["precision"], str(r["threads"]), _size(r.get("bytes")),
+               _f(r.get("init_ms"), 1), _f(r.get("first_ms")), _f(r.get("warmup_ms")),
+               _f(r["p50_ms"]), _f(r["p90_ms"]), _f(r["p99_ms"]), _f(r["mean_ms"]),
+               _f(r["fps"], 1), _f(r.get("rss_mb"), 1)]
+        if acc:
+            row += [_pct(r.get("accuracy")), _pct(r.get("agreement_fp32"))]
+        rows.append(row)
+    return head, rows
+
+
+def pipeline_rows(records: list[dict]) -> tuple[list[str], list[list[str]]]:
+    head = ["model", "precision", "threads", "frames", "pipeline fps", "invoke fps", "ratio",
+            "capture ms", "preprocess ms", "invoke ms", "smooth ms", "result ms", "total ms",
+            "dropped"]
+    rows = [[r["model"], r["precision"], str(r["threads"]), str(r["frames"]),
+             _f(r["pipeline_fps"], 1), _f(r["invoke_fps"], 1), _f(r["ratio"], 3),
+             _f(r["capture_ms"], 3), _f(r["preprocess_ms"], 3), _f(r["invoke_ms"], 3),
+             _f(r["smooth_ms"], 3), _f(r["result_ms"], 3), _f(r["total_ms"], 3),
+             str(r["dropped"])] for r in records]
+    return head, rows
+
+
+def _rows(doc: dict) -> tuple[list[str], list[list[str]]]:
+    return (pipeline_rows if doc["kind"] == "pipeline" else invoke_rows)(doc["records"])
+
+
+def overhead_line(records: list[dict]) -> Optional[str]:
+    o = sorted(r["overhead_pct"] for r in records if r.get("overhead_pct") is not None)
+    if not o:
+        return None
+    return (f"bench timing loop vs a bare invoke loop (interleaved blocks of 10 invokes, "
+            f"median ms per invoke): "
+            f"median {o[len(o) // 2]:+.1f} %, range {o[0]:+.1f} % .. {o[-1]:+.1f} %")
+
+
+def text_table(doc: dict) -> str:
+    head, rows = _rows(doc)
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
+    right = lambda i: i >= 2  # noqa: E731 - numbers right-aligned
+    def fmt(cells: list[str]) -> str:
+        return "  ".join(c.rjust(w) if right(i) else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths)))
+    lines = describe(doc["machine"]) + [""] + [fmt(head), fmt(["-" * w for w in widths])]
+    lines += [fmt(r) for r in rows]
+    extra = overhead_line(doc["records"]) if doc["kind"] == "invoke" else None
+    if extra:
+        lines += ["", extra]
+    return "\n".join(lines) + "\n"
+
+
+def markdown(doc: dict, title: Optional[str] = None) -> str:
+    head, rows = _rows(doc)
+    s = doc["settings"]
+    out = [f"## {title or ('Pipeline' if doc['kind'] == 'pipeline' else 'Invoke latency')}", ""]
+    out += [f"- {line}" for line in describe(doc["machine"])]
+    out.append(f"- Date: {doc['date']}; command: `{s.get('command', '')}`")
+    out += ["", "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    extra = overhead_line(doc["records"]) if doc["kind"] == "invoke" else None
+    if extra:
+        out += ["", extra]
+    return "\n".join(out) + "\n"
+
+
+def write_json(doc: dict, path: str) -> None:
+    _atomic_write(path, json.dumps(doc, indent=1, default=str) + "\n")
+
+
+def write_markdown(doc: dict, path: str) -> None:
+    _atomic_write(path, markdown(doc))
+
+
+def _atomic_write(path: str, text: str) -> None:
+    p = Path(path)
+    tmp = p.with_name(p.name + ".tmp")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text)
+        os.replace(tmp, p)
+    except OSError as e:
+        raise FingercountError(f"cannot write {p}: {e.strerror or e}") from e
+
+
+def plot(doc: dict, path: str) -> None:
+    """Latency per model and precision (p50 bar, p90 whisker), one group per model/threads."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise FingercountError("--plot needs matplotlib, which is not an edge dependency: "
+                               "pip install matplotlib") from None
+    recs = doc["records"]
+    key = "invoke_p50_ms" if doc["kind"] == "pipeline" else "p50_ms"
+    groups = sorted({(r["model"], r["threads"]) for r in recs}, key=lambda g: (g[0], g[1]))
+    precs = [p for p in ("fp32", "fp16", "int8") if any(r["precision"] == p for r in recs)]
+    precs += sorted({r["precision"] for r in recs} - set(precs))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(groups) * max(1, len(precs)) / 2), 4.5))
+    width = 0.8 / max(1, len(precs))
+    for j, prec in enumerate(precs):
+        xs, ys, err = [], [], []
+        for i, g in enumerate(groups):
+            r = next((r for r in recs if (r["model"], r["threads"]) == g and r["precision"] == prec), None)
+            if r is None:
+                continue
+            xs.append(i + (j - (len(precs) - 1) / 2) * width)
+            ys.append(r[key])
+            err.append(max(0.0, r.get("p90_ms", r[key]) - r[key]))
+        ax.bar(xs, ys, width, yerr=err, capsize=3, label=prec)
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels([f"{m}\n{t} thr" for m, t in groups], fontsize=8)
+    ax.set_ylabel("invoke latency, ms (bar p50, whisker p90)")
+    m = doc["machine"]
+    ax.set_title(f"{m.get('cpu') or '?'}; {m.get('runtime')} {m.get('runtime_version')}", fontsize=9)
+    ax.legend()
+    fig.tight_layout()
+    try:
+        fig.savefig(path, dpi=110)
+    except OSError as e:
+        raise FingercountError(f"cannot write {path}: {e.strerror or e}") from e
+    finally:
+        plt.close(fig)

@@ -1,0 +1,228 @@
+"""fingercount bench: real TFLite models (made here by TensorFlow) through the real interpreter.
+
+No timing thresholds: latency depends on the machine. The tests check that the records are
+complete and consistent (p50 <= p90 <= p99, fps = 1000 / mean, sizes match the files).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.cli import main as cli
+from tests.conftest import HANDS, ROOT
+
+FIELDS = ("bytes", "init_ms", "first_ms", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "fps",
+          "threads", "rss_mb", "model", "precision")
+
+
+def _tf():
+    try:
+        import tensorflow as tf
+    except ImportError:
+        pytest.fail("these tests make their .tflite models with TensorFlow: "
+                    "pip install -e '.[converter]' (tensorflow-cpu)", pytrace=False)
+    return tf
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A small finger-count package (fp32/fp16/int8, uint8 I/O for int8) and a .tflite with an
+    unusual signature (two inputs of other dtypes and sizes, three outputs), like the
+    MediaPipe models users may want to compare with ours."""
+    tf = _tf()
+    root = tmp_path_factory.mktemp("bench-models")
+    tf.keras.utils.set_random_seed(0)
+    size = 32
+    inp = tf.keras.Input((size, size, 3))
+    x = tf.keras.layers.Rescaling(1 / 127.5, -1)(inp)
+    x = tf.keras.layers.Conv2D(8, 3, strides=2, activation="relu")(x)
+    x = tf.keras.layers.DepthwiseConv2D(3, activation="relu")(x)
+    x = tf.keras.layers.GlobalAveragePooling2D()(x)
+    out = tf.keras.layers.Dense(6, activation="softmax")(x)
+    model = tf.keras.Model(inp, out)
+    rng = np.random.default_rng(0)
+
+    def rep():
+        for _ in range(8):
+            yield [rng.integers(0, 255, (1, size, size, 3), endpoint=True).astype(np.float32)]
+
+    pkg = root / "tiny-fingers"
+    pkg.mkdir()
+    variants = {}
+    for prec in ("fp32", "fp16", "int8"):
+        conv = tf.lite.TFLiteConverter.from_keras_model(model)
+        if prec == "fp16":
+            conv.optimizations = [tf.lite.Optimize.DEFAULT]
+            conv.target_spec.supported_types = [tf.float16]
+        elif prec == "int8":
+            conv.optimizations = [tf.lite.Optimize.DEFAULT]
+            conv.representative_dataset = rep
+            conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            conv.inference_input_type = tf.uint8
+            conv.inference_output_type = tf.uint8
+        data = conv.convert()
+        name = f"tiny-fingers_{prec}.tflite"
+        (pkg / name).write_bytes(data)
+        variants[prec] = {"file": name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    (pkg / "model.json").write_text(json.dumps({
+        "format": 1, "name": "tiny-fingers", "version": "0.0.1", "task": "finger-count",
+        "labels": [str(i) for i in range(6)],
+        "input": {"height": size, "width": size, "channels": 3, "color": "rgb", "range": [0, 255]},
+        "variants": variants, "retrainable": None}))
+
+    @tf.function(input_signature=[tf.TensorSpec((1, 50, 40, 3), tf.float32),
+                                  tf.TensorSpec((1, 7), tf.int32)])
+    def odd(img, ids):
+        w = tf.constant(np.random.default_rng(1).random((3, 5), dtype=np.float32))
+        feat = tf.reduce_mean(img, axis=[1, 2])
+        emb = tf.matmul(feat, w)
+        return {"landmarks": tf.tanh(emb) * tf.cast(tf.reduce_sum(ids), tf.float32),
+                "presence": tf.sigmoid(tf.reduce_sum(emb, axis=1, keepdims=True)),
+                "handedness": tf.nn.softmax(emb[:, :2])}
+
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([odd.get_concrete_function()], odd)
+    odd_path = root / "hand_landmark_like.tflite"
+    odd_path.write_bytes(conv.convert())
+    models_dir = root / "models"
+    models_dir.mkdir()
+    shutil.copytree(pkg, models_dir / "tiny-fingers")
+    return {"package": pkg, "odd": odd_path, "models_dir": models_dir}
+
+
+def _run(argv: list[str]) -> int:
+    return cli(argv)
+
+
+def check_record(r: dict) -> None:
+    for k in FIELDS:
+        assert k in r, f"record lacks {k}: {sorted(r)}"
+    assert r["min_ms"] <= r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"] <= r["max_ms"]
+    assert r["p50_ms"] > 0 and r["init_ms"] > 0 and r["first_ms"] > 0
+    assert r["fps"] == pytest.approx(1000.0 / r["mean_ms"], rel=1e-9)
+    assert r["runs"] >= 10
+    assert r["bare_p50_ms"] > 0 and "overhead_pct" in r
+
+
+def test_bench_every_installed_model_and_precision(tiny_models, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    rc = _run(["bench", "--models-dir", str(tiny_models["models_dir"]), "--threads", "1,2",
+               "--runs", "20", "--warmup", "2", "--json", str(out)])
+    assert rc == 0
+    doc = json.loads(out.read_text())
+    recs = doc["records"]
+    assert sorted((r["precision"], r["threads"]) for r in recs) == \
+        sorted((p, t) for p in ("int8", "fp16", "fp32") for t in (1, 2))
+    pkg = tiny_models["package"]
+    for r in recs:
+        check_record(r)
+        assert r["model"] == "tiny-fingers"
+        assert r["bytes"] == (pkg / f"tiny-fingers_{r['precision']}.tflite").stat().st_size
+        want = "uint8" if r["precision"] == "int8" else "float32"
+        assert r["inputs"] == [{"name": r["inputs"][0]["name"], "shape": [1, 32, 32, 3], "dtype": want}]
+    m = doc["machine"]
+    from edge.runtime.interpreter import interpreter_backend
+
+    assert m["runtime"] == interpreter_backend()[1] and m["runtime_version"] == interpreter_backend()[2]
+    assert m["python"] == ".".join(str(v) for v in sys.version_info[:3])
+    assert m["cores"] >= 1 and m["cpu"]
+    assert isinstance(m["xnnpack"]["enabled"], bool) and "DELEGATE" in m["xnnpack"]["how"]
+    assert "governor" in m and "pi_model" in m
+    table = capsys.readouterr().out
+    assert "p50 ms" in table and "Runtime:" in table
+    assert sum(1 for line in table.splitlines() if line.startswith("tiny-fingers")) == 6
+
+
+def test_bench_any_tflite_with_an_unusual_signature(tiny_models, tmp_path):
+    out = tmp_path / "odd.json"
+    assert _run(["bench", str(tiny_models["odd"]), "--runs", "15", "--threads", "1",
+                 "--json", str(out)]) == 0
+    (r,) = json.loads(out.read_text())["records"]
+    check_record(r)
+    assert r["model"] == "hand_landmark_like" and r["precision"] == "fp32"
+    assert sorted((i["shape"], i["dtype"]) for i in r["inputs"]) == \
+        [([1, 7], "int32"), ([1, 50, 40, 3], "float32")]
+    assert sorted(o["shape"][-1] for o in r["outputs"]) == [1, 2, 5]
+
+
+def test_markdown_and_plot(tiny_models, tmp_path):
+    md, png = tmp_path / "b.md", tmp_path / "b.png"
+    assert _run(["bench", str(tiny_models["package"]), "--precision", "int8", "--threads", "1,2",
+                 "--runs", "10", "--markdown", str(md), "--plot", str(png)]) == 0
+    text = md.read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| tiny-fingers")]
+    assert len(rows) == 2 and all("| int8 |" in row for row in rows)
+    assert "Runtime:" in text and "XNNPACK" in text and "CPU governor" in text
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+
+
+def test_plot_without_matplotlib_is_one_clear_line(tiny_models, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now fails
+    rc = _run(["bench", str(tiny_models["odd"]), "--runs", "10", "--plot", str(tmp_path / "x.png")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err[-1].startswith("fingercount: error: --plot needs matplotlib")
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_data_adds_accuracy_and_agreement_with_fp32(tiny_models, tmp_path):
+    data = tmp_path / "data"
+    n = 0
+    for lab in ("0", "1", "2", "7"):  # 7 is not one of the model's labels: not counted
+        (data / lab).mkdir(parents=True)
+        for p in sorted((HANDS / lab).glob("*.JPG"))[:3]:
+            shutil.copy(p, data / lab / p.name)
+            n += lab != "7"
+    out = tmp_path / "acc.json"
+    assert _run(["bench", str(tiny_models["package"]), "--runs", "10", "--threads", "1",
+                 "--data", str(data), "--json", str(out)]) == 0
+    recs = {r["precision"]: r for r in json.loads(out.read_text())["records"]}
+    assert recs["fp32"]["agreement_fp32"] == 1.0
+    # the same figure computed independently with the runtime's Classifier
+    from edge.runtime.classifier import Classifier
+    from edge.runtime.package import load_package
+    from edge.runtime.preprocess import read_image
+
+    pkg = load_package(tiny_models["package"])
+    preds = {}
+    for prec in ("fp32", "int8"):
+        clf = Classifier(pkg, prec, 1)
+        preds[prec] = [(clf.labels[int(np.argmax(clf.classify(read_image(str(p)))[0]))], lab)
+                       for lab in ("0", "1", "2") for p in sorted((data / lab).glob("*.JPG"))]
+    for prec in ("fp32", "int8"):
+        assert recs[prec]["n_images"] == n
+        assert recs[prec]["accuracy"] == pytest.approx(np.mean([a == b for a, b in preds[prec]]))
+    assert recs["int8"]["agreement_fp32"] == pytest.approx(
+        np.mean([a[0] == b[0] for a, b in zip(preds["int8"], preds["fp32"])]))
+
+
+@pytest.mark.parametrize("make", ["missing", "garbage", "truncated"])
+def test_bad_target_is_one_line(tmp_path, capsys, make):
+    p = tmp_path / "bad.tflite"
+    if make == "garbage":
+        p.write_bytes(b"\x18\x00\x00\x00TFL3" + bytes(range(256)) * 4)
+    elif make == "truncated":
+        p.write_bytes(b"\x18\x00\x00\x00TFL3")
+    rc = _run(["bench", str(p), "--runs", "5"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("fingercount: error: ")
+    assert "bad.tflite" in err[0]
+
+
+def test_unknown_model_names_the_installed_ones(tiny_models, capsys):
+    rc = _run(["bench", "no-such-model", "--models-dir", str(tiny_models["models_dir"])])
+    err = capsys.readouterr().err
+    assert rc == 2 and "no-such-model" in err and "tiny-fingers" in err
+
+
+def test_edge_bench_never_imports_tensorflow():
+    code = ("import sys, edge.bench, edge.bench_report, edge.machine, edge.commands.bench\n"
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')]\n"
+            "assert not bad, bad\n")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
