@@ -89,6 +89,7 @@ class Pipeline:
     def __init__(self, camera: Camera, classifier: Classifier, smoother: Optional[Smoother] = None):
         self.camera = camera
         self._classifier = classifier
+        self._next: Optional[Classifier] = None
         self.smoother = smoother
         self.last_seq = 0
         self.frames = 0
@@ -96,14 +97,12 @@ class Pipeline:
 
     @property
     def classifier(self) -> Classifier:
-        return self._classifier
+        return self._next or self._classifier
 
     def set_classifier(self, new: Classifier) -> None:
-        """Atomic: the next step() uses `new`. Call from the pipeline thread or accept that the
-        frame in progress finishes on the old one."""
-        self._classifier = new
-        if self.smoother is not None:
-            self.smoother.reset(new.labels)
+        """Atomic from any thread: the next step() uses `new` (the frame in progress finishes
+        on the old one); the smoother starts afresh with the new model's labels."""
+        self._next = new
 
     def step(self, timeout: Optional[float] = 1.0) -> Optional[Result]:
         """Classify the next fresh frame; None if none came within timeout."""
@@ -112,7 +111,11 @@ class Pipeline:
         if frame is None:
             return None
         t1 = time.perf_counter()
-        clf = self._classifier  # one read: a swap mid-frame cannot mix two models
+        if self._next is not None:  # apply a swap here, in the pipeline's own thread
+            self._classifier, self._next = self._next, None
+            if self.smoother is not None:
+                self.smoother.reset(self._classifier.labels)
+        clf = self._classifier
         if self.last_seq and frame.seq > self.last_seq + 1:
             self.dropped += frame.seq - self.last_seq - 1
         self.last_seq = frame.seq

@@ -1,0 +1,380 @@
+"""The daemon: camera -> pipeline -> MQTT, commands, stats, systemd notifications.
+
+Threads (all named, all ending on one stop Event): camera-capture and camera-watch (edge.camera),
+mqtt-link (network loop and outbox), commands (runs MQTT commands, never in the network
+thread), stats (periodic …/stats). The pipeline runs in the thread that calls run().
+
+Other parts plug in through the extension API below (edge.personalize.attach(daemon)).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any, Optional, TextIO
+
+import numpy as np
+
+from edge import __version__
+from edge.camera import Camera, open_source
+from edge.config import Config
+from edge.errors import CommandError, FingercountError
+from edge.mqtt import MqttLink
+from edge.pipeline import Pipeline, Result
+from edge.runtime.classifier import Classifier, label_count
+from edge.runtime.loader import open_classifier
+from edge.runtime.package import resolve_package
+from edge.sdnotify import Notifier
+from edge.smoothing import Smoother, Stable
+from edge.stats import FrameStats, cpu_temperature, rss_mb, throttling
+
+log = logging.getLogger(__name__)
+
+# READY=1 waits for the first classified frame and the broker; a broker that is down does
+# not hold the service in "activating" for longer than this (results wait in the outbox).
+READY_MQTT_WAIT_S = 10.0
+COMMAND_QUEUE = 64
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Daemon:
+    def __init__(self, cfg: Config, mqtt_enabled: bool = True, print_to: Optional[TextIO] = None,
+                 notifier: Optional[Notifier] = None):
+        self.cfg = cfg
+        self.stop_event = threading.Event()
+        self.paused = threading.Event()
+        self.notifier = notifier or Notifier.from_env()
+        self.print_to = print_to
+        self.fstats = FrameStats()
+        self._classifier = open_classifier(cfg)  # ModelError here: one line, non-zero exit
+        self.camera = Camera(open_source(cfg.camera.source, cfg.camera.width, cfg.camera.height,
+                                         cfg.camera.fps),
+                             stall_s=cfg.camera.stall_s, on_error=self._camera_error)
+        s = cfg.smoothing
+        self.pipeline = Pipeline(self.camera, self._classifier,
+                                 Smoother(self._classifier.labels, s.window, s.min_confidence, s.min_hold_ms))
+        self._commands: dict[str, Callable[[dict], dict]] = {
+            "pause": self._cmd_pause, "resume": self._cmd_resume,
+            "set_model": self._cmd_set_model, "status": self._cmd_status,
+        }
+        self._cmd_queue: queue.Queue = queue.Queue(COMMAND_QUEUE)
+        self._stats_providers: list[Callable[[], dict]] = []
+        self._shutdown_hooks: list[Callable[[], None]] = []
+        self.link: Optional[MqttLink] = MqttLink(cfg, self._on_command) if mqtt_enabled else None
+        if self.link is not None:
+            self.link.discovery_model = self._classifier.model_id
+        self._threads: list[threading.Thread] = []
+        self.first_prediction_at: Optional[float] = None
+        self.started_at = time.monotonic()
+        self._stable = Stable(None, 0.0, 0.0)
+        self._since = time.time()
+
+    # ---- extension API -----------------------------------------------------------------
+    @property
+    def classifier(self) -> Classifier:
+        return self.pipeline.classifier
+
+    def latest_frame(self) -> Optional[tuple[np.ndarray, float, int]]:
+        f = self.camera.latest()
+        return None if f is None else (f.rgb, f.ts, f.seq)
+
+    def swap_classifier(self, new: Classifier) -> None:
+        old = self.pipeline.classifier
+        self.pipeline.set_classifier(new)
+        if self.link is not None:
+            self.link.discovery_model = new.model_id
+        self.publish_event("model_swapped", model=new.model_id, previous=old.model_id,
+                           labels=list(new.labels))
+        log.info("model swapped: %s -> %s", old.model_id, new.model_id)
+
+    def publish_event(self, type: str, **data: Any) -> None:
+        payload = {"type": type, "ts": iso(time.time()), **data}
+        if self.link is not None:
+            self.link.publish_reliable("event", payload)
+
+    def register_command(self, name: str, fn: Callable[[dict], dict]) -> None:
+        if not name or any(c in name for c in "/#+"):
+            raise ValueError(f"bad command name {name!r}")
+        self._commands[name] = fn
+
+    def add_stats_provider(self, fn: Callable[[], dict]) -> None:
+        self._stats_providers.append(fn)
+
+    def add_shutdown_hook(self, fn: Callable[[], None]) -> None:
+        self._shutdown_hooks.append(fn)
+
+    # ---- commands ----------------------------------------------------------------------
+    def _on_command(self, name: str, payload: Optional[bytes], size: int) -> None:
+        """In the MQTT network thread: only queue, never run."""
+        try:
+            self._cmd_queue.put_nowait((name, payload, size))
+        except queue.Full:
+            self._reply(name, None, False, error="busy: too many commands waiting")
+
+    def _reply(self, name: str, cid: Any, ok: bool, data: Optional[dict] = None,
+               error: Optional[str] = None) -> None:
+        if self.link is not None:
+            self.link.publish_reliable(f"cmd/{name}/result",
+                                       {"id": cid, "ok": ok, "data": data or {}, "error": error})
+
+    def execute(self, name: str, payload: Optional[bytes], size: Optional[int] = None) -> dict:
+        """Parse, check and run one command; returns the result message (also for tests)."""
+        cid = None
+        try:
+            if payload is None:
+                raise CommandError(f"command too large: {size} bytes (mqtt.max_command_bytes is "
+                                   f"{self.cfg.mqtt.max_command_bytes})")
+            text = payload.strip()
+            try:
+                body = json.loads(text) if text else {}
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise CommandError(f"not valid JSON: {e}") from None
+            if not isinstance(body, dict):
+                raise CommandError(f"the command must be a JSON object, got {type(body).__name__}")
+            cid = body.pop("id", None)
+            if cid is not None and (isinstance(cid, bool) or not isinstance(cid, (str, int, float))):
+                cid = None
+                raise CommandError("'id' must be a string or a number")
+            fn = self._commands.get(name)
+            if fn is None:
+                raise CommandError(f"unknown command {name!r} (known: {', '.join(sorted(self._commands))})")
+            data = fn(body)
+            return {"id": cid, "ok": True, "data": data or {}, "error": None}
+        except FingercountError as e:
+            return {"id": cid, "ok": False, "data": {}, "error": str(e)}
+        except Exception as e:  # a bug in a command must not take the daemon down
+            log.exception("command %s failed", name)
+            return {"id": cid, "ok": False, "data": {}, "error": f"internal error: {type(e).__name__}: {e}"}
+
+    def _command_loop(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                name, payload, size = self._cmd_queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            res = self.execute(name, payload, size)
+            if not res["ok"]:
+                log.warning("command %s refused: %s", name, res["error"])
+            self._reply(name, res["id"], res["ok"], res["data"], res["error"])
+
+    @staticmethod
+    def _only(body: dict, allowed: set[str]) -> None:
+        extra = set(body) - allowed
+        if extra:
+            raise CommandError(f"unexpected field(s): {', '.join(sorted(extra))}")
+
+    def _cmd_pause(self, body: dict) -> dict:
+        self._only(body, set())
+        self.paused.set()
+        return {"paused": True}
+
+    def _cmd_resume(self, body: dict) -> dict:
+        self._only(body, set())
+        self.paused.clear()
+        return {"paused": False}
+
+    def _cmd_set_model(self, body: dict) -> dict:
+        self._only(body, {"name", "precision"})
+        name = body.get("name", self.cfg.model.name)
+        precision = body.get("precision", self.cfg.model.precision)
+        if not isinstance(name, str) or not name:
+            raise CommandError("'name' must be a non-empty string")
+        if precision not in ("int8", "fp16", "fp32"):
+            raise CommandError("'precision' must be one of int8, fp16, fp32")
+        pkg = resolve_package(name, self.cfg.resolved_models_dir())  # ModelError -> ok:false
+        new = Classifier(pkg, precision if not pkg.single_file else next(iter(pkg.variants)),
+                         self.cfg.model.threads, state_dir=self.cfg.state_dir, roi=self.cfg.camera.roi)
+        self.swap_classifier(new)
+        self.cfg.model.name, self.cfg.model.precision = name, precision
+        return {"model": new.model_id, "labels": list(new.labels)}
+
+    def _cmd_status(self, body: dict) -> dict:
+        self._only(body, set())
+        st = self.stats()
+        st["labels"] = list(self.classifier.labels)
+        st["count"] = self._count_payload()
+        return st
+
+    # ---- stats -------------------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        p50, p95 = self.fstats.invoke_percentiles()
+        cam = self.camera
+        out: dict[str, Any] = {
+            "ts": iso(time.time()),
+            "uptime_s": round(self.fstats.uptime_s(), 1),
+            "fps": round(self.fstats.fps(), 2),
+            "invoke_p50_ms": round(p50, 2),
+            "invoke_p95_ms": round(p95, 2),
+            "frames": self.fstats.frames,
+            "dropped_frames": self.pipeline.dropped,
+            "model": self.classifier.model_id,
+            "paused": self.paused.is_set(),
+            "camera": {"source": cam.source.name, "captured": cam.captured, "stalls": cam.stalls,
+                       "reopens": cam.reopens, "open_failures": cam.open_failures,
+                       "error": cam.last_error},
+            "cpu_temp_c": cpu_temperature(),
+            "throttled": throttling(),
+            "rss_mb": rss_mb(),
+            "version": __version__,
+        }
+        if self.link is not None:
+            ls = self.link.stats()
+            out["outbox_depth"] = ls["outbox_depth"]
+            out["outbox_dropped"] = ls["outbox_dropped"]
+            out["mqtt_connects"] = ls["connects"]
+        else:
+            out["outbox_depth"] = 0
+        for fn in self._stats_providers:
+            try:
+                out.update(fn() or {})
+            except Exception:
+                log.exception("stats provider failed")
+        return out
+
+    def _stats_loop(self) -> None:
+        interval = self.cfg.publish.stats_interval_s
+        first = True
+        while not self.stop_event.wait(2.0 if first else interval):
+            first = False  # the first stats soon after start, then every interval
+            st = self.stats()
+            if self.link is not None:
+                self.link.publish_now("stats", st, qos=0, retain=True)
+            self.notifier.status(f"{st['fps']:.1f} fps, {st['model']}"
+                                 + (", paused" if st["paused"] else ""))
+
+    # ---- results -----------------------------------------------------------------------
+    def _count_payload(self) -> dict[str, Any]:
+        st = self._stable
+        return {"count": label_count(st.label) if st.label is not None else None,
+                "label": st.label, "confidence": round(st.confidence, 4),
+                "since": iso(self._since), "model": self.classifier.model_id}
+
+    def _publish_count(self) -> None:
+        if self.link is not None:
+            self.link.publish_reliable("count", self._count_payload(), retain=True)
+
+    def _on_change(self, r: Result, st: Stable) -> None:
+        prev = self._stable
+        self._stable = st
+        self._since = r.frame.ts
+        count = self._count_payload()
+        self._publish_count()
+        self.publish_event("count_changed", count=count["count"], label=st.label,
+                           previous=label_count(prev.label) if prev.label is not None else None,
+                           confidence=count["confidence"], seq=r.seq)
+        if self.print_to is not None:
+            shown = count["count"] if count["count"] is not None else (st.label or "unsure")
+            print(f"{time.strftime('%H:%M:%S')}  count {shown}"
+                  + (f"  ({st.confidence:.0%}, frame {r.seq})" if st.label is not None else ""),
+                  file=self.print_to, flush=True)
+
+    def _camera_error(self, kind: str, msg: str) -> None:
+        self.publish_event("error", error=kind, message=msg)
+
+    # ---- main loop ---------------------------------------------------------------------
+    def _start_threads(self) -> None:
+        for name, target in (("commands", self._command_loop), ("stats", self._stats_loop)):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def attach_plugins(self) -> None:
+        try:
+            import edge.personalize as personalize  # samples, retrain, GPIO (another part)
+        except ModuleNotFoundError as e:
+            if e.name != "edge.personalize":
+                raise
+            return
+        personalize.attach(self)
+
+    def install_signal_handlers(self) -> None:
+        def handler(signum: int, frame: Any) -> None:
+            self.stop_event.set()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def run(self, duration: Optional[float] = None) -> int:
+        """Run until stop_event (SIGTERM, Ctrl-C, duration); returns the exit code."""
+        self.attach_plugins()
+        if self.link is not None:
+            self.link.start()
+        self.camera.start()
+        self._start_threads()
+        self._publish_count()  # the truth right now: nothing stable yet
+        end = None if duration is None else time.monotonic() + duration
+        wd_usec = self.notifier.watchdog_usec()
+        wd_every = wd_usec / 2e6 if wd_usec else None
+        last_wd = 0.0
+        ready = False
+        max_hz = self.cfg.publish.max_hz
+        min_gap = 1.0 / max_hz if max_hz > 0 else None
+        last_pred = 0.0
+        try:
+            while not self.stop_event.is_set():
+                now = time.monotonic()
+                if end is not None and now >= end:
+                    break
+                if self.paused.is_set():
+                    # deliberate: the loop is alive, so the watchdog is still fed
+                    if wd_every is not None and now - last_wd >= wd_every:
+                        self.notifier.watchdog()
+                        last_wd = now
+                    self.stop_event.wait(0.1)
+                    continue
+                r = self.pipeline.step(timeout=0.25)
+                if r is None:
+                    continue  # no fresh frame: the watchdog is not fed (a stuck camera restarts us)
+                now = time.monotonic()
+                self.fstats.record(r.timing_ms["invoke"], now)
+                if r.changed is not None:
+                    self._on_change(r, r.changed)
+                if min_gap is not None and self.link is not None and now - last_pred >= min_gap:
+                    if self.link.publish_now("prediction", r.prediction(), qos=0):
+                        last_pred = now
+                        if self.first_prediction_at is None:
+                            self.first_prediction_at = now
+                            log.info("first prediction published %.2f s after start",
+                                     now - self.started_at)
+                if wd_every is not None and now - last_wd >= wd_every:
+                    self.notifier.watchdog()
+                    last_wd = now
+                if not ready and (self.link is None or self.link.connected.is_set()
+                                  or now - self.started_at >= READY_MQTT_WAIT_S):
+                    ready = True
+                    self.notifier.ready(f"classifying with {r.model}")
+                    log.info("ready: %s on %s", r.model, self.camera.source.name)
+        finally:
+            self.shutdown()
+        return 0
+
+    def shutdown(self) -> None:
+        self.stop_event.set()
+        self.notifier.stopping()
+        for fn in self._shutdown_hooks:
+            try:
+                fn()
+            except Exception:
+                log.exception("shutdown hook failed")
+        self.camera.stop(timeout=0.5)
+        if self.link is not None:
+            self.link.stop(timeout=1.3)
+        for t in self._threads:
+            t.join(0.3)
+
+
+def run_daemon(cfg: Config, mqtt_enabled: bool = True, print_changes: bool = False,
+               duration: Optional[float] = None) -> int:
+    d = Daemon(cfg, mqtt_enabled=mqtt_enabled, print_to=sys.stdout if print_changes else None)
+    d.install_signal_handlers()
+    return d.run(duration)

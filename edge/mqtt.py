@@ -1,0 +1,267 @@
+"""MQTT link: availability, reliable publishing through our own outbox, commands in, HA discovery.
+
+One named thread owns the paho client and runs its network loop. Every connection gets a
+fresh paho client, so nothing handed to a dead connection is resent by paho behind our back:
+the Outbox alone decides what goes out and in which order. QoS 0 traffic (predictions,
+stats) is published directly and simply skipped while disconnected.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Optional
+
+import paho.mqtt.client as mqtt
+
+from edge.config import Config
+from edge.discovery import discovery_messages
+from edge.embedded_broker import EmbeddedBroker
+from edge.errors import ConfigError
+from edge.outbox import Message, Outbox
+
+log = logging.getLogger(__name__)
+
+# (command name, payload bytes or None when refused as oversized, payload size)
+CommandCallback = Callable[[str, Optional[bytes], int], None]
+
+WINDOW = 50  # QoS 1 messages handed to paho but not yet acknowledged
+
+
+def dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False, default=str).encode()
+
+
+class MqttLink:
+    def __init__(self, cfg: Config, on_command: Optional[CommandCallback] = None,
+                 reconnect: tuple[float, float] = (0.5, 15.0)):
+        self.cfg = cfg
+        m = cfg.mqtt
+        self.base = f"{m.base_topic}/{cfg.device_id}"
+        self.on_command = on_command
+        self.reconnect = reconnect
+        self.outbox = Outbox(m.outbox_max)
+        self.embedded = m.host == "embedded"
+        self.host = "127.0.0.1" if self.embedded else m.host
+        self.port = m.port
+        self.client_id = m.client_id or f"fingercount-{cfg.device_id}"
+        self.password = cfg.mqtt_password()  # ConfigError now, not later in a thread
+        for label, path in (("ca_file", m.tls.ca_file), ("cert_file", m.tls.cert_file),
+                            ("key_file", m.tls.key_file)):
+            if m.tls.enabled and path is not None and not path.is_file():
+                raise ConfigError(f"mqtt.tls.{label}: {path} does not exist")
+        self.connected = threading.Event()
+        self.stop_event = threading.Event()
+        self._client: Optional[mqtt.Client] = None
+        self._thread: Optional[threading.Thread] = None
+        self._broker: Optional[EmbeddedBroker] = None
+        self._inflight: dict[int, Message] = {}
+        self._rediscover = threading.Event()
+        self.discovery_model = ""
+        self.connects = 0
+        self.last_error: Optional[str] = None
+
+    # ---- topics and publishing ---------------------------------------------------------
+    def topic(self, name: str) -> str:
+        return f"{self.base}/{name}"
+
+    def publish_reliable(self, name: str, payload: Any, retain: bool = False) -> None:
+        """QoS 1 through the outbox: survives broker outages (bounded), keeps order."""
+        data = payload if isinstance(payload, bytes) else dumps(payload)
+        self.outbox.put(Message(self.topic(name), data, 1, retain))
+
+    def publish_now(self, name: str, payload: Any, qos: int = 0, retain: bool = False) -> bool:
+        """Best effort, not queued: False when not connected."""
+        client = self._client
+        if client is None or not self.connected.is_set():
+            return False
+        data = payload if isinstance(payload, bytes) else dumps(payload)
+        info = client.publish(self.topic(name), data, qos=qos, retain=retain)
+        return info.rc == mqtt.MQTT_ERR_SUCCESS
+
+    def request_discovery(self) -> None:
+        self._rediscover.set()
+        self.outbox.wakeup.set()
+
+    def stats(self) -> dict[str, Any]:
+        return {"connected": self.connected.is_set(), "outbox_depth": len(self.outbox),
+                "outbox_dropped": self.outbox.dropped, "connects": self.connects,
+                "error": self.last_error}
+
+    # ---- lifecycle ---------------------------------------------------------------------
+    def start(self) -> MqttLink:
+        if self.embedded:
+            self._broker = EmbeddedBroker(self.host, self.port).start()
+            log.info("embedded MQTT broker on %s:%d", self.host, self.port)
+        self._thread = threading.Thread(target=self._run, name="mqtt-link", daemon=True)
+        self._thread.start()
+        return self
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self.connected.wait(timeout)
+
+    def stop(self, timeout: float = 1.5) -> None:
+        """Flush what we can, publish `offline`, disconnect cleanly; bounded by timeout."""
+        self.stop_event.set()
+        self.outbox.wakeup.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self._broker is not None:
+            self._broker.stop()
+
+    # ---- the link thread ---------------------------------------------------------------
+    def _make_client(self) -> mqtt.Client:
+        m = self.cfg.mqtt
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
+                        protocol=mqtt.MQTTv311, clean_session=True)
+        c.will_set(self.topic("availability"), b"offline", qos=1, retain=True)
+        if m.username is not None:
+            c.username_pw_set(m.username, self.password)
+        if m.tls.enabled:
+            try:
+                c.tls_set(ca_certs=str(m.tls.ca_file) if m.tls.ca_file else None,
+                          certfile=str(m.tls.cert_file) if m.tls.cert_file else None,
+                          keyfile=str(m.tls.key_file) if m.tls.key_file else None,
+                          cert_reqs=ssl.CERT_REQUIRED)
+            except (ssl.SSLError, OSError, ValueError) as e:
+                raise ConfigError(f"mqtt.tls: {e}") from e
+            if m.tls.insecure:
+                c.tls_insecure_set(True)
+        c.connect_timeout = 3.0
+        c.max_inflight_messages_set(WINDOW)
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_publish = self._on_publish
+        c.on_message = self._on_message
+        return c
+
+    def _fail(self, msg: str) -> None:
+        if msg != self.last_error:  # say it once per change, not every retry
+            log.warning("MQTT %s:%d: %s", self.host, self.port, msg)
+        self.last_error = msg
+
+    def _run(self) -> None:
+        delay = self.reconnect[0]
+        while not self.stop_event.is_set():
+            try:
+                client = self._make_client()
+            except ConfigError as e:
+                self._fail(str(e))
+                return
+            self._connack: Optional[Any] = None
+            try:
+                client.connect(self.host, self.port, self.cfg.mqtt.keepalive)
+            except (OSError, ssl.SSLError, ValueError) as e:
+                self._fail(f"cannot connect: {getattr(e, 'strerror', None) or e}")
+                if self.stop_event.wait(delay):
+                    return
+                delay = min(delay * 2, self.reconnect[1])
+                continue
+            deadline = time.monotonic() + 10
+            while self._connack is None and time.monotonic() < deadline and not self.stop_event.is_set():
+                if client.loop(0.1) != mqtt.MQTT_ERR_SUCCESS:
+                    break
+            if self._connack is None or self._connack.is_failure:
+                reason = str(self._connack) if self._connack is not None else "no answer to CONNECT"
+                self._fail(f"refused: {reason}")
+                try:
+                    client.disconnect()
+                except Exception:
+                    pass
+                if self.stop_event.wait(delay):
+                    return
+                delay = min(delay * 2, self.reconnect[1])
+                continue
+            delay = self.reconnect[0]
+            self._session(client)
+            if self.stop_event.is_set():
+                return
+
+    def _session(self, client: mqtt.Client) -> None:
+        self.last_error = None
+        self.connects += 1
+        self._inflight.clear()
+        self.outbox.rewind()
+        client.subscribe([(f"{self.base}/cmd/+", 1), (f"{self.cfg.mqtt.discovery_prefix}/status", 1)])
+        client.publish(self.topic("availability"), b"online", qos=1, retain=True)
+        if self.cfg.mqtt.discovery:
+            self._publish_discovery(client)
+        self._client = client
+        self.connected.set()
+        log.info("MQTT connected to %s:%d as %s", self.host, self.port, self.client_id)
+        try:
+            while not self.stop_event.is_set():
+                if self._rediscover.is_set():
+                    self._rediscover.clear()
+                    if self.cfg.mqtt.discovery:
+                        self._publish_discovery(client)
+                self._drain(client)
+                if client.loop(0.05) != mqtt.MQTT_ERR_SUCCESS or not self.connected.is_set():
+                    self._fail("connection lost")
+                    return
+            self._shutdown(client)
+        finally:
+            self.connected.clear()
+            self._client = None
+
+    def _publish_discovery(self, client: mqtt.Client) -> None:
+        for topic, payload in discovery_messages(self.cfg.mqtt.discovery_prefix, self.base,
+                                                 self.cfg.device_id, self.discovery_model):
+            client.publish(topic, payload, qos=1, retain=True)
+
+    def _drain(self, client: mqtt.Client) -> None:
+        while len(self._inflight) < WINDOW:
+            msg = self.outbox.next_unsent()
+            if msg is None:
+                return
+            info = client.publish(msg.topic, msg.payload, qos=msg.qos, retain=msg.retain)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                return  # not connected any more: it stays at the head for the next connection
+            self._inflight[info.mid] = msg
+            self.outbox.mark_sent(msg)
+
+    def _shutdown(self, client: mqtt.Client, flush_s: float = 0.8) -> None:
+        deadline = time.monotonic() + flush_s
+        while (len(self.outbox) or self._inflight) and time.monotonic() < deadline:
+            self._drain(client)
+            if client.loop(0.02) != mqtt.MQTT_ERR_SUCCESS:
+                return
+        info = client.publish(self.topic("availability"), b"offline", qos=1, retain=True)
+        deadline = time.monotonic() + 0.5
+        while not info.is_published() and time.monotonic() < deadline:
+            if client.loop(0.02) != mqtt.MQTT_ERR_SUCCESS:
+                return
+        client.disconnect()
+        client.loop(0.05)
+
+    # ---- paho callbacks (this thread, inside client.loop) ------------------------------
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        self._connack = reason
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        self.connected.clear()
+
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
+        msg = self._inflight.pop(mid, None)
+        if msg is not None:
+            self.outbox.ack(msg)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic == f"{self.cfg.mqtt.discovery_prefix}/status":
+            if msg.payload.strip().lower() == b"online":
+                self._rediscover.set()
+            return
+        name = msg.topic[len(self.base) + len("/cmd/"):]
+        size = len(msg.payload)
+        if self.on_command is None:
+            return
+        # Only hand over what we will parse: an oversized payload is refused, not queued.
+        payload = msg.payload if size <= self.cfg.mqtt.max_command_bytes else None
+        try:
+            self.on_command(name, payload, size)
+        except Exception:
+            log.exception("command callback failed")
