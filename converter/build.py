@@ -1,0 +1,268 @@
+"""`fingercount-convert build`: train, convert to fp32/fp16/int8, evaluate through the edge
+runtime, write the model package with its model card."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import subprocess
+import time
+from pathlib import Path
+from typing import Optional
+
+import keras
+import numpy as np
+
+from converter import package as pkgw
+from converter.augment import CORRUPTIONS, AugmentConfig
+from converter.data import Dataset, Split, load_class_folders, load_mnist, load_sklearn_digits
+from converter.models import (
+    HEAD_LAYER,
+    compact_backbone,
+    digits_cnn,
+    imagenet_available,
+    mobilenet_backbone,
+    with_head,
+)
+from converter.quantize import PRECISIONS, Quantization, convert, representative_from_pixels
+from converter.recipe import Recipe
+from converter.report import plot_confusion, plot_history, write_report
+from converter.train import FitResult, fit, prepare_all
+from edge.evaluate import evaluate_frames
+from edge.runtime.classifier import Backbone, Classifier
+from edge.runtime.package import load_package
+
+log = logging.getLogger(__name__)
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=5, cwd=Path(__file__).parent).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _counts_subset(s: Split, keep: list[int]) -> Split:
+    """Only the examples of the labels in `keep`, re-indexed 0..len(keep)-1."""
+    remap = {k: i for i, k in enumerate(keep)}
+    idx = [i for i, k in enumerate(s.y) if int(k) in remap]
+    return Split([s.frames[i] for i in idx], np.array([remap[int(s.y[i])] for i in idx], np.int64),
+                 [s.names[i] for i in idx])
+
+
+def load_data(r: Recipe, data: str) -> tuple[Dataset, Dataset]:
+    """(data for pre-training, data for the shipped labels)."""
+    if r["kind"] == "digits":
+        if data in ("sklearn", "", None):
+            ds = load_sklearn_digits()
+        elif data == "mnist":
+            ds = load_mnist()
+        else:
+            ds = load_class_folders(data, list(r["labels"]))
+        return ds, ds
+    labels = list(r["labels"])
+    pre = list(r.get("pretrain_labels") or labels)
+    full = load_class_folders(data, pre)
+    keep = [pre.index(lab) for lab in labels]
+    counts = Dataset(labels, *(_counts_subset(getattr(full, s), keep) for s in ("train", "val", "test")),
+                     source=full.source)
+    return full, counts
+
+
+def _toy(ds: Dataset, per_class: Optional[int]) -> Dataset:
+    if not per_class:
+        return ds
+    return Dataset(ds.labels, ds.train.subset(per_class), ds.val.subset(per_class),
+                   ds.test.subset(per_class), ds.source)
+
+
+def train_models(r: Recipe, full: Dataset, counts: Dataset, notes: list[str]
+                 ) -> tuple[keras.Model, Optional[keras.Model], dict[str, FitResult]]:
+    """(fused classifier, backbone or None, training results by stage)."""
+    t = r["train"]
+    size, ch = int(r["input"]["size"]), int(r["input"].get("channels", 3))
+    aug = AugmentConfig.from_dict(r.get("augment"))
+    seed = int(r.get("seed", 0))
+    common = dict(size=size, channels=ch, aug=aug, seed=seed, batch=int(t.get("batch", 32)),
+                  patience=int(t.get("patience", 10)), label_smoothing=float(t.get("label_smoothing", 0)))
+    fits: dict[str, FitResult] = {}
+    kind = r["kind"]
+    if kind == "digits":
+        model = digits_cnn(size, len(counts.labels))
+        fits["train"] = fit(model, counts.train, counts.val, epochs=int(t["epochs"]), lr=float(t["lr"]),
+                            tag=f"{r.name} ({len(counts.labels)} digits)", **common)
+        return model, None, fits
+    if kind == "mobilenet":
+        b = r["backbone"]
+        want_imagenet = str(b.get("weights", "")).lower() == "imagenet"
+        online = want_imagenet and imagenet_available()
+        weights = "imagenet" if online else None
+        if want_imagenet and not online:
+            notes.append("ImageNet weights could not be downloaded (offline): the backbone was "
+                         f"pre-trained on the hand data, all {len(full.labels)} classes "
+                         f"({', '.join(full.labels)}), then the head trained on {', '.join(counts.labels)}.")
+        backbone = mobilenet_backbone(size, int(b.get("version", 2)), float(b.get("alpha", 0.35)),
+                                      int(b.get("embedding_dim", 256)), weights)
+        notes.append(f"Backbone: MobileNetV{b.get('version', 2)} alpha {b.get('alpha', 0.35)} at "
+                     f"{size}x{size}, weights {weights or 'trained here'}, embedding "
+                     f"{b.get('embedding_dim', 256)} (Dense+ReLU after global pooling).")
+    else:
+        backbone = compact_backbone(size, tuple(r.get("backbone.widths", (16, 32, 64, 96, 128))),
+                                    int(r.get("backbone.embedding_dim", 0)))
+        notes.append(f"Compact depthwise-separable CNN at {size}x{size}, "
+                     f"{backbone.count_params():,} backbone parameters.")
+    pretrain = len(full.labels) > len(counts.labels) and (kind == "compact" or weights is None)
+    if pretrain:
+        pre_model = with_head(backbone, len(full.labels), name="pretrain")
+        fits["pretrain"] = fit(pre_model, full.train, full.val, epochs=int(t["pretrain_epochs"]),
+                               lr=float(t["pretrain_lr"]), tag=f"{r.name} backbone on "
+                               f"{len(full.labels)} hand classes", **common)
+    model = with_head(backbone, len(counts.labels))
+    if kind == "mobilenet":
+        # The shipped backbone stays frozen: the device retrains exactly this head on it.
+        backbone.trainable = False
+        fits["head"] = fit(model, counts.train, counts.val, epochs=int(t["head_epochs"]),
+                           lr=float(t["head_lr"]), tag=f"{r.name} head on {len(counts.labels)} counts",
+                           **common)
+        if int(t.get("finetune_epochs", 0)):
+            backbone.trainable = True
+            fits["finetune"] = fit(model, counts.train, counts.val, epochs=int(t["finetune_epochs"]),
+                                   lr=float(t.get("finetune_lr", 1e-4)),
+                                   tag=f"{r.name} fine-tune", **common)
+    else:
+        fits["head"] = fit(model, counts.train, counts.val, epochs=int(t["head_epochs"]),
+                           lr=float(t["head_lr"]), tag=f"{r.name} on {len(counts.labels)} counts",
+                           **common)
+    return model, backbone, fits
+
+
+def _bar(name: str, value: float, required: str, met: bool) -> dict:
+    return {"name": name, "value": round(value, 6), "required": required, "met": bool(met)}
+
+
+def bars_for(r: Recipe, meta: dict) -> list[dict]:
+    m = meta["metrics"]
+    v = meta["variants"]
+    out = []
+    a8, a16, a32 = (m[p]["accuracy"] for p in ("int8", "fp16", "fp32"))
+    if r["task"] == "finger-count":
+        out.append(_bar("int8 accuracy", a8, ">= 0.985", a8 >= 0.985))
+        out.append(_bar("fp32 - int8 (points)", (a32 - a8) * 100, "<= 1.0", (a32 - a8) * 100 <= 1.0))
+        out.append(_bar("|fp32 - fp16| (points)", abs(a32 - a16) * 100, "<= 0.2",
+                        abs(a32 - a16) * 100 <= 0.2))
+        rob = m["int8"].get("robustness", {})
+        if rob:
+            out.append(_bar("int8 robustness mean", rob["mean"], ">= 0.95", rob["mean"] >= 0.95))
+    else:
+        out.append(_bar("int8 accuracy", a8, ">= 0.98", a8 >= 0.98))
+    ratio = v["int8"]["bytes"] / v["fp32"]["bytes"]
+    out.append(_bar("int8 / fp32 bytes", ratio, "<= 0.3", ratio <= 0.3))
+    if r.get("max_int8_bytes"):
+        out.append(_bar("int8 bytes", v["int8"]["bytes"], f"<= {r['max_int8_bytes']}",
+                        v["int8"]["bytes"] <= int(r["max_int8_bytes"])))
+    return out
+
+
+def build(r: Recipe, data: str, out: Path, command: str, per_class: Optional[int] = None,
+          robustness: bool = True) -> Path:
+    t_start = time.time()
+    keras.utils.set_random_seed(int(r.get("seed", 0)))
+    full, counts = load_data(r, data)
+    per_class = per_class or r.get("per_class")
+    full, counts = _toy(full, per_class), _toy(counts, per_class)
+    notes: list[str] = []
+    model, backbone, fits = train_models(r, full, counts, notes)
+    t_train = time.time() - t_start
+    size, ch = int(r["input"]["size"]), int(r["input"].get("channels", 3))
+
+    # Calibrate int8 on training images as the device sees them.
+    rng = np.random.default_rng(int(r.get("seed", 0)))
+    n_cal = min(int(r.get("calibration", 300)), len(full.train))
+    cal_idx = rng.choice(len(full.train), n_cal, replace=False)
+    cal = prepare_all([full.train.frames[i] for i in cal_idx], size, ch)
+    quant = {"fp32": Quantization.for_float32(), "fp16": Quantization.for_float16(),
+             "int8": Quantization.for_int8(representative_from_pixels(cal))}
+
+    out.mkdir(parents=True, exist_ok=True)
+    stage = pkgw.stage_dir(out, r.name)
+    variants = {p: pkgw.write_bytes(stage, f"{r.name}_{p}.tflite", convert(model, quant[p]))
+                for p in PRECISIONS}
+    retrainable = None
+    if r["kind"] == "mobilenet":
+        bb = {p: pkgw.write_bytes(stage, f"backbone_{p}.tflite", convert(backbone, quant[p]))
+              for p in PRECISIONS}
+        W, b = model.get_layer(HEAD_LAYER).get_weights()
+        head = pkgw.write_npz(stage, "head.npz", W=W.astype(np.float32), b=b.astype(np.float32),
+                              labels=np.array(counts.labels))
+        retrainable = {"embedding_dim": int(W.shape[0]), "backbone": bb, "head": head}
+    meta = {
+        "format": 1, "name": r.name, "version": str(r["version"]), "task": r["task"],
+        "labels": list(counts.labels),
+        "input": {"height": size, "width": size, "channels": ch,
+                  "color": r["input"].get("color", "rgb"), "range": [0, 255]},
+        "variants": variants, "retrainable": retrainable, "metrics": {},
+        "provenance": {"dataset": counts.source, "split_rule": counts.split_rule,
+                       "recipe": str(r.path), "seed": int(r.get("seed", 0)),
+                       "git_commit": _git_commit(), "command": command,
+                       "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                       "keras": keras.__version__, "train_seconds": round(t_train, 1),
+                       "epochs": {k: f.epochs for k, f in fits.items()}}}
+    if per_class:
+        meta["provenance"]["toy"] = f"{per_class} images per class per split"
+    pkgw.write_json(stage / "model.json", meta)
+
+    if retrainable is not None:
+        # Base embeddings from each precision's backbone, through the edge runtime.
+        pkg = load_package(stage)
+        embs = {}
+        for p in PRECISIONS:
+            bbm = Backbone(pkg, p, threads=2)
+            embs[f"embeddings_{p}"] = np.stack([bbm.embed_frame(f) for f in counts.train.frames]
+                                               ).astype(np.float16)
+        labels_arr = np.array([counts.labels[k] for k in counts.train.y])
+        retrainable["base_embeddings"] = pkgw.write_npz(stage, "base_embeddings.npz",
+                                                        labels=labels_arr, **embs)
+        pkgw.write_json(stage / "model.json", meta)
+
+    # Metrics per precision on the held-out test split, through the edge runtime.
+    pkg = load_package(stage)
+    test = counts.test
+    for p in PRECISIONS:
+        clf = Classifier(pkg, p, threads=2)
+        m = evaluate_frames(clf, zip(test.frames, test.y))
+        m = {"split": "test", **m}
+        if retrainable is not None:
+            split_clf = Classifier(pkg, p, threads=2, head_path=stage / "head.npz")
+            m["backbone_head_agreement"] = round(float(np.mean(
+                [np.argmax(clf.classify(f)[0]) == np.argmax(split_clf.classify(f)[0])
+                 for f in test.frames])) if len(test) else 1.0, 6)
+        if p == "int8" and robustness and r["task"] == "finger-count":
+            rob = {}
+            for name, fn in CORRUPTIONS.items():
+                rob[name] = evaluate_frames(clf, ((fn(f, i), k) for i, (f, k) in
+                                                  enumerate(zip(test.frames, test.y))))["accuracy"]
+            rob["mean"] = round(float(np.mean(list(rob.values()))), 6)
+            m["robustness"] = rob
+        meta["metrics"][p] = m
+        plot_confusion(stage / f"confusion_{p}.png", m, f"{r.name} {p}")
+    meta["bars"] = bars_for(r, meta)
+    curves = []
+    for stage_name, f in fits.items():
+        png = f"training_{stage_name}.png"
+        plot_history(stage / png, f.history, f"{r.name}: {stage_name} ({f.epochs} epochs, "
+                                             f"{f.seconds:.0f} s)")
+        curves.append(png)
+    meta["provenance"]["build_seconds"] = round(time.time() - t_start, 1)
+    write_report(stage / "report.md", meta, notes, curves)
+    pkgw.write_json(stage / "model.json", meta)
+    final = pkgw.publish(stage, out, r.name)
+    for p in PRECISIONS:
+        mm = meta["metrics"][p]
+        print(f"{r.name} {p}: accuracy {mm['accuracy'] * 100:.2f} % (n={mm['n']}), "
+              f"{meta['variants'][p]['bytes']:,} bytes", flush=True)
+    for bar in meta["bars"]:
+        print(f"  bar {bar['name']}: {bar['value']} (required {bar['required']}) "
+              f"{'ok' if bar['met'] else 'NOT MET'}", flush=True)
+    print(f"wrote {final} in {time.time() - t_start:.0f} s", flush=True)
+    return final

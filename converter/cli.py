@@ -1,0 +1,125 @@
+"""`fingercount-convert build|quantize|evaluate` (the workstation side; imports TensorFlow)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Optional
+
+PROG = "fingercount-convert"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description="Train, quantize and evaluate fingercount models.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    b = sub.add_parser("build", help="train + convert + evaluate a recipe into a model package")
+    b.add_argument("recipe", help="converter/recipes/<name>.yaml")
+    b.add_argument("--data", default=None,
+                   help="class-folder dataset (digits: 'sklearn' (default) or 'mnist')")
+    b.add_argument("--out", default="models", help="where the package directory goes")
+    b.add_argument("--epochs", type=int, help="cap every training stage at N epochs")
+    b.add_argument("--toy", action="store_true", help="tiny build (recipe's toy settings) for tests")
+    b.add_argument("--per-class", type=int, help="use only N images per class and split")
+    b.add_argument("--seed", type=int, help="override the recipe's seed")
+    b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a recipe value, e.g. backbone.alpha=0.5")
+    b.add_argument("--no-robustness", action="store_true", help="skip the corruption figures")
+
+    q = sub.add_parser("quantize", help="Keras model (.keras, .h5, SavedModel dir) -> fp32/fp16/int8 TFLite")
+    q.add_argument("model", help=".keras / .h5 file or SavedModel directory")
+    q.add_argument("--calib", required=True, help="class-folder directory of calibration images")
+    q.add_argument("--out", required=True, help="output directory")
+    q.add_argument("--name", help="file name stem (default: the model file's stem)")
+    q.add_argument("--input-range", default="0,255",
+                   help="the model's float input range, e.g. -1,1 or 0,1; a layer mapping raw "
+                        "pixels to it is prepended")
+    q.add_argument("--precision", action="append", choices=["fp32", "fp16", "int8"],
+                   help="only these (repeatable; default all three)")
+    q.add_argument("--calib-count", type=int, default=200, help="calibration images")
+
+    e = sub.add_parser("evaluate", help="score a .tflite or model package on class folders (edge runtime)")
+    e.add_argument("model", help=".tflite file or model package directory")
+    e.add_argument("--data", required=True, help="class folders named by label")
+    e.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="int8")
+    e.add_argument("--labels", help="comma-separated labels for a bare .tflite (default: indices)")
+    e.add_argument("--json", help="write the metrics as JSON")
+    return p
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    import tensorflow as tf
+
+    from converter.build import build
+    from converter.recipe import load_recipe, parse_override
+
+    over = dict(parse_override(s) for s in args.set)
+    if args.seed is not None:
+        over["seed"] = args.seed
+    r = load_recipe(args.recipe, over, toy=args.toy)
+    if args.epochs is not None:
+        for k in [k for k in r["train"] if k.endswith("epochs")]:
+            if r["train"][k]:
+                r["train"][k] = min(int(r["train"][k]), args.epochs)
+    if args.per_class:
+        r.raw["per_class"] = args.per_class
+    if args.data is None and r["kind"] != "digits":
+        raise SystemExit(f"{PROG}: error: --data DIR is required for {r.name}")
+    tf.config.threading.set_intra_op_parallelism_threads(int(os.environ.get("FC_THREADS", "2")))
+    command = " ".join(shlex.quote(a) for a in [PROG, *sys.argv[1:]])
+    build(r, args.data or "sklearn", Path(args.out), command, robustness=not args.no_robustness)
+    return 0
+
+
+def _cmd_quantize(args: argparse.Namespace) -> int:
+    from converter.tools import quantize_any
+
+    for path in quantize_any(args):
+        print(path)
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from edge.evaluate import evaluate_dir, format_table
+    from edge.runtime.classifier import Classifier
+    from edge.runtime.package import resolve_package
+
+    labels = args.labels.split(",") if args.labels else None
+    pkg = resolve_package(args.model, Path("."), labels)
+    precision = next(iter(pkg.variants)) if pkg.single_file else args.precision
+    clf = Classifier(pkg, precision, threads=2)
+    res = evaluate_dir(clf, args.data)
+    res["model"] = clf.model_id
+    for name in res["ignored_folders"]:
+        print(f"note: folder '{name}' is not one of the model's labels; ignored", file=sys.stderr)
+    print(f"{clf.model_id}: " + format_table(res))
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+    from converter.quantize import QuantizationError
+    from converter.recipe import RecipeError
+    from edge.errors import FingercountError
+
+    handler = {"build": _cmd_build, "quantize": _cmd_quantize, "evaluate": _cmd_evaluate}[args.command]
+    try:
+        return handler(args)
+    except (FingercountError, RecipeError, QuantizationError, FileNotFoundError) as e:
+        if args.debug:
+            raise
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""Datasets for the converter: class folders split by file-name hash, sklearn digits, MNIST.
+
+Images go through edge's own preprocessing (centre crop, INTER_AREA resize), so the
+model trains on exactly the pixels a device feeds it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from edge.runtime.preprocess import read_image
+
+log = logging.getLogger(__name__)
+
+SPLIT_RULE = ("f = int(sha256(filename).hexdigest()[:8], 16) / 2**32; "
+              "train f < 0.70, validation f < 0.85, test otherwise")
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+
+
+def split_of(filename: str) -> str:
+    """'train' | 'val' | 'test', from the file name alone (stable across machines)."""
+    f = int(hashlib.sha256(filename.encode()).hexdigest()[:8], 16) / 2**32
+    return "train" if f < 0.70 else "val" if f < 0.85 else "test"
+
+
+@dataclass
+class Split:
+    """Full-resolution frames (RGB or gray uint8) with label indices."""
+
+    frames: list[np.ndarray]
+    y: np.ndarray
+    names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def subset(self, n_per_class: Optional[int]) -> Split:
+        if not n_per_class:
+            return self
+        keep: list[int] = []
+        for k in np.unique(self.y):
+            keep += [i for i in np.flatnonzero(self.y == k)[:n_per_class]]
+        keep.sort()
+        return Split([self.frames[i] for i in keep], self.y[keep], [self.names[i] for i in keep])
+
+
+@dataclass
+class Dataset:
+    labels: list[str]
+    train: Split
+    val: Split
+    test: Split
+    source: str
+    split_rule: str = SPLIT_RULE
+
+
+def class_folder_files(root: Path, labels: list[str]) -> list[tuple[Path, int]]:
+    out = []
+    for k, lab in enumerate(labels):
+        d = root / lab
+        if not d.is_dir():
+            raise FileNotFoundError(f"{root}: no class folder '{lab}'")
+        out += [(p, k) for p in sorted(d.iterdir()) if p.suffix.lower() in IMAGE_EXTS]
+    return out
+
+
+def load_class_folders(root: Path | str, labels: list[str]) -> Dataset:
+    root = Path(root)
+    parts: dict[str, tuple[list, list, list]] = {s: ([], [], []) for s in ("train", "val", "test")}
+    for path, k in class_folder_files(root, labels):
+        frames, ys, names = parts[split_of(path.name)]
+        frames.append(read_image(str(path)))
+        ys.append(k)
+        names.append(f"{labels[k]}/{path.name}")
+    splits = {s: Split(f, np.array(y, dtype=np.int64), n) for s, (f, y, n) in parts.items()}
+    log.info("%s: %s", root, {s: len(v) for s, v in splits.items()})
+    return Dataset(labels, splits["train"], splits["val"], splits["test"], str(root))
+
+
+def sklearn_digit_frames() -> tuple[list[np.ndarray], np.ndarray]:
+    """sklearn's bundled 8x8 digits (0..16) as 28x28 gray uint8 (0..255), MNIST-like."""
+    import cv2
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    frames = []
+    for img in d.images:
+        g = np.clip(img * (255.0 / 16.0), 0, 255).astype(np.float32)
+        # 8x8 -> 20x20 digit box in a 28x28 frame, like MNIST's centred 20x20 digits
+        g = cv2.resize(g, (20, 20), interpolation=cv2.INTER_LINEAR)
+        f = np.zeros((28, 28), np.float32)
+        f[4:24, 4:24] = g
+        frames.append(np.clip(f + 0.5, 0, 255).astype(np.uint8)[:, :, None])
+    return frames, d.target.astype(np.int64)
+
+
+def digit_name(i: int, label: int) -> str:
+    return f"{label}/sklearn-digit-{i:04d}.png"
+
+
+def load_sklearn_digits() -> Dataset:
+    frames, y = sklearn_digit_frames()
+    parts: dict[str, tuple[list, list, list]] = {s: ([], [], []) for s in ("train", "val", "test")}
+    for i, (f, k) in enumerate(zip(frames, y)):
+        name = digit_name(i, int(k))
+        fr, ys, ns = parts[split_of(Path(name).name)]
+        fr.append(f)
+        ys.append(int(k))
+        ns.append(name)
+    splits = {s: Split(f, np.array(v, dtype=np.int64), n) for s, (f, v, n) in parts.items()}
+    return Dataset([str(i) for i in range(10)], splits["train"], splits["val"], splits["test"],
+                   "sklearn.datasets.load_digits (8x8 upscaled to 28x28, 0..255)")
+
+
+def load_mnist() -> Dataset:
+    """MNIST through keras (needs a download once); 10 % of train held out for validation."""
+    import keras
+
+    (xtr, ytr), (xte, yte) = keras.datasets.mnist.load_data()
+    n_val = len(xtr) // 10
+    mk = lambda xs, ys, tag: Split([x[:, :, None] for x in xs], ys.astype(np.int64),  # noqa: E731
+                                   [f"{tag}-{i}" for i in range(len(xs))])
+    return Dataset([str(i) for i in range(10)], mk(xtr[n_val:], ytr[n_val:], "train"),
+                   mk(xtr[:n_val], ytr[:n_val], "val"), mk(xte, yte, "test"),
+                   "MNIST (keras.datasets.mnist; official test set)")

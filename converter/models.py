@@ -1,0 +1,95 @@
+"""Keras model builders. Every model takes raw pixels 0..255; normalisation is its first layer."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from pathlib import Path
+
+import keras
+from keras import layers
+
+log = logging.getLogger(__name__)
+
+EMBEDDING_LAYER = "embedding"
+HEAD_LAYER = "head"
+
+
+def imagenet_available(timeout: float = 2.0) -> bool:
+    """True when ImageNet weights are cached or the download host answers quickly.
+
+    Offline machines fail DNS or the connect at once; we never wait on keras' own
+    download, which can hang for minutes."""
+    cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
+    if cache.is_dir() and any(p.name.startswith("mobilenet") for p in cache.iterdir()):
+        return True
+    try:
+        with socket.create_connection(("storage.googleapis.com", 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def mobilenet_backbone(size: int, version: int, alpha: float, embedding_dim: int,
+                       weights: str | None, dropout: float = 0.2) -> keras.Model:
+    """image (0..255) -> embedding (ReLU, so it quantizes to uint8 without waste)."""
+    inp = keras.Input((size, size, 3), name="image")
+    x = layers.Rescaling(1 / 127.5, offset=-1.0, name="to_pm1")(inp)
+    app = keras.applications.MobileNetV2 if version == 2 else keras.applications.MobileNet
+    kw = {"alpha": alpha, "include_top": False, "weights": weights, "input_shape": (size, size, 3)}
+    if version == 1:
+        kw["dropout"] = 0.0
+    base = app(**kw)
+    base._name = "mobilenet"
+    x = base(x)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    x = layers.Dropout(dropout, name="drop_pool")(x)
+    x = layers.Dense(embedding_dim, activation="relu", name=EMBEDDING_LAYER)(x)
+    return keras.Model(inp, x, name="backbone")
+
+
+def compact_backbone(size: int, widths: tuple[int, ...] = (16, 32, 64, 96, 128),
+                     embedding_dim: int = 0) -> keras.Model:
+    """A small depthwise-separable CNN for Pi Zero-class boards (~60 k parameters)."""
+    inp = keras.Input((size, size, 3), name="image")
+    x = layers.Rescaling(1 / 127.5, offset=-1.0, name="to_pm1")(inp)
+    x = layers.Conv2D(widths[0], 3, strides=2, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.ReLU(6.0)(x)
+    for w in widths[1:]:
+        for stride in (2, 1):
+            x = layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False)(x)
+            x = layers.BatchNormalization()(x)
+            x = layers.ReLU(6.0)(x)
+            x = layers.Conv2D(w, 1, use_bias=False)(x)
+            x = layers.BatchNormalization()(x)
+            x = layers.ReLU(6.0)(x)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    if embedding_dim:
+        x = layers.Dense(embedding_dim, activation="relu", name=EMBEDDING_LAYER)(x)
+    return keras.Model(inp, x, name="backbone")
+
+
+def digits_cnn(size: int = 28, n_classes: int = 10) -> keras.Model:
+    """The seed projects' MNIST CNN: Conv2D/MaxPool x2, Dropout, Dense, Dropout, Dense."""
+    inp = keras.Input((size, size, 1), name="image")
+    x = layers.Rescaling(1 / 255.0, name="to_01")(inp)
+    x = layers.Conv2D(32, 3, activation="relu")(x)
+    x = layers.MaxPooling2D()(x)
+    x = layers.Conv2D(64, 3, activation="relu")(x)
+    x = layers.MaxPooling2D()(x)
+    x = layers.Dropout(0.25)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(128, activation="relu")(x)
+    x = layers.Dropout(0.5)(x)
+    out = layers.Dense(n_classes, activation="softmax", name=HEAD_LAYER)(x)
+    return keras.Model(inp, out, name="digits_cnn")
+
+
+def with_head(backbone: keras.Model, n_classes: int, dropout: float = 0.2,
+              name: str = "classifier") -> keras.Model:
+    """backbone -> dropout -> Dense softmax. The Dense layer is what head.npz holds."""
+    x = layers.Dropout(dropout, name="drop_head")(backbone.output)
+    out = layers.Dense(n_classes, activation="softmax", name=HEAD_LAYER)(x)
+    return keras.Model(backbone.input, out, name=name)

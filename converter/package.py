@@ -1,0 +1,62 @@
+"""Write a model package (docs/model-package.md) atomically: stage, then rename into place."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from edge.runtime.package import sha256_file
+
+
+def file_entry(root: Path, name: str) -> dict:
+    p = root / name
+    return {"file": name, "sha256": sha256_file(p), "bytes": p.stat().st_size}
+
+
+def write_bytes(root: Path, name: str, data: bytes) -> dict:
+    p = root / name
+    with open(p, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    return file_entry(root, name)
+
+
+def write_npz(root: Path, name: str, **arrays: np.ndarray) -> dict:
+    with open(root / name, "wb") as f:
+        np.savez_compressed(f, **arrays)
+        f.flush()
+        os.fsync(f.fileno())
+    return file_entry(root, name)
+
+
+def write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+
+
+def stage_dir(out: Path, name: str) -> Path:
+    stage = out / f".{name}.building"
+    if stage.exists():
+        shutil.rmtree(stage)
+    stage.mkdir(parents=True)
+    return stage
+
+
+def publish(stage: Path, out: Path, name: str) -> Path:
+    """Replace out/<name> with the staged package; the old one is removed only after."""
+    final = out / name
+    old = out / f".{name}.old"
+    if old.exists():
+        shutil.rmtree(old)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(stage, final)
+    if old.exists():
+        shutil.rmtree(old)
+    return final

@@ -1,0 +1,92 @@
+"""Model card: confusion-matrix and training-curve PNGs, report.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from converter.augment import CORRUPTION_NOTES  # noqa: E402
+
+
+def plot_confusion(path: Path, m: dict, title: str) -> None:
+    conf = np.array(m["confusion"])
+    labels = m["labels"]
+    fig, ax = plt.subplots(figsize=(1.0 + 0.5 * len(labels), 0.8 + 0.5 * len(labels)), dpi=90)
+    ax.imshow(conf, cmap="Blues")
+    for i in range(conf.shape[0]):
+        for j in range(conf.shape[1]):
+            if conf[i, j]:
+                ax.text(j, i, str(conf[i, j]), ha="center", va="center",
+                        color="white" if conf[i, j] > conf.max() / 2 else "black", fontsize=8)
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"{title}\naccuracy {m['accuracy'] * 100:.2f} % (n={m['n']})", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_history(path: Path, history: dict, title: str) -> None:
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3), dpi=90)
+    for key, ax in (("loss", axes[0]), ("accuracy", axes[1])):
+        if key in history:
+            ax.plot(history[key], label="train (augmented)")
+        if f"val_{key}" in history:
+            ax.plot(history[f"val_{key}"], label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_title(key)
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:.2f} %"
+
+
+def write_report(path: Path, meta: dict, notes: list[str], curves: list[str]) -> None:
+    m = meta["metrics"]
+    lines = [f"# {meta['name']} {meta['version']} — model card", "",
+             f"Task: {meta['task']}. Labels: {', '.join(meta['labels'])}. "
+             f"Input: {meta['input']['height']}x{meta['input']['width']}x{meta['input']['channels']} "
+             f"{meta['input']['color']}, raw pixels 0..255.", ""]
+    lines += [f"- {n}" for n in notes] + [""]
+    split = next(iter(m.values()))["split"]
+    lines += [f"## Accuracy ({split} split, through the edge runtime)", "",
+              "| precision | file | bytes | accuracy | macro-F1 | n |", "|---|---|---:|---:|---:|---:|"]
+    for prec, mm in m.items():
+        v = meta["variants"][prec]
+        lines.append(f"| {prec} | {v['file']} | {v['bytes']:,} | {_pct(mm['accuracy'])} | "
+                     f"{mm['macro_f1']:.4f} | {mm['n']} |")
+    bars = meta.get("bars")
+    if bars:
+        lines += ["", "## Bars", "", "| bar | value | required | met |", "|---|---:|---:|---|"]
+        for b in bars:
+            lines.append(f"| {b['name']} | {b['value']} | {b['required']} | {'yes' if b['met'] else '**NO**'} |")
+    lines += ["", "## Per class", ""]
+    for prec, mm in m.items():
+        lines += [f"### {prec}", "", "| label | precision | recall | n |", "|---|---:|---:|---:|"]
+        for lab, pc in mm["per_class"].items():
+            lines.append(f"| {lab} | {pc['precision']:.3f} | {pc['recall']:.3f} | {pc['n']} |")
+        lines += ["", f"![confusion {prec}](confusion_{prec}.png)", ""]
+    rob = m.get("int8", {}).get("robustness")
+    if rob:
+        lines += ["## Robustness (int8, test split, one fixed corruption at a time)", "",
+                  "| corruption | what | accuracy |", "|---|---|---:|"]
+        for k, v in rob.items():
+            lines.append(f"| {k} | {CORRUPTION_NOTES.get(k, 'mean of the above')} | {_pct(v)} |")
+        lines.append("")
+    if curves:
+        lines += ["## Training curves", ""] + [f"![{c}]({c})" for c in curves] + [""]
+    p = meta["provenance"]
+    lines += ["## Provenance", ""] + [f"- {k}: `{v}`" for k, v in p.items()] + [""]
+    path.write_text("\n".join(lines))

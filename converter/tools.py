@@ -1,0 +1,90 @@
+"""`fingercount-convert quantize`: any Keras model -> fp32/fp16/int8 TFLite with raw-pixel input."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from converter.quantize import PRECISIONS, Quantization, convert, representative_from_pixels
+from edge.evaluate import class_folder_items
+from edge.runtime.preprocess import prepare, read_image
+
+
+class ModelLoadError(FileNotFoundError):
+    """The Keras model could not be read."""
+
+
+def load_keras(path: Path) -> keras.Model:
+    """.keras / .h5 via keras; a SavedModel directory via a TFSMLayer wrapped in a Model."""
+    if not path.exists():
+        raise ModelLoadError(f"{path}: no such file or directory")
+    if path.is_dir():
+        if not (path / "saved_model.pb").exists():
+            raise ModelLoadError(f"{path}: a directory but not a SavedModel (no saved_model.pb)")
+        layer = keras.layers.TFSMLayer(str(path), call_endpoint="serving_default")
+        shape = _savedmodel_input_shape(path)
+        inp = keras.Input(tuple(int(d) for d in shape[1:]), name="image")
+        out = layer(inp)
+        if isinstance(out, dict):
+            out = next(iter(out.values()))
+        return keras.Model(inp, out)
+    try:
+        return keras.models.load_model(str(path), compile=False)
+    except (OSError, ValueError, TypeError) as e:
+        raise ModelLoadError(f"{path}: not a loadable Keras model ({e})") from e
+
+
+def _savedmodel_input_shape(path: Path) -> tuple:
+    import tensorflow as tf
+
+    sig = tf.saved_model.load(str(path)).signatures["serving_default"]
+    spec = next(iter(sig.structured_input_signature[1].values()))
+    return tuple(spec.shape)
+
+
+def raw_pixel_model(model: keras.Model, lo: float, hi: float) -> keras.Model:
+    """Prepend a layer mapping raw 0..255 pixels to the model's own input range [lo, hi]."""
+    if (lo, hi) == (0.0, 255.0):
+        return model
+    inp = keras.Input(model.input_shape[1:], name="image")
+    x = keras.layers.Rescaling((hi - lo) / 255.0, offset=lo, name="from_pixels")(inp)
+    return keras.Model(inp, model(x), name=f"{model.name}_raw_pixels")
+
+
+def calibration_pixels(root: Path, h: int, w: int, c: int, count: int, seed: int = 0) -> np.ndarray:
+    """Up to `count` images from every class folder (any folder name), prepared like on a device."""
+    labels = sorted(p.name for p in Path(root).iterdir() if p.is_dir()) if Path(root).is_dir() else []
+    items, _ = class_folder_items(root, labels or ["?"])
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(items), min(count, len(items)), replace=False)
+    return np.stack([prepare(read_image(str(items[i][0])), h, w, c) for i in sorted(pick)])
+
+
+def quantize_any(args: argparse.Namespace) -> list[Path]:
+    path = Path(args.model)
+    model = load_keras(path)
+    try:
+        lo, hi = (float(v) for v in args.input_range.split(","))
+    except ValueError:
+        raise ModelLoadError(f"--input-range: expected LO,HI, got {args.input_range!r}") from None
+    model = raw_pixel_model(model, lo, hi)
+    shape = model.input_shape[1:]
+    h, w = int(shape[0]), int(shape[1])
+    c = int(shape[2]) if len(shape) == 3 else 1
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = args.name or path.stem
+    written = []
+    for prec in args.precision or PRECISIONS:
+        if prec == "int8":
+            q = Quantization.for_int8(representative_from_pixels(
+                calibration_pixels(Path(args.calib), h, w, c, args.calib_count)))
+        else:
+            q = Quantization(prec)
+        dest = out / f"{stem}_{prec}.tflite"
+        dest.write_bytes(convert(model, q))
+        written.append(dest)
+    return written
