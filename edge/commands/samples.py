@@ -1,0 +1,37 @@
+"""`fingercount samples list|stats|export DIR [--label L] [--json]`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from edge.config import Config
+from edge.errors import CommandError
+from edge.samples import SampleStore, counts_text
+
+
+def main(args: argparse.Namespace, cfg: Config) -> int:
+    with SampleStore(cfg.state_dir) as store:
+        if args.action == "list":
+            for s in store.list(args.label):
+                if args.json:
+                    print(json.dumps({"id": s.id, "label": s.label, "path": str(s.path), "sha256": s.sha256,
+                                      "source": s.source, "time": s.time, "embedded": s.has_embedding}))
+                else:
+                    print(f"{s.label}\t{s.time}\t{s.source}\t{s.path}")
+        elif args.action == "stats":
+            st = store.stats()
+            if args.json:
+                print(json.dumps(st, indent=2))
+            else:
+                print(f"{st['total']} samples in {st['root']} ({st['bytes'] / 1e6:.1f} MB): "
+                      f"{counts_text(st['per_label'])}")
+        else:
+            if not args.dest:
+                raise CommandError("samples export needs a target directory: fingercount samples export DIR")
+            out = store.export(Path(args.dest), args.label)
+            print(json.dumps({"exported": out, "dest": str(args.dest)}) if args.json else
+                  f"exported {sum(out.values())} samples to {args.dest} ({counts_text(out)}); "
+                  f"train from it with: fingercount-convert build --data {args.dest}")
+    return 0

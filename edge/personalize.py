@@ -1,0 +1,219 @@
+"""Personalisation inside the daemon: capture / set_label / retrain / rollback commands and GPIO.
+
+The daemon calls attach(daemon) once at startup. Everything here works on the daemon's
+public API only (cfg, classifier, latest_frame, swap_classifier, publish_event,
+register_command, add_stats_provider, add_shutdown_hook, stop_event), so the same
+Personalizer can be driven by a test double of that API.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Optional
+
+from edge.errors import CommandError, FingercountError, RetrainError, SampleError
+from edge.gpio import GpioControls, open_controls
+from edge.retrain import RetrainResult, retrain, rollback
+from edge.runtime.classifier import Classifier, label_count
+from edge.samples import SampleStore, validate_label
+
+log = logging.getLogger(__name__)
+
+PROGRESS_MIN_INTERVAL_S = 0.5  # retrain_progress events are throttled to this
+
+
+def check_label(label: Any, classifier: Classifier) -> str:
+    """A valid label this model can learn: any label for a retrainable model, its own otherwise."""
+    label = validate_label(label)
+    if not classifier.package.retrainable and label not in classifier.labels:
+        raise SampleError(f"label {label!r} is not one of {classifier.package.name}'s labels "
+                          f"({', '.join(classifier.labels)}) and the model cannot learn new ones")
+    return label
+
+
+class Personalizer:
+    def __init__(self, daemon: Any, gpio: bool = True, pin_factory: Any = None):
+        self.daemon = daemon
+        self.cfg = daemon.cfg
+        self.store = SampleStore(self.cfg.state_dir)
+        self.label = self._labels()[0] if self._labels() else "0"
+        self._retrain_lock = threading.Lock()
+        self._retrain_thread: Optional[threading.Thread] = None
+        self.last_result: Optional[dict] = None
+        self.gpio: Optional[GpioControls] = None
+        if gpio:
+            kw = {"pin_factory": pin_factory} if pin_factory is not None else {}
+            self.gpio = open_controls(self.cfg.gpio, labels=self._labels, on_capture=self._button_capture,
+                                      on_retrain=self._button_retrain, on_label=self._button_label,
+                                      initial_label=self.label, **kw)
+
+    # ---- labels ------------------------------------------------------------------------
+
+    def _labels(self) -> list[str]:
+        """The model's labels, then labels that exist only as samples (if it can learn them)."""
+        clf = self.daemon.classifier
+        out = list(clf.labels)
+        if clf.package.retrainable:
+            out += [lab for lab in self.store.labels() if lab not in out]
+        return out
+
+    def set_label(self, payload: dict) -> dict:
+        label = check_label(payload.get("label"), self.daemon.classifier)
+        self.label = label
+        if self.gpio is not None:
+            self.gpio.set_label(label)
+        return {"label": label, "count": label_count(label)}
+
+    # ---- capture -----------------------------------------------------------------------
+
+    def capture(self, payload: dict, source: str = "mqtt") -> dict:
+        label = payload.get("label", self.label)
+        try:
+            label = check_label(label, self.daemon.classifier)
+            latest = self.daemon.latest_frame()
+            if latest is None:
+                raise SampleError("no camera frame yet: capture refused")
+            frame, ts, seq = latest
+            sample = self.store.add(frame, label, source=source)
+        except SampleError as e:
+            self.daemon.publish_event("error", where="capture", label=str(label)[:40], message=str(e))
+            raise
+        counts = self.store.counts()
+        data = {"label": label, "count": label_count(label), "path": str(sample.path),
+                "sha256": sample.sha256, "source": source, "frame_seq": seq, "frame_ts": ts,
+                "samples": counts}
+        self.daemon.publish_event("sample_captured", **data)
+        return data
+
+    # ---- retrain / rollback --------------------------------------------------------------
+
+    @property
+    def retraining(self) -> bool:
+        return self._retrain_thread is not None and self._retrain_thread.is_alive()
+
+    def start_retrain(self, force: bool = False, source: str = "mqtt") -> threading.Thread:
+        """Run retraining in a background thread (classification continues meanwhile)."""
+        with self._retrain_lock:
+            if self.retraining:
+                raise CommandError("a retrain is already running")
+            done = threading.Event()
+            box: dict = {}
+            t = threading.Thread(target=self._retrain_job, args=(force, source, box, done),
+                                 name="retrain", daemon=True)
+            t.done = done  # type: ignore[attr-defined]
+            t.box = box  # type: ignore[attr-defined]
+            self._retrain_thread = t
+            t.start()
+            return t
+
+    def retrain(self, payload: dict) -> dict:
+        """MQTT `retrain {"force"?: bool, "wait"?: bool}`: result data when finished
+        (wait, the default) or {"started": true} at once (wait: false)."""
+        force = payload.get("force", False)
+        wait = payload.get("wait", True)
+        if not isinstance(force, bool) or not isinstance(wait, bool):
+            raise CommandError("retrain: 'force' and 'wait' must be true or false")
+        t = self.start_retrain(force, "mqtt")
+        if not wait:
+            return {"started": True}
+        t.done.wait()  # type: ignore[attr-defined]
+        box = t.box  # type: ignore[attr-defined]
+        if "error" in box:
+            raise box["error"]
+        return box["result"]
+
+    def _retrain_job(self, force: bool, source: str, box: dict, done: threading.Event) -> None:
+        clf = self.daemon.classifier
+        pkg, precision = clf.package, clf.precision
+        last = [0.0]
+
+        def progress(phase: str, frac: float, detail: dict) -> None:
+            now = time.monotonic()
+            if now - last[0] >= PROGRESS_MIN_INTERVAL_S or frac >= 1.0:
+                last[0] = now
+                self.daemon.publish_event("retrain_progress", phase=phase, progress=round(min(frac, 1.0), 3),
+                                          **detail)
+
+        try:
+            self.daemon.publish_event("retrain_started", model=pkg.name, precision=precision, force=force,
+                                      source=source, samples=self.store.counts())
+            result: RetrainResult = retrain(self.cfg, pkg, self.store, precision, force, progress)
+            data = result.to_dict()
+            if result.swapped:
+                self.daemon.swap_classifier(self._reload(clf))
+            self.daemon.publish_event("retrain_finished", ok=True, **data)
+            self.last_result = data
+            box["result"] = data
+        except FingercountError as e:
+            self.daemon.publish_event("retrain_finished", ok=False, model=pkg.name, error=str(e))
+            self.daemon.publish_event("error", where="retrain", message=str(e))
+            box["error"] = e
+        except Exception as e:  # a bug must not kill the daemon; report it as one line
+            log.exception("retrain failed")
+            err = RetrainError(f"retrain failed: {type(e).__name__}: {e}")
+            self.daemon.publish_event("retrain_finished", ok=False, model=pkg.name, error=str(err))
+            box["error"] = err
+        finally:
+            done.set()
+
+    def _reload(self, clf: Classifier) -> Classifier:
+        """The same model and precision with whatever head is now current."""
+        return Classifier(clf.package, clf.precision, clf.threads, state_dir=self.cfg.state_dir, roi=clf.roi)
+
+    def rollback(self, payload: dict) -> dict:
+        if self.retraining:
+            raise CommandError("a retrain is running; roll back when it has finished")
+        clf = self.daemon.classifier
+        data = rollback(self.cfg, clf.package)
+        self.daemon.swap_classifier(self._reload(clf))
+        return data
+
+    # ---- GPIO ---------------------------------------------------------------------------
+
+    def _button_capture(self, label: str) -> bool:
+        try:
+            self.capture({"label": label}, source="button")
+            return True
+        except FingercountError as e:
+            log.warning("button capture refused: %s", e)
+            return False
+
+    def _button_retrain(self) -> None:
+        try:
+            self.start_retrain(False, "button")
+        except FingercountError as e:
+            self.daemon.publish_event("error", where="retrain", message=str(e))
+            if self.gpio is not None:
+                self.gpio.refuse()
+
+    def _button_label(self, label: str) -> None:
+        self.label = label
+        self.daemon.publish_event("label_selected", label=label, count=label_count(label), source="button")
+
+    # ---- stats / shutdown ---------------------------------------------------------------
+
+    def stats(self) -> dict:
+        return {"samples": self.store.counts(), "label": self.label, "retraining": self.retraining}
+
+    def close(self) -> None:
+        if self.gpio is not None:
+            self.gpio.close()
+            self.gpio = None
+        t = self._retrain_thread
+        if t is not None and t.is_alive():
+            t.join(self.cfg.retrain.max_seconds + 5)  # training stops itself at max_seconds
+        self.store.close()
+
+
+def attach(daemon: Any) -> Personalizer:
+    """Register capture, set_label, retrain and rollback; set up GPIO; return the Personalizer."""
+    p = Personalizer(daemon)
+    daemon.register_command("capture", p.capture)
+    daemon.register_command("set_label", p.set_label)
+    daemon.register_command("retrain", p.retrain)
+    daemon.register_command("rollback", p.rollback)
+    daemon.add_stats_provider(p.stats)
+    daemon.add_shutdown_hook(p.close)
+    return p

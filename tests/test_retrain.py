@@ -1,0 +1,179 @@
+"""On-device retraining with the shipped retrainable model, its real backbone and a real sample store."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.config import Config, load_config
+from edge.errors import RetrainError, SampleError
+from edge.personalize import check_label
+from edge.retrain import holdout_split, retrain, rollback
+from edge.runtime.classifier import Backbone, Classifier, head_dir, label_count
+from edge.runtime.loader import open_classifier, open_package
+from edge.runtime.package import load_package
+from edge.samples import Sample, SampleStore
+from tests.conftest import HANDS, MODELS
+
+RETRAINABLE = "fingers-mobilenet"
+
+
+def models_dir() -> Path:
+    # FINGERCOUNT_TEST_MODELS_DIR lets a developer point at another build of the package.
+    d = Path(os.environ.get("FINGERCOUNT_TEST_MODELS_DIR", MODELS))
+    name = os.environ.get("FINGERCOUNT_TEST_RETRAINABLE", RETRAINABLE)
+    if not (d / name / "model.json").is_file():
+        pytest.fail(f"the retrainable model {d / name} is missing: build it with `make models` "
+                    "(fingercount-convert build converter/recipes/fingers-mobilenet.yaml ...)", pytrace=False)
+    return d
+
+
+def make_cfg(tmp: Path, **retrain_kw: object) -> Config:
+    name = os.environ.get("FINGERCOUNT_TEST_RETRAINABLE", RETRAINABLE)
+    return load_config(None, {"state_dir": str(tmp / "state"), "models_dir": str(models_dir()),
+                              "model": {"name": name, "precision": "int8", "threads": 1},
+                              "retrain": {"holdout": 0.34, **retrain_kw}}, environ={})
+
+
+def rgb(p: Path) -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)
+
+
+def fill(store: SampleStore, per_label: int, labels: dict[str, str]) -> None:
+    """labels: sample label -> folder(s) of tests/data/hands ("6,7") to take the pictures from."""
+    for lab, folders in labels.items():
+        pics = [p for f in folders.split(",") for p in sorted((HANDS / f).glob("*.JPG"))]
+        for p in pics[:per_label]:
+            store.add(rgb(p), lab, source="test")
+
+
+class CountingBackbone(Backbone):
+    """The real backbone; counts how many images it actually embeds."""
+
+    calls = 0
+
+    def embed_frame(self, frame: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        return super().embed_frame(frame)
+
+
+FINGERS = {str(i): str(i) for i in range(6)}
+
+
+def test_embeddings_are_cached_per_backbone(tmp_path: Path) -> None:
+    cfg = make_cfg(tmp_path)
+    pkg = open_package(cfg)
+    with SampleStore(cfg.state_dir) as store:
+        fill(store, 3, FINGERS)
+        bb = CountingBackbone(pkg, "int8", 1)
+        r1 = retrain(cfg, pkg, store, "int8", backbone=bb)
+        assert bb.calls == 18 and r1.embeddings_computed == 18
+        r2 = retrain(cfg, pkg, store, "int8", backbone=bb)
+        assert bb.calls == 18 and r2.embeddings_computed == 0  # all cached
+        store.add(rgb(sorted((HANDS / "4").glob("*.JPG"))[5]), "4")
+        r3 = retrain(cfg, pkg, store, "int8", backbone=bb)
+        assert bb.calls == 19 and r3.embeddings_computed == 1  # only the new sample
+        # another precision's backbone is another network: everything is embedded again
+        bb32 = CountingBackbone(pkg, "fp32", 1)
+        assert bb32.sha256 != bb.sha256
+        r4 = retrain(cfg, pkg, store, "fp32", backbone=bb32)
+        assert bb32.calls == 19 and r4.embeddings_computed == 19
+        # the cached embedding is what the backbone makes for the stored JPEG
+        samples, X = store.embeddings(bb32.sha256)
+        again = Backbone(pkg, "fp32", 1).embed_frame(store.read_frame(samples[0]))
+        assert np.allclose(X[0], again, atol=1e-5)
+
+
+def test_new_label_swap_and_rollback(tmp_path: Path) -> None:
+    cfg = make_cfg(tmp_path)
+    pkg = open_package(cfg)
+    shipped = open_classifier(cfg)
+    assert shipped.head is None and shipped.labels == [str(i) for i in range(6)]
+    with SampleStore(cfg.state_dir) as store:
+        fill(store, 4, {**FINGERS, "none": "6,7"})  # other signs stand in for "no finger count"
+        res = retrain(cfg, pkg, store, "int8")
+    assert res.swapped, res.reason
+    assert res.new_labels == ["none"] and "none" in res.labels
+    assert res.samples_per_label["none"] == 4 and sum(res.holdout_per_label.values()) >= 7
+    assert res.accuracy_after is not None and res.accuracy_after >= res.accuracy_before
+    assert 0 <= res.duration_s < 30
+    # every later command that loads the model uses the new head
+    clf = open_classifier(cfg)
+    assert clf.head is not None and clf.labels == res.labels and clf.model_id.endswith("+head")
+    assert label_count("none") is None
+    probs, _ = clf.classify(rgb(sorted((HANDS / "8").glob("*.JPG"))[0]))
+    assert probs.shape == (7,) and abs(float(probs.sum()) - 1) < 1e-4
+    # rollback: back to the shipped fused model; a second rollback re-applies the retrained head
+    assert rollback(cfg, pkg)["head"] == "shipped"
+    assert not (head_dir(cfg.state_dir, pkg.name) / "head.npz").exists()
+    assert open_classifier(cfg).labels == [str(i) for i in range(6)]
+    assert rollback(cfg, pkg)["head"] == "retrained"
+    assert open_classifier(cfg).labels == res.labels
+
+
+def test_gate_refuses_a_worse_head_unless_forced(tmp_path: Path) -> None:
+    # An absurd L2 weight makes the new head (nearly) constant: worse than the shipped one.
+    cfg = make_cfg(tmp_path, l2=1e4)
+    pkg = open_package(cfg)
+    with SampleStore(cfg.state_dir) as store:
+        fill(store, 6, FINGERS)
+        res = retrain(cfg, pkg, store, "int8")
+        assert not res.swapped
+        assert res.accuracy_after < res.accuracy_before
+        assert "not swapped" in res.reason and "force" in res.reason
+        assert not (head_dir(cfg.state_dir, pkg.name) / "head.npz").exists()
+        assert open_classifier(cfg).head is None
+        forced = retrain(cfg, pkg, store, "int8", force=True)
+    assert forced.swapped and forced.forced and "forced" in forced.reason
+    assert open_classifier(cfg).head is not None
+
+
+def test_holdout_is_stratified_and_deterministic() -> None:
+    samples = [Sample(i, lab, Path(f"{i}.jpg"), f"{(i * 7919) % 1000:04d}", "t", "")
+               for i, lab in enumerate(["a"] * 10 + ["b"] * 5 + ["c"] * 1)]
+    train, hold = holdout_split(samples, 0.2)
+    assert sorted(train + hold) == list(range(16))
+    held = [samples[i].label for i in hold]
+    assert held.count("a") == 2 and held.count("b") == 1 and held.count("c") == 0
+    assert holdout_split(list(reversed(samples)), 0.2)[1] != []  # order-independent membership:
+    assert {samples[i].id for i in hold} == {s.id for j, s in enumerate(reversed(samples))
+                                            if j in holdout_split(list(reversed(samples)), 0.2)[1]}
+
+
+def test_retrain_without_samples_is_a_clear_error(tmp_path: Path) -> None:
+    cfg = make_cfg(tmp_path)
+    with SampleStore(cfg.state_dir) as store, pytest.raises(RetrainError, match="no samples"):
+        retrain(cfg, open_package(cfg), store, "int8")
+
+
+def non_retrainable_copy(tmp: Path) -> Path:
+    """The same package with its backbone/head removed from model.json: a fixed-label model."""
+    src = models_dir() / os.environ.get("FINGERCOUNT_TEST_RETRAINABLE", RETRAINABLE)
+    dst = tmp / "models" / "fixed"
+    shutil.copytree(src, dst)
+    meta = json.loads((dst / "model.json").read_text())
+    meta["retrainable"] = None
+    meta["name"] = "fixed"
+    (dst / "model.json").write_text(json.dumps(meta))
+    return dst
+
+
+def test_fixed_model_refuses_new_labels_and_retraining(tmp_path: Path) -> None:
+    pkg = load_package(non_retrainable_copy(tmp_path))
+    clf = Classifier(pkg, "int8", 1)
+    assert check_label("3", clf) == "3"
+    with pytest.raises(SampleError, match="cannot learn new ones"):
+        check_label("none", clf)
+    with pytest.raises(SampleError):
+        check_label("", clf)
+    cfg = make_cfg(tmp_path)
+    with SampleStore(cfg.state_dir) as store:
+        fill(store, 2, {"3": "3", "4": "4"})
+        with pytest.raises(RetrainError, match="cannot be retrained"):
+            retrain(cfg, pkg, store, "int8")
