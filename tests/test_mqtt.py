@@ -1,0 +1,267 @@
+"""MQTT link against a real mosquitto: availability, ordered bounded outbox across outages,
+Home Assistant discovery, TLS with username/password."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Optional
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from edge.config import load_config
+from edge.mqtt import MqttLink
+
+
+class Collector:
+    """A real MQTT subscriber that records (topic, payload, retain) as they arrive."""
+
+    def __init__(self, port: int, topics: list[str], host: str = "127.0.0.1", client_id: str = "",
+                 clean: bool = True, tls_ca: Optional[Path] = None, auth: Optional[tuple[str, str]] = None):
+        self.msgs: list[tuple[str, bytes, bool]] = []
+        self.lock = threading.Lock()
+        self.subscribed = threading.Event()
+        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean)
+        if tls_ca:
+            self.c.tls_set(ca_certs=str(tls_ca))
+        if auth:
+            self.c.username_pw_set(*auth)
+        self.topics = topics
+        self.c.on_connect = lambda c, u, f, rc, p: c.subscribe([(t, 1) for t in topics])
+        self.c.on_subscribe = lambda *a: self.subscribed.set()
+        self.c.on_message = self._on_message
+        self.c.connect(host, port, 30)
+        self.c.loop_start()
+        assert self.subscribed.wait(5), "subscriber did not get SUBACK"
+
+    def _on_message(self, c: Any, u: Any, m: mqtt.MQTTMessage) -> None:
+        with self.lock:
+            self.msgs.append((m.topic, bytes(m.payload), bool(m.retain)))
+
+    def on(self, topic: str) -> list[bytes]:
+        with self.lock:
+            return [p for t, p, _ in self.msgs if t == topic]
+
+    def json_on(self, topic: str) -> list[Any]:
+        return [json.loads(p) for p in self.on(topic)]
+
+    def wait(self, pred: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            v = pred()
+            if v:
+                return v
+            time.sleep(0.02)
+        with self.lock:
+            seen = [(t, p[:120]) for t, p, _ in self.msgs[-15:]]
+        raise AssertionError(f"timed out waiting for {what or pred}; last messages: {seen}")
+
+    def close(self) -> None:
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
+def link_cfg(port: int, tmp: Path, **mqtt_over: Any) -> Any:
+    over = {"device_id": "t1", "state_dir": str(tmp / "state"), "mqtt": {"host": "127.0.0.1", "port": port, **mqtt_over}}
+    return load_config(None, over, environ={})
+
+
+def test_online_on_connect_offline_on_clean_stop(broker, tmp_path: Path) -> None:
+    sub = Collector(broker.port, ["fingercount/t1/availability"])
+    link = MqttLink(link_cfg(broker.port, tmp_path)).start()
+    assert link.wait_connected(5)
+    sub.wait(lambda: b"online" in sub.on("fingercount/t1/availability"), what="online")
+    link.stop()
+    sub.wait(lambda: sub.on("fingercount/t1/availability")[-1:] == [b"offline"], what="offline")
+    sub.close()
+    # retained: a late subscriber sees offline too
+    late = Collector(broker.port, ["fingercount/t1/availability"])
+    late.wait(lambda: late.on("fingercount/t1/availability") == [b"offline"], what="retained offline")
+    late.close()
+
+
+@pytest.fixture
+def persist_dir() -> Iterator[Path]:
+    # mosquitto started as root drops to its own user before writing its database, and
+    # pytest's tmp_path is private to us: use a world-writable directory of our own.
+    d = Path(tempfile.mkdtemp(prefix="fingercount-mosq-"))
+    d.chmod(0o777)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def persistent_broker(broker_factory, d: Path):
+    """mosquitto keeping sessions across its own restart, so a subscriber misses nothing."""
+    return broker_factory(f"persistence true\npersistence_location {d}/\n", name="persist")
+
+
+def test_outbox_keeps_order_across_a_broker_outage(broker_factory, persist_dir: Path, tmp_path: Path) -> None:
+    b = persistent_broker(broker_factory, persist_dir)
+    sub = Collector(b.port, ["fingercount/t1/event"], client_id="sub-order", clean=False)
+    link = MqttLink(link_cfg(b.port, tmp_path), reconnect=(0.2, 0.5)).start()
+    assert link.wait_connected(5)
+    for i in range(5):
+        link.publish_reliable("event", {"type": "test", "i": i})
+    sub.wait(lambda: len(sub.on("fingercount/t1/event")) >= 5, what="5 events before the outage")
+    b.stop()
+    deadline = time.monotonic() + 5
+    while link.connected.is_set() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not link.connected.is_set()
+    for i in range(5, 40):  # produced while the broker is down
+        link.publish_reliable("event", {"type": "test", "i": i})
+    assert link.stats()["outbox_depth"] == 35
+    b.start()
+    sub.wait(lambda: len({e["i"] for e in sub.json_on("fingercount/t1/event")}) >= 40, timeout=15,
+             what="all 40 events after reconnect")
+    got = [e["i"] for e in sub.json_on("fingercount/t1/event")]
+    # QoS 1 may deliver a message twice; it must never deliver out of order
+    dedup = [i for n, i in enumerate(got) if i not in got[:n]]
+    assert dedup == list(range(40)), got
+    assert link.stats()["outbox_depth"] == 0 and link.outbox.dropped == 0
+    link.stop()
+    sub.close()
+
+
+def test_full_outbox_drops_the_oldest_and_counts(broker_factory, persist_dir: Path, tmp_path: Path) -> None:
+    b = persistent_broker(broker_factory, persist_dir)
+    sub = Collector(b.port, ["fingercount/t1/event"], client_id="sub-drop", clean=False)
+    link = MqttLink(link_cfg(b.port, tmp_path, outbox_max=5), reconnect=(0.2, 0.5)).start()
+    assert link.wait_connected(5)
+    b.stop()
+    while link.connected.is_set():
+        time.sleep(0.02)
+    for i in range(12):
+        link.publish_reliable("event", {"type": "test", "i": i})
+    assert link.outbox.dropped == 7 and link.stats()["outbox_depth"] == 5
+    b.start()
+    sub.wait(lambda: len(sub.on("fingercount/t1/event")) >= 5, timeout=15, what="5 newest events")
+    time.sleep(0.3)
+    assert [e["i"] for e in sub.json_on("fingercount/t1/event")] == [7, 8, 9, 10, 11]
+    assert link.stats()["outbox_dropped"] == 7
+    link.stop()
+    sub.close()
+
+
+def test_predictions_are_not_queued_while_offline(broker, tmp_path: Path) -> None:
+    link = MqttLink(link_cfg(broker.port, tmp_path), reconnect=(5, 5))
+    assert link.publish_now("prediction", {"seq": 1}) is False  # not connected: skipped
+    assert len(link.outbox) == 0
+
+
+def test_home_assistant_discovery_and_resend_on_ha_online(broker, tmp_path: Path) -> None:
+    sub = Collector(broker.port, ["homeassistant/sensor/#"])
+    link = MqttLink(link_cfg(broker.port, tmp_path)).start()
+    assert link.wait_connected(5)
+    topic = "homeassistant/sensor/fingercount_t1/count/config"
+    sub.wait(lambda: sub.on(topic), what="count discovery config")
+    cfg = json.loads(sub.on(topic)[0])
+    assert cfg["state_topic"] == "fingercount/t1/count"
+    assert cfg["availability_topic"] == "fingercount/t1/availability"
+    assert cfg["unique_id"] == "fingercount_t1_count"
+    assert cfg["device"]["identifiers"] == ["fingercount_t1"]
+    assert "value_json.count" in cfg["value_template"]
+    n = len(sub.on(topic))
+    # Home Assistant restarted: it says online, and we send the configs again
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    pub.connect("127.0.0.1", broker.port)
+    pub.loop_start()
+    pub.publish("homeassistant/status", b"online", qos=1).wait_for_publish(5)
+    sub.wait(lambda: len(sub.on(topic)) > n, what="discovery re-sent")
+    pub.loop_stop()
+    link.stop()
+    sub.close()
+    # retained: Home Assistant finds them whenever it connects
+    late = Collector(broker.port, ["homeassistant/sensor/fingercount_t1/+/config"])
+    late.wait(lambda: len({t for t, _, r in late.msgs if r}) >= 2, what="retained discovery configs")
+    late.close()
+
+
+def make_ca_and_server_cert(d: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1/localhost (openssl CLI)."""
+    def run(*args: str) -> None:
+        try:
+            subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+        except FileNotFoundError:
+            pytest.fail("the openssl command is needed for the TLS test: sudo apt-get install openssl",
+                        pytrace=False)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=fingercount test CA",
+        "-keyout", "ca.key", "-out", "ca.crt")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "server.key",
+        "-out", "server.csr")
+    (d / "ext.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+        "-days", "2", "-extfile", "ext.cnf", "-out", "server.crt")
+    return d / "ca.crt", d / "server.crt", d / "server.key"
+
+
+@pytest.fixture
+def tls_broker(broker_factory, persist_dir: Path):
+    d = persist_dir  # readable by the mosquitto user (see persist_dir)
+    ca, crt, key = make_ca_and_server_cert(d)
+    pw = d / "passwd"
+    pw.write_text("")
+    try:
+        subprocess.run(["mosquitto_passwd", "-b", str(pw), "pi", "s3cret pass"], check=True, capture_output=True)
+    except FileNotFoundError:
+        pytest.fail("mosquitto_passwd is missing: sudo apt-get install mosquitto", pytrace=False)
+    for f in d.iterdir():
+        f.chmod(0o644)  # throwaway test keys; mosquitto runs as its own user
+    b = broker_factory(f"cafile {ca}\ncertfile {crt}\nkeyfile {key}\nallow_anonymous false\n"
+                       f"password_file {pw}\n", name="tls")
+    return b, ca
+
+
+def test_tls_with_password_from_the_environment(tls_broker, tmp_path: Path) -> None:
+    b, ca = tls_broker
+    sub = Collector(b.port, ["fingercount/t1/#"], host="localhost", tls_ca=ca, auth=("pi", "s3cret pass"))
+    over = {"device_id": "t1", "mqtt": {"host": "localhost", "port": b.port, "username": "pi",
+                                        "tls": {"enabled": True, "ca_file": str(ca)}}}
+    cfg = load_config(None, over, environ={"FINGERCOUNT_MQTT__PASSWORD": "s3cret pass"})
+    link = MqttLink(cfg).start()
+    assert link.wait_connected(8), link.last_error
+    link.publish_reliable("event", {"type": "test"})
+    sub.wait(lambda: sub.on("fingercount/t1/event"), what="event over TLS")
+    link.stop()
+    sub.close()
+
+
+def test_tls_password_file_and_wrong_password(tls_broker, tmp_path: Path) -> None:
+    b, ca = tls_broker
+    good = tmp_path / "pw"
+    good.write_text("s3cret pass\n")
+    base = {"device_id": "t1", "mqtt": {"host": "localhost", "port": b.port, "username": "pi",
+                                        "tls": {"enabled": True, "ca_file": str(ca)}}}
+    base["mqtt"]["password_file"] = str(good)
+    link = MqttLink(load_config(None, base, environ={})).start()
+    assert link.wait_connected(8), link.last_error
+    link.stop()
+    bad = tmp_path / "bad"
+    bad.write_text("wrong\n")
+    base["mqtt"]["password_file"] = str(bad)
+    link = MqttLink(load_config(None, base, environ={}), reconnect=(0.3, 0.3)).start()
+    assert not link.wait_connected(2)
+    assert "refused" in (link.last_error or "") and "authori" in link.last_error.lower()
+    link.stop()
+
+
+def test_tls_with_an_untrusted_server_does_not_connect(tls_broker, tmp_path: Path) -> None:
+    b, _ = tls_broker
+    other = tmp_path / "other"
+    other.mkdir()
+    other_ca, _, _ = make_ca_and_server_cert(other)
+    cfg = load_config(None, {"device_id": "t1", "mqtt": {
+        "host": "localhost", "port": b.port, "username": "pi", "password": "s3cret pass",
+        "tls": {"enabled": True, "ca_file": str(other_ca)}}}, environ={})
+    link = MqttLink(cfg, reconnect=(0.3, 0.3)).start()
+    assert not link.wait_connected(2)
+    assert "certificate" in (link.last_error or "").lower()
+    link.stop()
