@@ -97,6 +97,17 @@ def _writer_alive(name: str) -> bool:
     return True
 
 
+def _free_bytes(path: Path) -> Optional[int]:
+    """Bytes available to us on path's filesystem (its nearest existing parent), None if unknown."""
+    for p in (path, *path.parents):
+        try:
+            st = os.statvfs(p)
+            return st.f_bavail * st.f_frsize
+        except OSError:
+            continue
+    return None
+
+
 def _no_space_message(e: OSError) -> str:
     what = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded",
             errno.EFBIG: "file size limit reached"}.get(e.errno, e.strerror or str(e))
@@ -141,7 +152,9 @@ class SampleStore:
             self._db.execute("PRAGMA synchronous=FULL")  # the row is durable when the commit returns
             self._db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as e:
-            raise SampleError(f"cannot open the sample store in {self.state_dir}: {e}") from e
+            free = _free_bytes(self.state_dir)
+            why = f"disk full ({free} bytes free)" if free is not None and free < 1 << 20 else str(e)
+            raise SampleError(f"cannot open the sample store in {self.state_dir}: {why}") from e
         self._recover()
 
     # ---- lifecycle ---------------------------------------------------------------

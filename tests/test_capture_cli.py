@@ -1,0 +1,102 @@
+"""`fingercount capture | samples | retrain | rollback` end to end (real replay camera, model, files)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import cv2
+import pytest
+
+from edge.cli import main
+from edge.samples import SampleStore
+from tests.conftest import HANDS
+from tests.test_retrain import RETRAINABLE, models_dir
+from tests.test_samples import _mount_tmpfs, raw_state
+
+
+def cli(tmp: Path, *argv: str) -> int:
+    name = os.environ.get("FC_TEST_RETRAINABLE", RETRAINABLE)
+    return main([argv[0], "--state-dir", str(tmp / "state"), "--models-dir", str(models_dir()),
+                 *argv[1:], *(["--model", name] if argv[0] in ("capture", "retrain", "rollback") else [])])
+
+
+def test_capture_samples_retrain_rollback(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    for lab in "012345":
+        assert cli(tmp_path, "capture", "--label", lab, "--count", "4", "--interval", "0",
+                   "--camera", f"replay:{HANDS / lab}@0") == 0
+    other = tmp_path / "other-signs"  # signs 6 and 7 stand in for "no finger count"
+    other.mkdir()
+    for p in [*(HANDS / "6").glob("*.JPG"), *(HANDS / "7").glob("*.JPG")]:
+        shutil.copy(p, other / f"{p.parent.name}-{p.name}")
+    assert cli(tmp_path, "capture", "--label", "none", "--count", "4", "--interval", "0",
+               "--camera", f"replay:{other}@0") == 0
+    out = capsys.readouterr().out
+    assert "stored 4 sample(s) under 'none'" in out
+    with SampleStore(tmp_path / "state") as store:
+        assert store.counts() == {**{lab: 4 for lab in "012345"}, "none": 4}
+        # each capture took a fresh frame: 4 different pictures per label
+        assert len({s.sha256 for s in store.list("3")}) == 4
+
+    assert cli(tmp_path, "samples", "stats", "--json") == 0
+    st = json.loads(capsys.readouterr().out)
+    assert st["total"] == 28 and st["per_label"]["none"] == 4
+    assert cli(tmp_path, "samples", "list", "--json", "--label", "2") == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 4 and {r["label"] for r in rows} == {"2"} and all(Path(r["path"]).is_file() for r in rows)
+    assert cli(tmp_path, "samples", "export", str(tmp_path / "ds")) == 0
+    assert sorted(p.name for p in (tmp_path / "ds").iterdir()) == ["0", "1", "2", "3", "4", "5", "none"]
+    assert all(cv2.imread(str(p)) is not None for p in (tmp_path / "ds").glob("*/*.jpg"))
+
+    assert cli(tmp_path, "retrain", "--json", str(tmp_path / "r.json")) == 0
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert res["swapped"] and "none" in res["labels"] and res["embeddings_computed"] == 28
+    assert res["accuracy_after"] >= res["accuracy_before"]
+    assert "swapped in" in capsys.readouterr().out
+    assert cli(tmp_path, "rollback") == 0
+    assert "shipped head" in capsys.readouterr().out
+
+
+def test_bad_labels_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    cam = f"replay:{HANDS / '3'}@0"
+    for bad in ["a/b", "", "../x", "x" * 40, "a.b"]:
+        assert cli(tmp_path, "capture", "--label", bad, "--camera", cam) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("fingercount: error: "), err
+    assert cli(tmp_path, "samples", "export") == 2
+    assert "needs a target directory" in capsys.readouterr().err
+    assert cli(tmp_path, "rollback") == 2
+    assert "nothing to roll back" in capsys.readouterr().err
+    assert cli(tmp_path, "retrain") == 2
+    assert "no samples" in capsys.readouterr().err
+
+
+def test_capture_on_a_full_disk_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    mnt = tmp_path / "small"
+    if not _mount_tmpfs(mnt, "2m"):
+        pytest.fail("cannot mount a tmpfs here (needs root and mount permission)")
+    try:
+        state = mnt / "state"
+        cam = f"replay:{HANDS / '2'}@0"
+        args = ["--state-dir", str(state), "--models-dir", str(models_dir()),
+                "--model", os.environ.get("FC_TEST_RETRAINABLE", RETRAINABLE)]
+        assert main(["capture", "--label", "2", "--camera", cam, *args]) == 0
+        with open(mnt / "filler", "wb") as f:  # take every remaining block
+            try:
+                while True:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+            except OSError:
+                pass
+        capsys.readouterr()
+        assert main(["capture", "--label", "2", "--camera", cam, *args]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("fingercount: error: ") and "disk full" in err, err
+        (mnt / "filler").unlink()  # room for sqlite to read the index (it needs its -shm file)
+        rows, finals, temps = raw_state(state)
+        assert temps == [] and set(rows) == set(finals) and len(rows) == 1
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
