@@ -195,7 +195,7 @@ class Personalizer:
     # ---- stats / shutdown ---------------------------------------------------------------
 
     def stats(self) -> dict:
-        return {"samples": self.store.counts(), "label": self.label, "retraining": self.retraining}
+        return {"samples": self.store.counts(), "capture_label": self.label, "retraining": self.retraining}
 
     def close(self) -> None:
         if self.gpio is not None:

@@ -1,0 +1,181 @@
+"""Personalisation inside the real daemon: MQTT commands on a real mosquitto, buttons through
+gpiozero's MockFactory, the replay camera and the real model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from gpiozero import Device
+from gpiozero.pins.mock import MockFactory
+
+from edge.config import load_config
+from edge.daemon import Daemon
+from tests.conftest import HANDS
+from tests.test_gpio import blinks, press
+from tests.test_mqtt import Collector
+from tests.test_retrain import RETRAINABLE, models_dir
+from tests.test_samples import _mount_tmpfs
+
+BASE = "fingercount/p1"
+
+
+@pytest.fixture
+def mock_factory() -> Iterator[MockFactory]:
+    saved = Device.pin_factory
+    Device.pin_factory = MockFactory()
+    try:
+        yield Device.pin_factory
+    finally:
+        Device.pin_factory.reset()
+        Device.pin_factory = saved
+
+
+class Running:
+    """A Daemon running in a thread, a subscriber on its topics and a command publisher."""
+
+    def __init__(self, port: int, state_dir: Path, camera: str):
+        cfg = load_config(None, {
+            "device_id": "p1", "state_dir": str(state_dir), "models_dir": str(models_dir()),
+            "model": {"name": os.environ.get("FC_TEST_RETRAINABLE", RETRAINABLE), "precision": "int8",
+                      "threads": 1},
+            "camera": {"source": camera}, "mqtt": {"host": "127.0.0.1", "port": port},
+            "publish": {"max_hz": 20, "stats_interval_s": 60},
+            "gpio": {"hold_s": 0.5, "bounce_s": None}, "retrain": {"holdout": 0.34},
+        }, environ={})
+        self.sub = Collector(port, [f"{BASE}/#"])
+        self.daemon = Daemon(cfg)
+        self.thread = threading.Thread(target=self.daemon.run, kwargs={"duration": 120}, name="daemon-under-test")
+        self.thread.start()
+        self.pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        self.pub.connect("127.0.0.1", port, 30)
+        self.pub.loop_start()
+        self.sub.wait(lambda: self.sub.on(f"{BASE}/prediction"), 30, "first prediction")
+
+    def events(self, type_: str) -> list[dict]:
+        return [e for e in self.sub.json_on(f"{BASE}/event") if e["type"] == type_]
+
+    def command(self, name: str, body: dict, timeout: float = 60) -> dict:
+        cid = f"{name}-{time.monotonic_ns()}"
+        self.pub.publish(f"{BASE}/cmd/{name}", json.dumps({**body, "id": cid}), qos=1)
+        return self.sub.wait(lambda: next((r for r in self.sub.json_on(f"{BASE}/cmd/{name}/result")
+                                           if r["id"] == cid), None), timeout, f"result of {name}")
+
+    def predictions_after(self, n: int, timeout: float = 10) -> list[dict]:
+        before = len(self.sub.on(f"{BASE}/prediction"))
+        self.sub.wait(lambda: len(self.sub.on(f"{BASE}/prediction")) >= before + n, timeout, "more predictions")
+        return self.sub.json_on(f"{BASE}/prediction")[before:]
+
+    def close(self) -> None:
+        self.daemon.stop_event.set()
+        self.thread.join(30)
+        self.pub.loop_stop()
+        self.pub.disconnect()
+        self.sub.close()
+        assert not self.thread.is_alive()
+
+
+def test_capture_label_retrain_rollback_over_mqtt_and_buttons(broker: Any, tmp_path: Path,
+                                                              mock_factory: MockFactory) -> None:
+    run = Running(broker.port, tmp_path / "state", f"replay:{HANDS}@15")
+    try:
+        d = run.daemon
+        r = run.command("capture", {"label": "3"})
+        assert r["ok"], r
+        assert r["data"]["samples"] == {"3": 1} and Path(r["data"]["path"]).is_file()
+        ev = run.sub.wait(lambda: run.events("sample_captured"), what="sample_captured")[0]
+        assert ev["label"] == "3" and ev["samples"] == {"3": 1} and ev["source"] == "mqtt"
+
+        for bad, why in [("a/b", "may only contain"), ("", "non-empty"), (None, "non-empty")]:
+            r = run.command("capture", {"label": bad})
+            assert not r["ok"] and why in r["error"], r
+        assert any("may only contain" in e["message"] for e in run.events("error"))
+
+        # label button: next label after "0" is "1"; then choose "none" over MQTT and capture with the button
+        led = mock_factory.pin(d.cfg.gpio.led_pin)
+        assert run.command("set_label", {"label": "0"})["ok"]
+        blinks(led)
+        press(mock_factory.pin(d.cfg.gpio.label_pin))
+        run.sub.wait(lambda: run.events("label_selected"), what="label_selected")
+        assert run.events("label_selected")[-1]["label"] == "1"
+        blinks(led)
+        assert run.command("set_label", {"label": "none"})["ok"]
+        blinks(led)
+        led.clear_states()
+        press(mock_factory.pin(d.cfg.gpio.capture_pin))
+        run.sub.wait(lambda: any(e["source"] == "button" for e in run.events("sample_captured")), what="button capture")
+        assert blinks(led) == 2  # acknowledged (after the sample was stored)
+        assert run.events("sample_captured")[-1]["samples"] == {"3": 1, "none": 1}
+
+        for lab in ["1", "2", "3", "none"] * 3:
+            assert run.command("capture", {"label": lab})["ok"]
+        assert d.stats()["samples"] == {"1": 3, "2": 3, "3": 4, "none": 4}
+
+        r = run.command("retrain", {"force": True})
+        assert r["ok"], r
+        data = r["data"]
+        assert data["swapped"] and "none" in data["labels"] and data["samples_per_label"]["none"] == 4
+        assert {"accuracy_before", "accuracy_after", "duration_s", "holdout_per_label"} <= set(data)
+        assert run.events("retrain_started") and run.events("retrain_progress")
+        fin = run.sub.wait(lambda: run.events("retrain_finished"), what="retrain_finished")[-1]
+        assert fin["ok"] and fin["swapped"]
+        swap = run.sub.wait(lambda: run.events("model_swapped"), what="model_swapped")[-1]
+        assert swap["model"].endswith("+head") and "none" in swap["labels"]
+        assert "none" in d.classifier.labels
+        # the daemon kept classifying and now scores the new label, without a restart
+        preds = run.predictions_after(3)
+        assert "none" in preds[-1]["scores"]
+
+        # hold the capture button: a retrain (no capture)
+        n_started = len(run.events("retrain_started"))
+        n_samples = sum(d.stats()["samples"].values())
+        press(mock_factory.pin(d.cfg.gpio.capture_pin), hold=0.9)
+        run.sub.wait(lambda: len(run.events("retrain_finished")) >= 2, 60, "button retrain")
+        assert run.events("retrain_started")[n_started]["source"] == "button"
+        assert sum(d.stats()["samples"].values()) == n_samples
+
+        r = run.command("rollback", {})
+        assert r["ok"], r
+        run.sub.wait(lambda: len(run.events("model_swapped")) >= 2, what="swap after rollback")
+        assert run.command("retrain", {"force": "yes"})["ok"] is False  # malformed: refused
+    finally:
+        run.close()
+
+
+def test_full_disk_refuses_capture_and_classification_continues(broker: Any, tmp_path: Path,
+                                                                 mock_factory: MockFactory) -> None:
+    mnt = tmp_path / "small"
+    if not _mount_tmpfs(mnt, "4m"):
+        pytest.fail("cannot mount a tmpfs here (needs root and mount permission)")
+    run = None
+    try:
+        run = Running(broker.port, mnt / "state", f"replay:{HANDS / '2'}@15")
+        assert run.command("capture", {"label": "2"})["ok"]
+        with open(mnt / "filler", "wb") as f:
+            try:
+                while True:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+            except OSError:
+                pass
+        r = run.command("capture", {"label": "2"})
+        assert not r["ok"] and "disk full" in r["error"], r
+        err = run.sub.wait(lambda: [e for e in run.events("error") if e.get("where") == "capture"], what="error")
+        assert "disk full" in err[-1]["message"]
+        run.predictions_after(5)  # still classifying
+        assert not [p for p in (mnt / "state" / "samples" / "2").iterdir() if p.name.endswith(".tmp")]
+        (mnt / "filler").unlink()
+        assert run.command("capture", {"label": "2"})["ok"]  # and it recovers once there is room
+        assert run.daemon.stats()["samples"] == {"2": 2}
+    finally:
+        if run is not None:
+            run.close()
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
