@@ -274,8 +274,8 @@ class Daemon:
                            confidence=count["confidence"], seq=r.seq)
         if self.print_to is not None:
             shown = count["count"] if count["count"] is not None else (st.label or "unsure")
-            print(f"{time.strftime('%H:%M:%S')}  count {shown}"
-                  + (f"  ({st.confidence:.0%}, frame {r.seq})" if st.label is not None else ""),
+            conf = f"{st.confidence:.0%}, " if st.label is not None else ""
+            print(f"{time.strftime('%H:%M:%S')}  count {shown}  ({conf}frame {r.seq})",
                   file=self.print_to, flush=True)
 
     def _camera_error(self, kind: str, msg: str) -> None:

@@ -1,0 +1,237 @@
+"""The daemon in-process against a real mosquitto, the replay camera and a real model:
+the MQTT contract, commands (good, malformed, unknown, oversized), the extension API."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from conftest import HANDS
+from test_mqtt import Collector
+from test_pipeline import model_dir
+
+from edge.config import load_config
+from edge.daemon import Daemon
+from edge.errors import CommandError
+from edge.runtime.classifier import Classifier
+from edge.runtime.package import load_package
+
+DEV = "td"
+BASE = f"fingercount/{DEV}"
+
+
+def daemon_cfg(port: int, tmp: Path, **over: Any) -> Any:
+    d = model_dir()
+    o: dict[str, Any] = {
+        "device_id": DEV, "state_dir": str(tmp / "state"), "models_dir": str(d.parent),
+        "model": {"name": d.name, "precision": "int8", "threads": 1},
+        "camera": {"source": f"replay:{HANDS}@15"},
+        "smoothing": {"window": 1, "min_confidence": 0.0, "min_hold_ms": 0},
+        "mqtt": {"host": "127.0.0.1", "port": port, "max_command_bytes": 256},
+        "publish": {"max_hz": 20, "stats_interval_s": 1},
+        "gpio": {"enabled": False},
+    }
+    for k, v in over.items():
+        o[k] = {**o[k], **v} if isinstance(v, dict) and isinstance(o.get(k), dict) else v
+    return load_config(None, o, environ={})
+
+
+class Running:
+    def __init__(self, d: Daemon):
+        self.d = d
+        self.t = threading.Thread(target=d.run, name="test-daemon", daemon=True)
+        self.t.start()
+
+    def stop(self) -> None:
+        self.d.stop_event.set()
+        self.t.join(5)
+        assert not self.t.is_alive(), "daemon did not stop"
+
+
+@pytest.fixture
+def running(broker, tmp_path: Path) -> Iterator[tuple[Running, Collector]]:
+    sub = Collector(broker.port, [f"{BASE}/#"])
+    d = Daemon(daemon_cfg(broker.port, tmp_path))
+    r = Running(d)
+    try:
+        yield r, sub
+    finally:
+        r.stop()
+        sub.close()
+
+
+def command(port: int, name: str, payload: bytes) -> None:
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    c.publish(f"{BASE}/cmd/{name}", payload, qos=1).wait_for_publish(5)
+    c.loop_stop()
+    c.disconnect()
+
+
+def result(sub: Collector, name: str, cid: Any, timeout: float = 10) -> dict:
+    topic = f"{BASE}/cmd/{name}/result"
+    return sub.wait(lambda: next((m for m in sub.json_on(topic) if m.get("id") == cid), None),
+                    timeout, what=f"result of {name} id={cid}")
+
+
+def test_topics_follow_the_contract(running, broker) -> None:
+    r, sub = running
+    sub.wait(lambda: b"online" in sub.on(f"{BASE}/availability"), what="online")
+    preds = sub.wait(lambda: len(sub.json_on(f"{BASE}/prediction")) >= 5 and sub.json_on(f"{BASE}/prediction"),
+                     what="predictions")
+    p = preds[-1]
+    assert set(p) >= {"seq", "ts", "label", "count", "confidence", "scores", "timing_ms"}
+    assert set(p["timing_ms"]) >= {"capture", "preprocess", "invoke", "total"}
+    assert set(p["scores"]) == set(r.d.classifier.labels)
+    seqs = [x["seq"] for x in preds]
+    assert seqs == sorted(set(seqs)), "a frame was classified twice"
+    counts = sub.wait(lambda: [c for c in sub.json_on(f"{BASE}/count") if c["count"] is not None],
+                      what="a stable count")
+    c = counts[-1]
+    assert set(c) == {"count", "label", "confidence", "since", "model"}
+    assert c["model"] == r.d.classifier.model_id and c["since"].endswith("Z")
+    ev = sub.wait(lambda: [e for e in sub.json_on(f"{BASE}/event") if e["type"] == "count_changed"],
+                  what="count_changed event")
+    assert ev[0]["count"] == int(ev[0]["label"]) if ev[0]["label"].isdigit() else ev[0]["count"] is None
+    st = sub.wait(lambda: sub.json_on(f"{BASE}/stats"), what="stats")[-1]
+    for k in ("fps", "invoke_p50_ms", "invoke_p95_ms", "dropped_frames", "uptime_s", "model",
+              "outbox_depth", "cpu_temp_c", "throttled"):
+        assert k in st, k
+    # retained: count and stats are there for a late subscriber
+    late = Collector(broker.port, [f"{BASE}/count", f"{BASE}/stats", f"{BASE}/availability"])
+    late.wait(lambda: len({t for t, _, ret in late.msgs if ret}) == 3, what="retained count/stats/availability")
+    late.close()
+
+
+def test_commands_answer_with_the_request_id(running, broker) -> None:
+    r, sub = running
+    sub.wait(lambda: sub.on(f"{BASE}/prediction"), what="first prediction")
+    command(broker.port, "status", b'{"id": "s1"}')
+    res = result(sub, "status", "s1")
+    assert res["ok"] is True and res["data"]["model"] == r.d.classifier.model_id
+    command(broker.port, "pause", b'{"id": 2}')
+    assert result(sub, "pause", 2)["ok"] is True
+    time.sleep(0.4)
+    n = len(sub.on(f"{BASE}/prediction"))
+    time.sleep(0.6)
+    assert len(sub.on(f"{BASE}/prediction")) == n, "still classifying while paused"
+    command(broker.port, "resume", b'{"id": 3}')
+    assert result(sub, "resume", 3)["ok"] is True
+    sub.wait(lambda: len(sub.on(f"{BASE}/prediction")) > n + 2, what="predictions after resume")
+
+
+@pytest.mark.parametrize("name,payload,reason", [
+    ("status", b"{not json", "not valid JSON"),
+    ("status", b"[1, 2]", "must be a JSON object"),
+    ("status", b'"hello"', "must be a JSON object"),
+    ("status", b'{"id": [1]}', "'id' must be"),
+    ("set_model", b'{"id": 7, "name": 5}', "'name' must be"),
+    ("set_model", b'{"id": 8, "precision": "int4"}', "'precision' must be"),
+    ("pause", b'{"id": 9, "bogus": 1}', "unexpected field"),
+    ("self_destruct", b'{"id": 10}', "unknown command"),
+    ("status", b'{"id": 11, "pad": "' + b"x" * 400 + b'"}', "too large"),
+])
+def test_bad_commands_get_ok_false_and_a_reason(tmp_path: Path, name: str, payload: bytes, reason: str) -> None:
+    d = Daemon(daemon_cfg(1, tmp_path), mqtt_enabled=False)
+    size = len(payload)
+    res = d.execute(name, payload if size <= d.cfg.mqtt.max_command_bytes else None, size)
+    assert res["ok"] is False and reason in res["error"], res
+
+
+def test_bad_commands_over_mqtt_do_not_stop_the_daemon(running, broker) -> None:
+    r, sub = running
+    sub.wait(lambda: sub.on(f"{BASE}/prediction"), what="first prediction")
+    command(broker.port, "status", b"\xff\xfe garbage")
+    command(broker.port, "nope", b'{"id": "u"}')
+    command(broker.port, "status", b'{"id": "big", "x": "' + b"y" * 5000 + b'"}')
+    garbage = sub.wait(lambda: [m for m in sub.json_on(f"{BASE}/cmd/status/result") if m["id"] is None],
+                       what="result for garbage")[0]
+    assert garbage["ok"] is False and "JSON" in garbage["error"]
+    assert "unknown command" in result(sub, "nope", "u")["error"]
+    # oversized: refused unparsed, so no id can be echoed
+    big = sub.wait(lambda: [m for m in sub.json_on(f"{BASE}/cmd/status/result") if "too large" in (m["error"] or "")],
+                   what="oversized refused")[0]
+    assert big["ok"] is False
+    n = len(sub.on(f"{BASE}/prediction"))
+    sub.wait(lambda: len(sub.on(f"{BASE}/prediction")) > n + 3, what="still classifying")
+    assert r.t.is_alive()
+
+
+def test_set_model_swaps_or_keeps_the_old_one(running, broker, tmp_path: Path) -> None:
+    r, sub = running
+    sub.wait(lambda: sub.on(f"{BASE}/prediction"), what="first prediction")
+    old = r.d.classifier.model_id
+    command(broker.port, "set_model", b'{"id": "m1", "name": "no-such-model"}')
+    res = result(sub, "set_model", "m1")
+    assert res["ok"] is False and "not found" in res["error"]
+    assert r.d.classifier.model_id == old
+    name = model_dir().name
+    command(broker.port, "set_model", json.dumps({"id": "m2", "name": name, "precision": "fp32"}).encode())
+    res = result(sub, "set_model", "m2")
+    assert res["ok"] is True and res["data"]["model"].endswith("/fp32")
+    sub.wait(lambda: [e for e in sub.json_on(f"{BASE}/event") if e["type"] == "model_swapped"],
+             what="model_swapped event")
+    sub.wait(lambda: [p for p in sub.json_on(f"{BASE}/prediction") if p.get("model", "").endswith("/fp32")],
+             what="predictions from the new model")
+
+
+def test_extension_api(broker, tmp_path: Path) -> None:
+    sub = Collector(broker.port, [f"{BASE}/#"])
+    d = Daemon(daemon_cfg(broker.port, tmp_path))
+    hooks: list[str] = []
+
+    def hello(body: dict) -> dict:
+        if "fail" in body:
+            raise CommandError("asked to fail")
+        return {"hello": body.get("who", "world")}
+
+    d.register_command("hello", hello)
+    d.add_stats_provider(lambda: {"samples_per_label": {"3": 2}})
+    d.add_shutdown_hook(lambda: hooks.append("closed"))
+    r = Running(d)
+    try:
+        sub.wait(lambda: d.latest_frame() is not None, what="a frame")
+        rgb, ts, seq = d.latest_frame()
+        assert rgb.ndim == 3 and seq >= 1 and abs(ts - time.time()) < 5
+        d.publish_event("sample_captured", label="3", path="x.jpg")
+        sub.wait(lambda: [e for e in sub.json_on(f"{BASE}/event") if e["type"] == "sample_captured"
+                          and e["label"] == "3"], what="plugin event")
+        command(broker.port, "hello", b'{"id": 1, "who": "pi"}')
+        assert result(sub, "hello", 1) == {"id": 1, "ok": True, "data": {"hello": "pi"}, "error": None}
+        command(broker.port, "hello", b'{"id": 2, "fail": true}')
+        assert result(sub, "hello", 2)["error"] == "asked to fail"
+        st = sub.wait(lambda: [s for s in sub.json_on(f"{BASE}/stats") if "samples_per_label" in s],
+                      what="provider stats")[-1]
+        assert st["samples_per_label"] == {"3": 2}
+        new = Classifier(load_package(model_dir()), "fp32", 1)
+        d.swap_classifier(new)
+        assert d.classifier is new
+    finally:
+        r.stop()
+    assert hooks == ["closed"]
+    sub.wait(lambda: sub.on(f"{BASE}/availability")[-1:] == [b"offline"], what="offline on stop")
+    sub.close()
+
+
+def test_a_camera_that_cannot_open_is_reported_and_retried(broker, tmp_path: Path) -> None:
+    sub = Collector(broker.port, [f"{BASE}/#"])
+    d = Daemon(daemon_cfg(broker.port, tmp_path, camera={"source": f"replay:{tmp_path}/missing"}))
+    r = Running(d)
+    try:
+        errs = sub.wait(lambda: [e for e in sub.json_on(f"{BASE}/event") if e["type"] == "error"],
+                        what="error event")
+        assert errs[0]["error"] == "camera_open_failed" and "missing" in errs[0]["message"]
+        st = sub.wait(lambda: [s for s in sub.json_on(f"{BASE}/stats") if s["camera"]["open_failures"] >= 2],
+                      what="retries in stats")[-1]
+        assert st["camera"]["error"]
+        assert r.t.is_alive()
+    finally:
+        r.stop()
+        sub.close()
