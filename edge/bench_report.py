@@ -50,13 +50,19 @@ def invoke_rows(records: list[dict]) -> tuple[list[str], list[list[str]]]:
 def pipeline_rows(records: list[dict]) -> tuple[list[str], list[list[str]]]:
     head = ["model", "precision", "threads", "frames", "pipeline fps", "invoke fps", "ratio",
             "capture ms", "preprocess ms", "invoke ms", "smooth ms", "result ms", "total ms",
-            "dropped"]
+            "dropped", "preprocessed ahead (ms)"]
     rows = [[r["model"], r["precision"], str(r["threads"]), str(r["frames"]),
              _f(r["pipeline_fps"], 1), _f(r["invoke_fps"], 1), _f(r["ratio"], 3),
              _f(r["capture_ms"], 3), _f(r["preprocess_ms"], 3), _f(r["invoke_ms"], 3),
              _f(r["smooth_ms"], 3), _f(r["result_ms"], 3), _f(r["total_ms"], 3),
-             str(r["dropped"])] for r in records]
+             str(r["dropped"]), _ahead(r)] for r in records]
     return head, rows
+
+
+def _ahead(r: dict) -> str:
+    if not r.get("preprocessed_ahead"):
+        return "no"
+    return f"{100 * r['preprocessed_ahead']:.0f} % ({r['preprocess_ahead_ms']:.3f})"
 
 
 def _rows(doc: dict) -> tuple[list[str], list[list[str]]]:

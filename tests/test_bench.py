@@ -226,3 +226,46 @@ def test_edge_bench_never_imports_tensorflow():
             "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')]\n"
             "assert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_pipeline_bench_through_the_real_pipeline_and_broker(tiny_models, tmp_path, broker, monkeypatch):
+    import time
+
+    import paho.mqtt.client as mqtt
+
+    monkeypatch.setenv("FINGERCOUNT_DEVICE_ID", "bench-dev")
+
+    got: list[dict] = []
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-test-sub")
+    sub.on_message = lambda c, u, m: got.append(json.loads(m.payload))
+    sub.connect(broker.host, broker.port)
+    sub.subscribe("fingercount/bench-dev/prediction", qos=0)
+    sub.loop_start()
+    try:
+        out = tmp_path / "pipe.json"
+        time.sleep(0.3)  # let the subscription settle
+        rc = _run(["bench", "--pipeline", "--model", str(tiny_models["package"]), "--frames", "40",
+                   "--warmup", "3", "--threads", "1", "--precision", "int8",
+                   "--mqtt", f"{broker.host}:{broker.port}", "--state-dir", str(tmp_path / "state"),
+                   "--json", str(out)])
+        assert rc == 0
+        deadline = time.monotonic() + 5
+        while len(got) < 43 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        sub.loop_stop()
+        sub.disconnect()
+    doc = json.loads(out.read_text())
+    assert doc["kind"] == "pipeline" and doc["machine"]["runtime"]
+    (r,) = doc["records"]
+    assert r["frames"] == 40 and r["threads"] == 1 and r["precision"] == "int8"
+    assert r["frame_shape"] == [480, 640, 3]  # replay frames come camera-sized (config 640x480)
+    assert r["ratio"] == pytest.approx(r["pipeline_fps"] / r["invoke_fps"])
+    assert r["pipeline_fps"] == pytest.approx(r["frames"] / r["seconds"])
+    for s in ("capture", "preprocess", "invoke", "smooth", "result"):
+        assert 0 <= r[f"{s}_ms"] <= r["total_ms"]
+    assert r["invoke_ms"] > 0 and r["invoke_fps"] > 0
+    assert r["mqtt"] == f"{broker.host}:{broker.port}"
+    assert len(got) == 43  # every timed and warm-up frame was published
+    assert {"seq", "label", "count", "confidence", "scores", "timing_ms"} <= set(got[-1])
+    assert set(got[-1]["scores"]) == {str(i) for i in range(6)}
