@@ -86,8 +86,11 @@ class PipelineReport:
 class Pipeline:
     """Classifies the newest camera frame, one at a time, with the current classifier."""
 
-    def __init__(self, camera: Camera, classifier: Classifier, smoother: Optional[Smoother] = None):
+    def __init__(self, camera: Camera, classifier: Classifier, smoother: Optional[Smoother] = None,
+                 prepare_ahead: bool = True):
         self.camera = camera
+        if prepare_ahead:
+            camera.prepare = self._prepare_ahead
         self._classifier = classifier
         self._next: Optional[Classifier] = None
         self.smoother = smoother
@@ -104,6 +107,13 @@ class Pipeline:
         on the old one); the smoother starts afresh with the new model's labels."""
         self._next = new
 
+    def _prepare_ahead(self, rgb: np.ndarray) -> tuple:
+        """Capture thread: preprocess for the classifier the next step() will use."""
+        clf = self._next or self._classifier
+        t0 = time.perf_counter()
+        pixels = clf.preprocess(rgb)
+        return clf, pixels, (time.perf_counter() - t0) * 1e3
+
     def step(self, timeout: Optional[float] = 1.0) -> Optional[Result]:
         """Classify the next fresh frame; None if none came within timeout."""
         t0 = time.perf_counter()
@@ -119,7 +129,9 @@ class Pipeline:
         if self.last_seq and frame.seq > self.last_seq + 1:
             self.dropped += frame.seq - self.last_seq - 1
         self.last_seq = frame.seq
-        pixels = clf.preprocess(frame.rgb)
+        ahead = frame.prepared
+        # made in the capture thread while the last frame was being invoked (same classifier)
+        pixels = ahead[1] if ahead is not None and ahead[0] is clf else clf.preprocess(frame.rgb)
         t2 = time.perf_counter()
         probs = clf.invoke(pixels)
         t3 = time.perf_counter()

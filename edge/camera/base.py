@@ -16,6 +16,9 @@ class Frame:
     ts: float
     seq: int
     mono: float = 0.0  # time.monotonic() at capture, for ages and stall checks
+    # (classifier, model-input pixels, ms) when Camera.prepare made them in the capture
+    # thread, overlapping the previous frame's invoke; None otherwise.
+    prepared: Optional[tuple] = None
 
 
 @runtime_checkable

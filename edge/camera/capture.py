@@ -44,6 +44,9 @@ class Camera:
         self._watch: Optional[threading.Thread] = None
         self._last_fresh = time.monotonic()
         self.opened = threading.Event()
+        # Optional rgb -> Frame.prepared, run in the capture thread (the pipeline sets it so
+        # preprocessing frame N+1 overlaps the invoke of frame N).
+        self.prepare: Optional[Callable[[object], tuple]] = None
         # counters for stats
         self.captured = 0
         self.stalls = 0
@@ -172,11 +175,17 @@ class Camera:
                 # Nothing this time; the watch thread decides when it is a stall.
                 self._stop.wait(0.005)
                 continue
-            now = time.monotonic()
+            now, wall = time.monotonic(), time.time()
             self._last_fresh = now
+            prepared = None
+            if self.prepare is not None:
+                try:
+                    prepared = self.prepare(rgb)
+                except Exception:  # the pipeline then preprocesses it itself
+                    log.exception("preprocessing in the capture thread failed")
             self._seq += 1
             self.captured += 1
-            frame = Frame(rgb, time.time(), self._seq, now)
+            frame = Frame(rgb, wall, self._seq, now, prepared)
             with self._cond:
                 self._latest = frame  # the previous frame is simply dropped if nobody took it
                 self._cond.notify_all()

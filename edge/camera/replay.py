@@ -29,8 +29,12 @@ def list_images(folder: Path) -> list[Path]:
 class ReplaySource:
     """replay:PATH[@FPS]; FPS 0 means as fast as the consumer takes them."""
 
-    def __init__(self, path: str | Path, fps: float = 30.0, loop: bool = True):
+    def __init__(self, path: str | Path, fps: float = 30.0, loop: bool = True,
+                 size: Optional[tuple[int, int]] = None):
         self.path = Path(path)
+        # (width, height): folder images are resized to it once at open, so a benchmark on
+        # replay sees camera-sized frames without paying a resize per frame.
+        self.size = size
         self.fps = float(fps)
         self.loop = loop
         self.name = f"replay:{self.path}@{self.fps:g}"
@@ -47,7 +51,7 @@ class ReplaySource:
         self._next_due = time.monotonic()
         if self.path.is_dir():
             if not self._frames:
-                self._frames = [self._decode(p) for p in list_images(self.path)]
+                self._frames = [self._fit(self._decode(p)) for p in list_images(self.path)]
             if not self._frames:
                 raise CameraError(f"replay: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {self.path}")
             return
@@ -66,6 +70,13 @@ class ReplaySource:
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         rgb.flags.writeable = False  # shared by every loop: nobody may draw on it
         return rgb
+
+    def _fit(self, rgb: np.ndarray) -> np.ndarray:
+        if self.size is None or (rgb.shape[1], rgb.shape[0]) == tuple(self.size):
+            return rgb
+        out = cv2.resize(rgb, tuple(self.size), interpolation=cv2.INTER_LINEAR)
+        out.flags.writeable = False
+        return out
 
     def _pace(self) -> bool:
         """Sleep until the next frame is due; False if closed meanwhile."""
