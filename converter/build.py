@@ -108,7 +108,7 @@ def train_models(r: Recipe, full: Dataset, counts: Dataset, notes: list[str]
                      f"{size}x{size}, weights {weights or 'trained here'}, embedding "
                      f"{b.get('embedding_dim', 256)} (Dense+ReLU after global pooling).")
     else:
-        backbone = compact_backbone(size, tuple(r.get("backbone.widths", (16, 32, 64, 96, 128))),
+        backbone = compact_backbone(size, tuple(r.get("backbone.widths", (16, 32, 48, 64, 96))),
                                     int(r.get("backbone.embedding_dim", 0)))
         notes.append(f"Compact depthwise-separable CNN at {size}x{size}, "
                      f"{backbone.count_params():,} backbone parameters.")

@@ -1,0 +1,172 @@
+"""Toy builds of every recipe through the real TensorFlow converter, then the edge runtime.
+
+TF-training tests are marked slow but run in `make test`; each trains a few images for
+one epoch, so they check the plumbing and the package contract, not the accuracy
+(test_models_golden.py checks the shipped models' accuracy)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge import cli
+from edge.evaluate import evaluate_dir
+from edge.runtime.classifier import Backbone, Classifier, Head
+from edge.runtime.interpreter import make_interpreter
+from edge.runtime.package import load_package, sha256_file
+from tests.conftest import DATA, HANDS, ROOT
+
+RECIPES = ROOT / "converter" / "recipes"
+DIGITS = DATA / "digits"
+SHARED = (ROOT / ".." / "shared" / "data" / "sign-language-digits").resolve()
+
+
+def _convert(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "converter.cli", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+
+
+def _build(tmp_path: Path, recipe: str, data: Path | None, *extra: str) -> Path:
+    cmd = ["build", str(RECIPES / f"{recipe}.yaml"), "--toy", "--out", str(tmp_path / "models"), *extra]
+    if data is not None:
+        cmd += ["--data", str(data)]
+    r = _convert(*cmd)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    # Keras prints per-epoch progress lines
+    assert "Epoch 1/1" in r.stdout
+    return tmp_path / "models" / recipe
+
+
+def _hand_data(tmp_path: Path) -> Path:
+    """The shared hand dataset when present, else a class-folder copy of the test fixture
+    (every file is in the test split there, so train/val come from re-labelled names)."""
+    if SHARED.is_dir():
+        return SHARED
+    pytest.fail(f"{SHARED} is missing: the converter tests train on the shared hand data "
+                "(../shared/data/sign-language-digits)", pytrace=False)
+
+
+def _check_package_contract(root: Path) -> dict:
+    meta = json.loads((root / "model.json").read_text())
+    for v in meta["variants"].values():
+        p = root / v["file"]
+        assert p.is_file() and sha256_file(p) == v["sha256"] and p.stat().st_size == v["bytes"]
+    # int8: uint8 in/out, raw pixels (scale 1, zero point 0)
+    interp = make_interpreter((root / meta["variants"]["int8"]["file"]).read_bytes(), 1)
+    ind, outd = interp.get_input_details()[0], interp.get_output_details()[0]
+    assert ind["dtype"] == np.uint8 and outd["dtype"] == np.uint8
+    assert ind["quantization"] == (1.0, 0)
+    for prec in ("fp32", "fp16"):
+        interp = make_interpreter((root / meta["variants"][prec]["file"]).read_bytes(), 1)
+        assert interp.get_input_details()[0]["dtype"] == np.float32
+    assert set(meta["metrics"]) == {"fp32", "fp16", "int8"}
+    for m in meta["metrics"].values():
+        assert m["split"] == "test" and m["n"] > 0
+        assert np.array(m["confusion"]).sum() == m["n"]
+    for key in ("dataset", "split_rule", "recipe", "seed", "git_commit", "command", "date"):
+        assert key in meta["provenance"]
+    assert (root / "report.md").is_file()
+    for prec in ("fp32", "fp16", "int8"):
+        assert (root / f"confusion_{prec}.png").stat().st_size > 1000
+    assert list(root.glob("training_*.png"))
+    return meta
+
+
+@pytest.mark.slow
+def test_build_fingers_mobilenet_toy(tmp_path: Path) -> None:
+    # A smaller input keeps the toy build fast; the contract is the same at any size.
+    root = _build(tmp_path, "fingers-mobilenet", _hand_data(tmp_path), "--set", "input.size=64",
+                  "--no-robustness")
+    meta = _check_package_contract(root)
+    assert meta["labels"] == ["0", "1", "2", "3", "4", "5"] and meta["task"] == "finger-count"
+    pkg = load_package(root)
+    head = Head.load(pkg.file_path("head"))
+    dim = meta["retrainable"]["embedding_dim"]
+    assert head.W.shape == (dim, 6) and head.labels == tuple(meta["labels"])
+    with np.load(pkg.file_path("base_embeddings")) as z:
+        n = len(z["labels"])
+        assert n > 0 and set(z["labels"]) <= set(meta["labels"])
+        for prec in ("fp32", "fp16", "int8"):
+            assert z[f"embeddings_{prec}"].shape == (n, dim)
+            assert z[f"embeddings_{prec}"].dtype == np.float16
+    frames = [__import__("cv2").imread(str(p))[:, :, ::-1] for p in sorted(HANDS.glob("[0-5]/*.JPG"))[:12]]
+    for prec in ("fp32", "fp16", "int8"):
+        fused = Classifier(pkg, prec, threads=1)
+        split = Classifier(pkg, prec, threads=1, head_path=pkg.file_path("head"))
+        bb = Backbone(pkg, prec, threads=1)
+        assert bb.dim == dim
+        for f in frames:
+            pf, _ = fused.classify(f)
+            ps, _ = split.classify(f)
+            if prec == "fp32":
+                # the head IS the fused model's final layer: same probabilities
+                np.testing.assert_allclose(pf, ps, atol=1e-4)
+            else:
+                assert np.abs(pf - ps).max() < 0.2
+    assert meta["metrics"]["fp32"]["backbone_head_agreement"] == 1.0
+
+
+@pytest.mark.slow
+def test_build_fingers_cnn_toy_and_edge_eval(tmp_path: Path, capsys) -> None:
+    root = _build(tmp_path, "fingers-cnn", _hand_data(tmp_path))
+    meta = _check_package_contract(root)
+    assert meta["retrainable"] is None
+    rob = meta["metrics"]["int8"]["robustness"]
+    assert {"lighting", "colour_cast", "blur", "noise", "jpeg", "rotation", "scale", "shift"} <= set(rob)
+    assert rob["mean"] == pytest.approx(np.mean([v for k, v in rob.items() if k != "mean"]), abs=1e-5)
+    out = tmp_path / "eval.json"
+    rc = cli.main(["eval", "--data", str(HANDS), "--model", str(root), "--precision", "int8",
+                   "--json", str(out), "--state-dir", str(tmp_path / "state")])
+    assert rc == 0
+    res = json.loads(out.read_text())
+    assert res["n"] == 48 and res["labels"] == meta["labels"]
+
+
+@pytest.mark.slow
+def test_build_digits_cnn_toy(tmp_path: Path) -> None:
+    root = _build(tmp_path, "digits-cnn", None)
+    meta = _check_package_contract(root)
+    assert meta["task"] == "digit" and meta["input"]["channels"] == 1
+    assert "sklearn" in meta["provenance"]["dataset"]
+    clf = Classifier(load_package(root), "int8", threads=1)
+    res = evaluate_dir(clf, DIGITS)
+    assert res["n"] == 60
+
+
+@pytest.mark.slow
+def test_quantize_and_evaluate_a_keras_model(tmp_path: Path) -> None:
+    """A user's Keras model expecting [0, 1] input -> three TFLite files taking raw pixels."""
+    import keras
+
+    inp = keras.Input((28, 28, 1))
+    x = keras.layers.Conv2D(4, 3, activation="relu")(inp)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inp, keras.layers.Dense(10, activation="softmax")(x))
+    for name in ("m.keras", "m.h5"):
+        model.save(tmp_path / name)
+    model.export(str(tmp_path / "saved"))
+    for src in ("m.keras", "m.h5", "saved"):
+        out = tmp_path / f"out-{src.replace('.', '-')}"
+        r = _convert("quantize", str(tmp_path / src), "--calib", str(DIGITS), "--out", str(out),
+                     "--input-range", "0,1", "--calib-count", "20")
+        assert r.returncode == 0, r.stderr[-3000:]
+        files = sorted(p.name for p in out.glob("*.tflite"))
+        assert len(files) == 3 and any(f.endswith("_int8.tflite") for f in files)
+        int8 = next(out.glob("*_int8.tflite"))
+        ind = make_interpreter(int8.read_bytes(), 1).get_input_details()[0]
+        assert ind["dtype"] == np.uint8 and ind["quantization"] == (1.0, 0)
+    r = _convert("evaluate", str(int8), "--data", str(DIGITS), "--json", str(tmp_path / "e.json"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((tmp_path / "e.json").read_text())
+    assert res["n"] == 60 and len(res["confusion"]) == 10
+
+
+def test_quantize_missing_model_is_one_line(tmp_path: Path) -> None:
+    r = _convert("quantize", str(tmp_path / "nope.keras"), "--calib", str(DIGITS), "--out", str(tmp_path))
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1] == f"fingercount-convert: error: {tmp_path / 'nope.keras'}: no such file or directory"

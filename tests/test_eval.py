@@ -1,0 +1,122 @@
+"""fingercount eval and edge/evaluate.py: metrics and the CLI on shipped models, real TFLite."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge import cli
+from edge.evaluate import metrics
+from edge.runtime.classifier import Head
+from edge.runtime.package import load_package
+from tests.conftest import HANDS, MODELS
+
+
+def _need(name: str) -> Path:
+    p = MODELS / name
+    if not (p / "model.json").is_file():
+        pytest.fail(f"{p} is missing: build it with `make models` "
+                    f"(fingercount-convert build converter/recipes/{name}.yaml ...)", pytrace=False)
+    return p
+
+
+def test_metrics_hand_computed_case() -> None:
+    # true: a a a b b c ; pred: a a b b c c
+    m = metrics([0, 0, 0, 1, 1, 2], [0, 0, 1, 1, 2, 2], ["a", "b", "c"])
+    assert m["n"] == 6
+    assert m["accuracy"] == pytest.approx(4 / 6, abs=1e-6)
+    assert m["confusion"] == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
+    assert m["per_class"]["a"] == {"precision": 1.0, "recall": pytest.approx(2 / 3, abs=1e-6),
+                                   "f1": pytest.approx(0.8, abs=1e-6), "n": 3}
+    assert m["per_class"]["b"]["precision"] == pytest.approx(0.5)
+    assert m["per_class"]["c"]["precision"] == pytest.approx(0.5)
+    assert m["per_class"]["c"]["recall"] == 1.0
+    f1s = [0.8, 0.5, 2 * 0.5 / 1.5]
+    assert m["macro_f1"] == pytest.approx(np.mean(f1s), abs=1e-6)
+
+
+def test_metrics_class_without_examples_is_left_out_of_macro_f1() -> None:
+    m = metrics([0, 0], [0, 0], ["a", "b"])
+    assert m["per_class"]["b"]["n"] == 0
+    assert m["macro_f1"] == 1.0
+
+
+def _run_eval(tmp_path: Path, model: str, precision: str, data: Path, capsys) -> tuple[int, dict, str]:
+    out = tmp_path / f"{model}-{precision}.json"
+    rc = cli.main(["eval", "--data", str(data), "--model", model, "--precision", precision,
+                   "--json", str(out), "--models-dir", str(MODELS), "--state-dir", str(tmp_path / "state")])
+    err = capsys.readouterr().err
+    return rc, json.loads(out.read_text()) if out.exists() else {}, err
+
+
+@pytest.mark.parametrize("precision", ["int8", "fp32"])
+def test_eval_json_on_hands(tmp_path: Path, capsys, precision: str) -> None:
+    _need("fingers-cnn")
+    rc, res, err = _run_eval(tmp_path, "fingers-cnn", precision, HANDS, capsys)
+    assert rc == 0
+    assert res["labels"] == ["0", "1", "2", "3", "4", "5"]
+    n_images = sum(len(list((HANDS / lab).glob("*.JPG"))) for lab in res["labels"])
+    assert res["n"] == n_images
+    conf = np.array(res["confusion"])
+    assert conf.sum() == n_images
+    assert res["accuracy"] == pytest.approx(np.trace(conf) / n_images, abs=1e-6)
+    for i, lab in enumerate(res["labels"]):
+        assert res["per_class"][lab]["n"] == conf[i].sum()
+        assert res["per_class"][lab]["recall"] == pytest.approx(conf[i, i] / conf[i].sum(), abs=1e-6)
+    assert 0.0 <= res["macro_f1"] <= 1.0
+    # Folders 6-9 are hand signs but not counts: ignored, with a note.
+    assert sorted(res["ignored_folders"]) == ["6", "7", "8", "9"]
+    assert "folder '6' is not one of the model's labels" in err
+
+
+def test_eval_uses_the_users_current_head(tmp_path: Path, capsys) -> None:
+    root = _need("fingers-mobilenet")
+    pkg = load_package(root)
+    shipped = Head.load(pkg.file_path("head"))
+    rc, base, _ = _run_eval(tmp_path, "fingers-mobilenet", "fp32", HANDS, capsys)
+    assert rc == 0
+    # A user head whose labels are shifted by one: every prediction moves to the next label,
+    # so the score can only stay the same if eval ignored the head.
+    shifted = list(shipped.labels[1:]) + [shipped.labels[0]]
+    Head(shipped.W, shipped.b, tuple(shifted)).save(
+        tmp_path / "state" / "heads" / "fingers-mobilenet" / "head.npz")
+    rc, res, _ = _run_eval(tmp_path, "fingers-mobilenet", "fp32", HANDS, capsys)
+    assert rc == 0
+    assert res["model"].endswith("+head")
+    assert res["accuracy"] < base["accuracy"] - 0.5
+
+
+def test_eval_missing_dir_is_one_clear_line(tmp_path: Path, capsys) -> None:
+    _need("fingers-cnn")
+    rc = cli.main(["eval", "--data", str(tmp_path / "nope"), "--model", "fingers-cnn",
+                   "--models-dir", str(MODELS), "--state-dir", str(tmp_path / "state")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert err == [f"fingercount: error: {tmp_path / 'nope'}: no such directory"]
+
+
+def test_eval_dir_without_known_labels(tmp_path: Path, capsys) -> None:
+    _need("fingers-cnn")
+    (tmp_path / "cats").mkdir()
+    (tmp_path / "cats" / "a.jpg").write_bytes((HANDS / "0").glob("*.JPG").__next__().read_bytes())
+    rc = cli.main(["eval", "--data", str(tmp_path), "--model", "fingers-cnn",
+                   "--models-dir", str(MODELS), "--state-dir", str(tmp_path / "state")])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "no images in folders named like the model's labels" in err
+
+
+def test_eval_skips_unreadable_image(tmp_path: Path, capsys) -> None:
+    _need("fingers-cnn")
+    data = tmp_path / "data"
+    (data / "3").mkdir(parents=True)
+    src = next((HANDS / "3").glob("*.JPG"))
+    (data / "3" / "good.jpg").write_bytes(src.read_bytes())
+    (data / "3" / "broken.jpg").write_bytes(b"not a jpeg")
+    rc, res, err = _run_eval(tmp_path, "fingers-cnn", "int8", data, capsys)
+    assert rc == 0
+    assert res["n"] == 1
+    assert "broken.jpg: not a readable image; skipped" in err
