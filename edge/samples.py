@@ -175,9 +175,9 @@ class SampleStore:
             on_disk: set[str] = set()
             for label_dir in sorted(p for p in self.root.iterdir() if p.is_dir()):
                 for f in sorted(label_dir.iterdir()):
-                    if _writer_alive(f.name):
-                        continue  # another process is writing this sample right now
                     if f.name.endswith(TMP_SUFFIX):
+                        if _writer_alive(f.name):
+                            continue  # another process is writing this sample right now
                         f.unlink(missing_ok=True)
                         self.recovered["temp_removed"] += 1
                     elif f.is_file() and f.suffix.lower() == ".jpg":
@@ -187,7 +187,8 @@ class SampleStore:
                 self._db.executemany("DELETE FROM samples WHERE id = ?", [(i,) for i in gone])
                 self.recovered["rows_removed"] += len(gone)
             for rel in sorted(on_disk - set(rows)):
-                self._index_orphan(rel)
+                if not _writer_alive(rel.split("/", 1)[1]):  # a live writer indexes it in a moment
+                    self._index_orphan(rel)
             if any(self.recovered.values()):
                 log.warning("sample store %s repaired: %s", self.root, self.recovered)
 

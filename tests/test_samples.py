@@ -248,3 +248,26 @@ def test_disk_full_refuses_and_leaves_nothing(tmp_path: Path) -> None:
             assert store.counts() == {"2": 1}
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_opening_beside_a_live_writer_keeps_its_samples(tmp_path: Path) -> None:
+    """A CLI command opening the store while the daemon (another live process) has written to it."""
+    code = textwrap.dedent(f"""
+        import sys, numpy as np
+        sys.path.insert(0, {str(ROOT)!r})
+        from edge.samples import SampleStore
+        store = SampleStore(sys.argv[1])
+        for i in range(3):
+            store.add(np.full((32, 32, 3), i * 50, np.uint8), "a")
+        print("done", flush=True)
+        sys.stdin.readline()  # stay alive until told
+    """)
+    child = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "done"
+        with SampleStore(tmp_path) as store:
+            assert store.counts() == {"a": 3}
+            assert not any(store.recovered.values())
+    finally:
+        child.communicate("\n", timeout=10)
