@@ -1,0 +1,104 @@
+"""Bad model files: one clear error line and a non-zero exit, never a crash or a traceback;
+over MQTT set_model answers ok:false and the old model keeps serving."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import HANDS, MODELS, ROOT
+from test_pipeline import model_dir
+
+IMAGE = str(sorted((HANDS / "3").glob("*.JPG"))[0])
+
+
+def corrupt_package(tmp: Path, how: Callable[[bytes], bytes], fix_sha: bool = True) -> Path:
+    """A copy of the shipped fingers-cnn whose int8 file is replaced by how(original)."""
+    src = model_dir()
+    dst = tmp / src.name
+    shutil.copytree(src, dst)
+    meta = json.loads((dst / "model.json").read_text())
+    entry = meta["variants"]["int8"]
+    path = dst / entry["file"]
+    data = how(path.read_bytes())
+    path.write_bytes(data)
+    if fix_sha:  # so the interpreter, not the checksum, has to catch it
+        entry["sha256"] = hashlib.sha256(data).hexdigest()
+        entry["bytes"] = len(data)
+    (dst / "model.json").write_text(json.dumps(meta))
+    return dst
+
+
+def other_models_int8(_: bytes) -> bytes:
+    d = MODELS / "digits-cnn"
+    meta = json.loads((d / "model.json").read_text())
+    return (d / meta["variants"]["int8"]["file"]).read_bytes()
+
+
+CASES: dict[str, tuple[Callable[[bytes], bytes], bool, str]] = {
+    "empty": (lambda b: b"", True, "empty"),
+    "truncated": (lambda b: b[: len(b) // 3], True, "refused"),
+    "truncated-header": (lambda b: b[:10], True, "truncated"),
+    "random": (lambda b: os.urandom(len(b)), True, "not a TFLite"),
+    "random-with-tfl3-id": (lambda b: os.urandom(4) + b"TFL3" + os.urandom(5000), True, "refused"),
+    "wrong-shapes": (other_models_int8, True, "does not match"),
+    "sha256-mismatch": (lambda b: b[:-1] + bytes([b[-1] ^ 0xFF]), False, "sha256"),
+}
+
+
+def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FINGERCOUNT_")}
+    return subprocess.run([sys.executable, "-m", "edge", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def assert_one_clear_line(p: subprocess.CompletedProcess, needle: str) -> None:
+    assert p.returncode == 2, (p.returncode, p.stderr)  # not a signal (a segfault is -11)
+    assert "Traceback" not in p.stderr, p.stderr
+    errors = [ln for ln in p.stderr.splitlines() if ln.startswith("fingercount: error:")]
+    assert len(errors) == 1, p.stderr
+    assert needle.lower() in errors[0].lower(), errors[0]
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_classify_with_a_bad_model_is_one_clear_line(tmp_path: Path, case: str) -> None:
+    how, fix_sha, needle = CASES[case]
+    pkg = corrupt_package(tmp_path, how, fix_sha)
+    p = run_cli("classify", IMAGE, "--model", str(pkg), "--precision", "int8")
+    assert_one_clear_line(p, needle)
+
+
+def test_run_with_a_bad_model_exits_non_zero(tmp_path: Path) -> None:
+    pkg = corrupt_package(tmp_path, lambda b: b[: len(b) // 2])
+    p = run_cli("run", "--model", str(pkg), "--camera", f"replay:{HANDS}", "--mqtt", "none",
+                "--duration", "5", "--state-dir", str(tmp_path / "s"))
+    assert_one_clear_line(p, "refused")
+
+
+def test_bad_model_json(tmp_path: Path) -> None:
+    pkg = corrupt_package(tmp_path, lambda b: b)
+    (pkg / "model.json").write_text("{ not json")
+    assert_one_clear_line(run_cli("classify", IMAGE, "--model", str(pkg)), "not valid JSON")
+    assert_one_clear_line(run_cli("classify", IMAGE, "--model", "no-such-model"), "not found")
+
+
+def test_set_model_to_a_bad_package_keeps_the_old_model(tmp_path: Path) -> None:
+    from test_daemon import daemon_cfg
+
+    from edge.daemon import Daemon
+
+    d = Daemon(daemon_cfg(1, tmp_path / "d"), mqtt_enabled=False)
+    old = d.classifier
+    for case in ("random-with-tfl3-id", "sha256-mismatch", "wrong-shapes"):
+        how, fix_sha, needle = CASES[case]
+        pkg = corrupt_package(tmp_path / case, how, fix_sha)
+        res = d.execute("set_model", json.dumps({"id": case, "name": str(pkg), "precision": "int8"}).encode())
+        assert res["ok"] is False and needle.lower() in res["error"].lower(), res
+        assert d.classifier is old
