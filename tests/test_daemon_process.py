@@ -1,0 +1,96 @@
+"""The daemon as a process, as systemd runs it: SIGTERM / Ctrl-C end it cleanly with
+`offline` within 2 s, kill -9 leaves `offline` through the last will, and start-up time and
+memory with the shipped int8 fingers-mobilenet stay within budget."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import HANDS, MODELS, ROOT
+from test_mqtt import Collector
+from test_pipeline import model_dir
+
+
+def start_daemon(port: int, tmp: Path, device: str, model: Path, *extra: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FINGERCOUNT_", "NOTIFY_SOCKET", "WATCHDOG_"))}
+    env.update({"FINGERCOUNT_GPIO__ENABLED": "false", "FINGERCOUNT_MODEL__THREADS": "2",
+                "FINGERCOUNT_PUBLISH__STATS_INTERVAL_S": "1", "PYTHONUNBUFFERED": "1"})
+    cmd = [sys.executable, "-m", "edge", "run", "--camera", f"replay:{HANDS}@15", "--mqtt", f"127.0.0.1:{port}",
+           "--device-id", device, "--model", str(model), "--precision", "int8",
+           "--state-dir", str(tmp / "state"), *extra]
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def vm_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_ends_cleanly_with_offline_within_2_s(broker, tmp_path: Path, sig: int) -> None:
+    dev = f"sig{int(sig)}"
+    sub = Collector(broker.port, [f"fingercount/{dev}/#"])
+    p = start_daemon(broker.port, tmp_path, dev, model_dir())
+    try:
+        sub.wait(lambda: sub.on(f"fingercount/{dev}/prediction"), timeout=30, what="first prediction")
+        t0 = time.monotonic()
+        p.send_signal(sig)
+        rc = p.wait(5)
+        took = time.monotonic() - t0
+    finally:
+        if p.poll() is None:
+            p.kill()
+    out, err = p.communicate()
+    assert rc == 0, err
+    assert took <= 2.0, f"took {took:.2f} s to stop"
+    assert "Traceback" not in err, err
+    sub.wait(lambda: sub.on(f"fingercount/{dev}/availability")[-1:] == [b"offline"], what="offline")
+    sub.close()
+
+
+def test_kill_9_leaves_offline_through_the_last_will(broker, tmp_path: Path) -> None:
+    dev = "k9"
+    sub = Collector(broker.port, [f"fingercount/{dev}/availability"])
+    p = start_daemon(broker.port, tmp_path, dev, model_dir())
+    try:
+        sub.wait(lambda: sub.on(f"fingercount/{dev}/availability")[-1:] == [b"online"], timeout=30, what="online")
+        p.send_signal(signal.SIGKILL)
+        p.wait(5)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    sub.wait(lambda: sub.on(f"fingercount/{dev}/availability")[-1:] == [b"offline"], timeout=10,
+             what="offline (last will)")
+    sub.close()
+
+
+def test_first_prediction_within_3_s_and_rss_within_150_mb(broker, tmp_path: Path) -> None:
+    mobilenet = MODELS / "fingers-mobilenet"
+    if not (mobilenet / "model.json").is_file():
+        pytest.fail(f"{mobilenet} is missing: build it with `make models`", pytrace=False)
+    dev = "perf"
+    sub = Collector(broker.port, [f"fingercount/{dev}/prediction"])
+    t0 = time.monotonic()
+    p = start_daemon(broker.port, tmp_path, dev, mobilenet)
+    try:
+        sub.wait(lambda: sub.on(f"fingercount/{dev}/prediction"), timeout=30, what="first prediction")
+        first = time.monotonic() - t0
+        time.sleep(3)  # steady state: buffers, stats, a few hundred frames
+        rss = max(vm_rss_mb(p.pid) for _ in range(3) if time.sleep(0.2) is None)
+        p.send_signal(signal.SIGTERM)
+        p.wait(5)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    sub.close()
+    print(f"start -> first prediction {first:.2f} s, RSS {rss:.0f} MB (fingers-mobilenet int8)")
+    assert first <= 3.0, f"first prediction after {first:.2f} s"
+    assert rss <= 150, f"RSS {rss:.0f} MB"
