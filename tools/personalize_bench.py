@@ -1,0 +1,221 @@
+"""Personalisation benchmark: does on-device retraining fix a camera the model was not trained for?
+
+1. Take the TEST split of the hand data (classes 0-5; f = int(sha256(name)[:8], 16) / 2**32 >= 0.85)
+   and make a shifted copy that hurts the shipped model: the hand shrunk to 60 % and placed
+   off-centre, its bright background replaced by a coloured gradient, and a warm colour cast.
+2. Per class, the first 10 shifted images (ordered by sha256 of the file name) are the
+   user's captures; the rest of the shifted set is the evaluation set.
+3. Through the real CLI: `fingercount eval` (before), `fingercount capture --camera replay:DIR@0`
+   5 per class, `fingercount retrain`, `eval`; 5 more per class, `retrain`, `eval`.
+4. Timing: 600 user samples (embeddings cached after a first retrain) + base embeddings:
+   the duration of the second `fingercount retrain`.
+
+Run: .venv/bin/python tools/personalize_bench.py [--data DIR] [--model NAME] [--json F]
+No TensorFlow needed; everything runs on the edge package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "sign-language-digits"
+LABELS = [str(i) for i in range(6)]
+
+
+def split_f(name: str) -> float:
+    return int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) / 2**32
+
+
+def shift(rgb: np.ndarray, seed: int, scale: float = 0.6) -> np.ndarray:
+    """Colour cast + smaller, off-centre hand + coloured background (deterministic per seed)."""
+    rng = np.random.default_rng(seed)
+    h, w = rgb.shape[:2]
+    img = rgb.astype(np.float32)
+    # the photos' background is bright and grey: replace it with a coloured gradient
+    mx, mn = img.max(axis=2), img.min(axis=2)
+    bg_mask = ((mn > 130) & (mx - mn < 45)).astype(np.float32)
+    bg_mask = cv2.GaussianBlur(bg_mask, (5, 5), 0)[:, :, None]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    c1 = np.array([30, 120, 110], np.float32)  # teal
+    c2 = np.array([150, 60, 140], np.float32)  # magenta
+    t = ((xx + yy) / (h + w))[:, :, None]
+    background = c1 * (1 - t) + c2 * t + rng.normal(0, 6, (h, w, 1))
+    img = img * (1 - bg_mask) + background * bg_mask
+    # smaller hand, off centre, on the same kind of background
+    sh, sw = int(h * scale), int(w * scale)
+    small = cv2.resize(img, (sw, sh), interpolation=cv2.INTER_AREA)
+    canvas = c1 * (1 - t) + c2 * t
+    oy = int(rng.integers(0, h - sh + 1))
+    ox = int(rng.integers(0, w - sw + 1))
+    canvas[oy:oy + sh, ox:ox + sw] = small
+    # warm colour cast
+    canvas = canvas * np.array([1.25, 0.95, 0.7], np.float32) + np.array([10, 0, -5], np.float32)
+    return np.clip(canvas, 0, 255).astype(np.uint8)
+
+
+def write_rgb(path: Path, rgb: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+
+
+def make_sets(data: Path, work: Path, n_capture: int, labels: list[str],
+              split: tuple[float, float] = (0.85, 1.0)) -> tuple[dict[str, list[Path]], Path]:
+    """Shifted images: (per-label capture pool in order, evaluation dir with the rest)."""
+    pool: dict[str, list[Path]] = {}
+    evald = work / "eval"
+    for lab in labels:
+        files = sorted((p for p in (data / lab).iterdir()
+                        if p.suffix.lower() in (".jpg", ".jpeg", ".png") and split[0] <= split_f(p.name) < split[1]),
+                       key=lambda p: hashlib.sha256(p.name.encode()).hexdigest())
+        pool[lab] = []
+        for i, p in enumerate(files):
+            rgb = cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)
+            out = shift(rgb, int(hashlib.sha256(p.name.encode()).hexdigest()[:8], 16))
+            if i < n_capture:
+                dst = work / "pool" / lab / f"{i:03d}-{p.stem}.jpg"
+                pool[lab].append(dst)
+            else:
+                dst = evald / lab / f"{p.stem}.jpg"
+            write_rgb(dst, out)
+    return pool, evald
+
+
+def fc(env: dict, *args: str) -> subprocess.CompletedProcess:
+    r = subprocess.run([sys.executable, "-m", "edge", *args], env=env, capture_output=True, text=True)
+    if r.returncode not in (0, 1):
+        raise SystemExit(f"fingercount {' '.join(args)} failed ({r.returncode}): {r.stderr.strip()[-500:]}")
+    return r
+
+
+def evaluate(env: dict, evald: Path, out: Path) -> dict:
+    fc(env, "eval", "--data", str(evald), "--json", str(out))
+    return json.loads(out.read_text())
+
+
+def capture(env: dict, files: list[Path], label: str, work: Path) -> None:
+    cam = work / "cam" / label
+    shutil.rmtree(cam, ignore_errors=True)
+    cam.mkdir(parents=True)
+    for p in files:
+        shutil.copy(p, cam / p.name)
+    fc(env, "capture", "--label", label, "--count", str(len(files)), "--interval", "0",
+       "--camera", f"replay:{cam}@0")
+
+
+def run(args: argparse.Namespace) -> dict:
+    work = Path(args.work or tempfile.mkdtemp(prefix="personalize-bench-"))
+    state = work / "state"
+    shutil.rmtree(state, ignore_errors=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FINGERCOUNT_")}
+    env.update({"FINGERCOUNT_STATE_DIR": str(state), "FINGERCOUNT_MODEL__NAME": args.model,
+                "FINGERCOUNT_MODEL__PRECISION": args.precision, "FINGERCOUNT_MODEL__THREADS": str(args.threads),
+                "PYTHONPATH": str(ROOT)})
+    if args.models_dir:
+        env["FINGERCOUNT_MODELS_DIR"] = str(args.models_dir)
+    steps = sorted(int(x) for x in args.per_class.split(","))
+    pool, evald = make_sets(Path(args.data), work, steps[-1], LABELS)
+    report: dict = {"model": args.model, "precision": args.precision, "data": str(args.data),
+                    "shift": "hand scaled to 60 % at a random offset, bright background -> teal/magenta "
+                             "gradient, colour cast RGB x (1.25, 0.95, 0.70) + (10, 0, -5)",
+                    "eval_n": sum(len(list((evald / lab).iterdir())) for lab in LABELS), "steps": []}
+    base = evaluate(env, evald, work / "eval-before.json")
+    unshifted = None
+    if args.unshifted_check:
+        clean = work / "clean"
+        for lab in LABELS:
+            for p in (evald / lab).iterdir():
+                src = next((Path(args.data) / lab).glob(p.stem + ".*"))
+                (clean / lab).mkdir(parents=True, exist_ok=True)
+                shutil.copy(src, clean / lab / src.name)
+        unshifted = evaluate(env, clean, work / "eval-clean.json")["accuracy"]
+    report["accuracy_unshifted_before"] = unshifted
+    report["accuracy_before"] = base["accuracy"]
+    print(f"shifted eval set: {report['eval_n']} images; shipped model accuracy {base['accuracy']:.3f}"
+          + (f" (same images unshifted: {unshifted:.3f})" if unshifted is not None else ""), flush=True)
+    have = 0
+    for n in steps:
+        for lab in LABELS:
+            capture(env, pool[lab][have:n], lab, work)
+        have = n
+        r = fc(env, "retrain", "--json", str(work / f"retrain-{n}.json"))
+        res = json.loads((work / f"retrain-{n}.json").read_text())
+        after = evaluate(env, evald, work / f"eval-{n}.json")
+        step = {"per_class": n, "swapped": res["swapped"], "reason": res["reason"],
+                "holdout_before": res["accuracy_before"], "holdout_after": res["accuracy_after"],
+                "retrain_s": res["duration_s"], "accuracy_after": after["accuracy"]}
+        report["steps"].append(step)
+        print(f"{n:>3} per class: retrain {res['duration_s']:.2f} s ({r.stdout.strip().splitlines()[-1]}); "
+              f"accuracy on the rest of the shifted set {after['accuracy']:.3f}", flush=True)
+    if args.timing_samples:
+        report["timing"] = timing(env, Path(args.data), work, args.timing_samples)
+    return report
+
+
+def timing(env: dict, data: Path, work: Path, n: int) -> dict:
+    """n user samples (shifted train images) -> retrain twice; the second has all embeddings cached."""
+    sys.path.insert(0, str(ROOT))
+    from edge.samples import SampleStore
+
+    state = work / "state-timing"
+    shutil.rmtree(state, ignore_errors=True)
+    per = -(-n // len(LABELS))
+    added = 0
+    with SampleStore(state) as store:
+        for lab in LABELS:
+            files = sorted(p for p in (data / lab).iterdir() if split_f(p.name) < 0.70)[:per]
+            for p in files:
+                if added >= n:
+                    break
+                rgb = cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)
+                store.add(shift(rgb, added), lab, source="bench")
+                added += 1
+    env = {**env, "FINGERCOUNT_STATE_DIR": str(state), "FINGERCOUNT_RETRAIN__MAX_SECONDS": "600"}
+    out = {}
+    for name in ("first", "cached"):
+        t0 = time.monotonic()
+        fc(env, "retrain", "--force", "--json", str(work / f"timing-{name}.json"))
+        wall = time.monotonic() - t0
+        res = json.loads((work / f"timing-{name}.json").read_text())
+        out[name] = {"retrain_s": res["duration_s"], "embeddings_computed": res["embeddings_computed"],
+                     "timing_s": res["timing_s"], "base_samples": res["base_samples"],
+                     "user_samples": sum(res["samples_per_label"].values()), "process_wall_s": round(wall, 2)}
+        print(f"timing ({name}): {out[name]['user_samples']} user + {res['base_samples']} base samples, "
+              f"{res['embeddings_computed']} embeddings computed, retrain {res['duration_s']:.2f} s "
+              f"(process {wall:.1f} s)", flush=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data", default=str(DEFAULT_DATA), help="class folders 0-5 (sign-language-digits)")
+    p.add_argument("--model", default="fingers-mobilenet")
+    p.add_argument("--models-dir", help="default: the shipped models/")
+    p.add_argument("--precision", default="int8", choices=["int8", "fp16", "fp32"])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--per-class", default="5,10", help="captures per class after which to retrain")
+    p.add_argument("--timing-samples", type=int, default=600, help="0 to skip the timing part")
+    p.add_argument("--unshifted-check", action="store_true", help="also score the unshifted eval images")
+    p.add_argument("--work", help="working directory (default: a new temp dir)")
+    p.add_argument("--json", help="write the report here")
+    args = p.parse_args(argv)
+    rep = run(args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rep, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
