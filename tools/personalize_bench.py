@@ -44,23 +44,21 @@ def shift(rgb: np.ndarray, seed: int, scale: float = 0.6) -> np.ndarray:
     rng = np.random.default_rng(seed)
     h, w = rgb.shape[:2]
     img = rgb.astype(np.float32)
-    # the photos' background is bright and grey: replace it with a coloured gradient
+    # the photos' background is bright and grey: it becomes the coloured background
     mx, mn = img.max(axis=2), img.min(axis=2)
-    bg_mask = ((mn > 130) & (mx - mn < 45)).astype(np.float32)
-    bg_mask = cv2.GaussianBlur(bg_mask, (5, 5), 0)[:, :, None]
+    bg_mask = cv2.GaussianBlur(((mn > 130) & (mx - mn < 45)).astype(np.float32), (5, 5), 0)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    c1 = np.array([30, 120, 110], np.float32)  # teal
-    c2 = np.array([150, 60, 140], np.float32)  # magenta
     t = ((xx + yy) / (h + w))[:, :, None]
-    background = c1 * (1 - t) + c2 * t + rng.normal(0, 6, (h, w, 1))
-    img = img * (1 - bg_mask) + background * bg_mask
-    # smaller hand, off centre, on the same kind of background
+    teal, magenta = np.array([30, 120, 110], np.float32), np.array([150, 60, 140], np.float32)
+    canvas = teal * (1 - t) + magenta * t + rng.normal(0, 6, (h, w, 1)).astype(np.float32)
+    # smaller hand at a random offset
     sh, sw = int(h * scale), int(w * scale)
     small = cv2.resize(img, (sw, sh), interpolation=cv2.INTER_AREA)
-    canvas = c1 * (1 - t) + c2 * t
+    m = cv2.resize(bg_mask, (sw, sh), interpolation=cv2.INTER_AREA)[:, :, None]
     oy = int(rng.integers(0, h - sh + 1))
     ox = int(rng.integers(0, w - sw + 1))
-    canvas[oy:oy + sh, ox:ox + sw] = small
+    region = canvas[oy:oy + sh, ox:ox + sw]
+    canvas[oy:oy + sh, ox:ox + sw] = small * (1 - m) + region * m
     # warm colour cast
     canvas = canvas * np.array([1.25, 0.95, 0.7], np.float32) + np.array([10, 0, -5], np.float32)
     return np.clip(canvas, 0, 255).astype(np.uint8)
