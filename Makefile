@@ -33,7 +33,7 @@ mosquitto:
 	  else echo "systemd-analyze is missing: sudo apt-get install systemd"; fi; }
 
 demo: $(STAMP)
-	$(VENV)/bin/fingercount run --camera replay:tests/data/replay@8 --mqtt embedded \
+	$(VENV)/bin/fingercount run --camera replay:tests/data/hands@8 --mqtt embedded \
 	  --state-dir demo-state --print $(DEMO_ARGS)
 
 test: $(STAMP) mosquitto

@@ -312,6 +312,10 @@ class Daemon:
         self.camera.start()
         self._start_threads()
         self._publish_count()  # the truth right now: nothing stable yet
+        if self.print_to is not None:
+            print(f"counting fingers with {self.classifier.model_id} on {self.camera.source.name}; "
+                  "each change of the stable count is printed below (Ctrl-C stops)",
+                  file=self.print_to, flush=True)
         end = None if duration is None else time.monotonic() + duration
         wd_usec = self.notifier.watchdog_usec()
         wd_every = wd_usec / 2e6 if wd_usec else None

@@ -73,7 +73,7 @@ def test_run_print_shows_count_changes_without_a_broker(tmp_path: Path) -> None:
              "FINGERCOUNT_GPIO__ENABLED": "false", "FINGERCOUNT_SMOOTHING__MIN_CONFIDENCE": "0",
              "FINGERCOUNT_SMOOTHING__MIN_HOLD_MS": "0", "FINGERCOUNT_SMOOTHING__WINDOW": "1"})
     assert p.returncode == 0, p.stderr
-    lines = [ln for ln in p.stdout.splitlines() if " count " in ln]
+    lines = [ln for ln in p.stdout.splitlines() if " count " in ln and "frame " in ln]
     assert lines, p.stdout + p.stderr
     frames = [int(ln.rsplit("frame ", 1)[1].rstrip(")")) for ln in lines]
     assert frames == sorted(set(frames))

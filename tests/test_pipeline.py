@@ -17,13 +17,16 @@ from edge.runtime.package import load_package
 from edge.smoothing import Smoother
 
 
-def model_dir(name: str = "fingers-cnn") -> Path:
-    """A shipped model package; FINGERCOUNT_TEST_MODEL may point at another package dir."""
-    d = Path(os.environ.get("FINGERCOUNT_TEST_MODEL") or MODELS / name)
-    if not (d / "model.json").is_file():
-        pytest.fail(f"model package {d} is missing: build it with `make models` "
-                    "(or check out the committed models/)", pytrace=False)
-    return d
+def model_dir() -> Path:
+    """A shipped finger-count package: fingers-cnn (the fast one), else fingers-mobilenet.
+    FINGERCOUNT_TEST_MODEL may point at another package directory."""
+    if os.environ.get("FINGERCOUNT_TEST_MODEL"):
+        return Path(os.environ["FINGERCOUNT_TEST_MODEL"])
+    for name in ("fingers-cnn", "fingers-mobilenet"):
+        if (MODELS / name / "model.json").is_file():
+            return MODELS / name
+    pytest.fail(f"no finger-count model package in {MODELS}: build them with `make models` "
+                "(or check out the committed models/)", pytrace=False)
 
 
 @pytest.fixture(scope="module")
