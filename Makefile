@@ -8,7 +8,7 @@ DATA ?= ../shared/data/sign-language-digits
 MODELS ?= models
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: setup demo test test-fast soak lint models mosquitto clean
+.PHONY: setup demo test test-fast soak lint models mosquitto clean bench
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ test: $(STAMP) mosquitto
 
 soak: $(STAMP) mosquitto
 	FINGERCOUNT_SOAK_S=600 $(PY) -m pytest -q -s -m soak tests/faults/test_soak.py
+
+# Latency of every installed model, then the whole pipeline (docs/benchmarks.md).
+bench: $(STAMP)
+	$(VENV)/bin/fingercount bench --threads 1,2 $(BENCH_ARGS)
+	$(VENV)/bin/fingercount bench --pipeline --threads 1,2 $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check edge converter tests
