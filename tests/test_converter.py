@@ -7,6 +7,7 @@ one epoch, so they check the plumbing and the package contract, not the accuracy
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -37,8 +38,8 @@ def _build(tmp_path: Path, recipe: str, data: Path | None, *extra: str) -> Path:
         cmd += ["--data", str(data)]
     r = _convert(*cmd)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    # Keras prints per-epoch progress lines
-    assert "Epoch 1/1" in r.stdout
+    # Keras prints a progress line per epoch
+    assert re.search(r"\d+/\d+ - .*accuracy: .*val_accuracy: ", r.stdout), r.stdout[-2000:]
     return tmp_path / "models" / recipe
 
 
