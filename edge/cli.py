@@ -48,7 +48,9 @@ def _model_opts(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: an option given before the subcommand is not overwritten by the
+    # subparser's default when it is absent after it.
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     common.add_argument("--config", help="YAML config (default /etc/fingercount/config.yaml when present)")
     common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     common.add_argument("--models-dir", help="where model packages live (default: shipped models/)")
@@ -161,6 +163,9 @@ def config_overrides(args: argparse.Namespace) -> dict:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    for name in ("config", "models_dir", "state_dir"):
+        setattr(args, name, getattr(args, name, None))
+    args.debug = getattr(args, "debug", False)
     debug = args.debug or bool(os.environ.get("FINGERCOUNT_DEBUG"))
     try:
         from edge.config import load_config

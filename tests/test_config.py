@@ -46,3 +46,9 @@ def test_check_config_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None
     f.write_text("model:\n  precision: fp16\n")
     assert main(["check-config", "--config", str(f)]) == 0
     assert "precision: fp16" in capsys.readouterr().out
+
+
+def test_global_options_before_or_after_subcommand(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    for argv in (["--state-dir", str(tmp_path), "check-config"], ["check-config", "--state-dir", str(tmp_path)]):
+        assert main(argv) == 0
+        assert f"state_dir: {tmp_path}" in capsys.readouterr().out
