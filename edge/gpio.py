@@ -4,7 +4,8 @@ capture button: press = capture one frame with the current label; hold gpio.hold
 label button:   press = next label; the LED blinks the label's count (one long blink for
                 labels without a count, e.g. "0" or "none").
 status LED:     acknowledges a capture only once the sample is durable (two short blinks);
-                a refusal is a fast flicker, so the two cannot be mistaken.
+                a refusal is a fast flicker, so the two cannot be mistaken. While a
+                button-started retrain runs it blinks slowly, then acks (swapped) or flickers.
 
 The callbacks run in gpiozero's own threads; they must not block for long (retraining
 is started in the background by the caller).
@@ -28,6 +29,7 @@ ACK = (0.15, 0.15, 2)
 REFUSE = (0.05, 0.05, 8)
 COUNT_BLINK = (0.25, 0.25)
 LONG_BLINK = (1.0, 0.2, 1)
+BUSY = (0.5, 0.5, None)  # slow blink while retraining (until ack/refuse replaces it)
 
 
 def blink_pattern(label: str) -> tuple[float, float, int]:
@@ -114,7 +116,7 @@ class GpioControls:
             self.label = label
         self.show_label(label)
 
-    def _blink(self, on: float, off: float, n: int) -> None:
+    def _blink(self, on: float, off: float, n: Optional[int]) -> None:
         if self.led is not None:
             self.led.blink(on_time=on, off_time=off, n=n, background=True)
 
@@ -126,6 +128,9 @@ class GpioControls:
 
     def refuse(self) -> None:
         self._blink(*REFUSE)
+
+    def busy(self) -> None:
+        self._blink(*BUSY)
 
     def close(self) -> None:
         for d in self.devices:

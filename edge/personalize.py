@@ -157,6 +157,8 @@ class Personalizer:
             box["error"] = err
         finally:
             done.set()
+            if source == "button" and self.gpio is not None:
+                self.gpio.ack() if box.get("result", {}).get("swapped") else self.gpio.refuse()
 
     def _reload(self, clf: Classifier) -> Classifier:
         """The same model and precision with whatever head is now current."""
@@ -181,6 +183,8 @@ class Personalizer:
             return False
 
     def _button_retrain(self) -> None:
+        if self.gpio is not None:
+            self.gpio.busy()  # before starting: a quick retrain's ack/refuse must come last
         try:
             self.start_retrain(False, "button")
         except FingercountError as e:

@@ -141,6 +141,11 @@ def test_capture_label_retrain_rollback_over_mqtt_and_buttons(broker: Any, tmp_p
         run.sub.wait(lambda: len(run.events("retrain_finished")) >= 2, 60, "button retrain")
         assert run.events("retrain_started")[n_started]["source"] == "button"
         assert sum(d.stats()["samples"].values()) == n_samples
+        # the slow "busy" blink ended with an ack or a refusal: the LED is still again
+        blinks(led)
+        settled = len(led.states)
+        time.sleep(1.2)
+        assert len(led.states) == settled and not led.state
 
         r = run.command("rollback", {})
         assert r["ok"], r
