@@ -244,3 +244,29 @@ def test_install_refuses_clearly(tmp_path: Path) -> None:
     bad = subprocess.run(["bash", str(INSTALL), "--frobnicate"], capture_output=True, text=True,
                          timeout=30)
     assert bad.returncode == 2 and "unknown option --frobnicate" in bad.stderr
+
+
+def test_edge_stack_runs_under_memory_deny_write_execute(tmp_path: Path) -> None:
+    """The unit sets MemoryDenyWriteExecute=yes; the kernel's PR_SET_MDWE is the same rule
+    (no W+X mappings), so classify a real image with a shipped model under it."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_mdwe, refuse_exec_gain = 65, 1
+
+    def mdwe() -> None:
+        if libc.prctl(pr_set_mdwe, refuse_exec_gain, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_MDWE)")
+
+    models = [d for d in (ROOT / "models").glob("*") if (d / "model.json").is_file()]
+    assert models, "no model packages under models/: make models"
+    image = next((ROOT / "tests" / "data" / "hands" / "3").glob("*.JPG"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FINGERCOUNT_")}
+    try:
+        res = subprocess.run([sys.executable, "-m", "edge", "classify", str(image), "--model",
+                              str(models[0]), "--precision", "int8"], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=120, preexec_fn=mdwe)
+    except subprocess.SubprocessError as e:
+        pytest.fail(f"this kernel cannot enforce PR_SET_MDWE (Linux >= 6.3 needed): {e}")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert '"label"' in res.stdout, res.stdout
