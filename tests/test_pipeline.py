@@ -71,20 +71,17 @@ def test_slow_consumer_skips_to_the_newest_frame(classifier: Classifier) -> None
 
 
 def test_capture_overlaps_inference(classifier: Classifier) -> None:
-    """End-to-end rate stays close to the raw invoke rate (on-demand replay, no sleeping)."""
-    pixels = classifier.preprocess(np.zeros((100, 100, 3), np.uint8))
-    for _ in range(10):
-        classifier.invoke(pixels)
-    n = 200
-    t0 = time.perf_counter()
-    for _ in range(n):
-        classifier.invoke(pixels)
-    invoke_fps = n / (time.perf_counter() - t0)
+    """Waiting for a frame costs next to nothing: the camera thread has the next frame (already
+    preprocessed) ready while this one is invoked. Medians, so a busy shared machine does not
+    decide the result; the bench measures the exact ratio."""
     with Camera(open_source(f"replay:{HANDS}@0")) as cam:
-        rep = Pipeline(cam, classifier, Smoother(classifier.labels)).run(n)
-    # preprocess (crop + resize) is included in the pipeline, so not 1.0; a loose floor keeps
-    # this meaningful on a busy 2-core machine (the bench measures the exact ratio).
-    assert rep.fps >= 0.5 * invoke_fps, (rep.fps, invoke_fps)
+        rep = Pipeline(cam, classifier, Smoother(classifier.labels)).run(200)
+    invoke = float(np.median(rep.stages["invoke"]))
+    total = float(np.median(rep.stages["total"]))
+    wait = float(np.median(rep.stages["capture"]))
+    # per-frame Python overhead allowance of 1.5 ms on top of the invoke itself
+    assert total <= 1.5 * invoke + 1.5, (total, invoke)
+    assert wait <= 0.5 * invoke + 1.0, (wait, invoke)
 
 
 def test_swap_takes_effect_on_the_next_frame(classifier: Classifier) -> None:
