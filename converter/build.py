@@ -37,8 +37,12 @@ log = logging.getLogger(__name__)
 
 def _git_commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=5, cwd=Path(__file__).parent).stdout.strip() or "unknown"
+        here = Path(__file__).parent
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=5, cwd=here).stdout.strip() or "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", str(here)], capture_output=True,
+                               text=True, timeout=5, cwd=here).stdout.strip()
+        return head + ("+uncommitted-converter-changes" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 

@@ -136,7 +136,7 @@ def test_build_digits_cnn_toy(tmp_path: Path) -> None:
     assert "sklearn" in meta["provenance"]["dataset"]
     clf = Classifier(load_package(root), "int8", threads=1)
     res = evaluate_dir(clf, DIGITS)
-    assert res["n"] == 60
+    assert res["n"] == 272
 
 
 @pytest.mark.slow
@@ -164,7 +164,7 @@ def test_quantize_and_evaluate_a_keras_model(tmp_path: Path) -> None:
     r = _convert("evaluate", str(int8), "--data", str(DIGITS), "--json", str(tmp_path / "e.json"))
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads((tmp_path / "e.json").read_text())
-    assert res["n"] == 60 and len(res["confusion"]) == 10
+    assert res["n"] == 272 and len(res["confusion"]) == 10
 
 
 def test_quantize_missing_model_is_one_line(tmp_path: Path) -> None:
