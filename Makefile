@@ -32,9 +32,11 @@ mosquitto:
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd) >/dev/null; \
 	  else echo "systemd-analyze is missing: sudo apt-get install systemd"; fi; }
 
+# fingers-cnn: the compact model, fast on every board (DEMO_MODEL=fingers-mobilenet for the other)
+DEMO_MODEL ?= fingers-cnn
 demo: $(STAMP)
 	$(VENV)/bin/fingercount run --camera replay:tests/data/hands@8 --mqtt embedded \
-	  --state-dir demo-state --print $(DEMO_ARGS)
+	  --model $(DEMO_MODEL) --state-dir demo-state --print $(DEMO_ARGS)
 
 test: $(STAMP) mosquitto
 	$(PY) -m pytest -q $(PYTEST_ARGS)
