@@ -82,6 +82,7 @@ def _check_package_contract(root: Path) -> dict:
 def test_build_fingers_mobilenet_toy(tmp_path: Path) -> None:
     # A smaller input keeps the toy build fast; the contract is the same at any size.
     root = _build(tmp_path, "fingers-mobilenet", _hand_data(tmp_path), "--set", "input.size=64",
+                  "--set", "backbone.alpha=0.35", "--set", "backbone.embedding_dim=32",
                   "--no-robustness")
     meta = _check_package_contract(root)
     assert meta["labels"] == ["0", "1", "2", "3", "4", "5"] and meta["task"] == "finger-count"
