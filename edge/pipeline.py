@@ -97,6 +97,7 @@ class Pipeline:
         self.last_seq = 0
         self.frames = 0
         self.dropped = 0  # frames captured but never classified (the camera outran us)
+        self.prepared_ahead = 0  # frames whose preprocessing the capture thread had done
 
     @property
     def classifier(self) -> Classifier:
@@ -131,7 +132,11 @@ class Pipeline:
         self.last_seq = frame.seq
         ahead = frame.prepared
         # made in the capture thread while the last frame was being invoked (same classifier)
-        pixels = ahead[1] if ahead is not None and ahead[0] is clf else clf.preprocess(frame.rgb)
+        if ahead is not None and ahead[0] is clf:
+            pixels = ahead[1]
+            self.prepared_ahead += 1
+        else:
+            pixels = clf.preprocess(frame.rgb)
         t2 = time.perf_counter()
         probs = clf.invoke(pixels)
         t3 = time.perf_counter()

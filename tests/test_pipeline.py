@@ -70,18 +70,17 @@ def test_slow_consumer_skips_to_the_newest_frame(classifier: Classifier) -> None
     assert pipe.dropped > 0  # frames captured while we slept were dropped, not queued
 
 
-def test_capture_overlaps_inference(classifier: Classifier) -> None:
-    """Waiting for a frame costs next to nothing: the camera thread has the next frame (already
-    preprocessed) ready while this one is invoked. Medians, so a busy shared machine does not
-    decide the result; the bench measures the exact ratio."""
+def test_capture_thread_prepares_the_next_frame(classifier: Classifier) -> None:
+    """The camera thread preprocesses frame N+1 while frame N is invoked (no timing
+    thresholds here: the bench measures the ratio). Results equal inline preprocessing."""
     with Camera(open_source(f"replay:{HANDS}@0")) as cam:
-        rep = Pipeline(cam, classifier, Smoother(classifier.labels)).run(200)
-    invoke = float(np.median(rep.stages["invoke"]))
-    total = float(np.median(rep.stages["total"]))
-    wait = float(np.median(rep.stages["capture"]))
-    # per-frame Python overhead allowance of 1.5 ms on top of the invoke itself
-    assert total <= 1.5 * invoke + 1.5, (total, invoke)
-    assert wait <= 0.5 * invoke + 1.0, (wait, invoke)
+        pipe = Pipeline(cam, classifier, Smoother(classifier.labels))
+        results = [pipe.step(5) for _ in range(60)]
+    assert all(r is not None for r in results)
+    assert pipe.prepared_ahead >= 50, pipe.prepared_ahead
+    for r in results[-10:]:
+        inline = classifier.invoke(classifier.preprocess(r.frame.rgb))
+        assert np.allclose(inline, r.probs)
 
 
 def test_swap_takes_effect_on_the_next_frame(classifier: Classifier) -> None:
