@@ -231,6 +231,7 @@ class Daemon:
             ls = self.link.stats()
             out["outbox_depth"] = ls["outbox_depth"]
             out["outbox_dropped"] = ls["outbox_dropped"]
+            out["outbox_persistent"] = ls["outbox_persistent"]
             out["mqtt_connects"] = ls["connects"]
         else:
             out["outbox_depth"] = 0

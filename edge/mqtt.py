@@ -44,7 +44,7 @@ class MqttLink:
         self.base = f"{m.base_topic}/{cfg.device_id}"
         self.on_command = on_command
         self.reconnect = reconnect
-        self.outbox = Outbox(m.outbox_max)
+        self.outbox = Outbox(m.outbox_max, cfg.state_dir / "outbox.sqlite")  # survives restarts
         self.embedded = m.host == "embedded"
         self.host = "127.0.0.1" if self.embedded else m.host
         self.port = m.port
@@ -89,7 +89,8 @@ class MqttLink:
 
     def stats(self) -> dict[str, Any]:
         return {"connected": self.connected.is_set(), "outbox_depth": len(self.outbox),
-                "outbox_dropped": self.outbox.dropped, "connects": self.connects,
+                "outbox_dropped": self.outbox.dropped, "outbox_persistent": self.outbox.persistent,
+                "connects": self.connects,
                 "error": self.last_error}
 
     # ---- lifecycle ---------------------------------------------------------------------

@@ -1,17 +1,40 @@
-"""Bounded, ordered outbox for QoS 1 messages (count, events, command results).
+"""Bounded, ordered, durable outbox for QoS 1 messages (count, events, command results).
 
 A message stays here until the broker acknowledged it (PUBACK). While disconnected nothing
 leaves; when full the oldest message is dropped and counted. After a reconnect everything
 not yet acknowledged is sent again from the head, so order holds (QoS 1 may duplicate; it
 never reorders).
+
+Durability: with a path (the daemon uses `<state_dir>/outbox.sqlite`) every put and every
+ack is one short SQLite transaction (WAL, synchronous=FULL), so a put that returned survives
+kill -9 and a power cut; the memory queue is a mirror of the table for the network thread.
+The dropped total is stored too. On open, the messages a previous run left are queued
+first, oldest first, and go out after `online` like any others, except **retained** ones
+(the `count`): a retained message is state, not history, and the new run publishes its own
+state at start, so an old one would only make the broker show a stale count for a moment.
+They are deleted at open and counted in `superseded`; the history they summarise is in the
+`count_changed` events, which are delivered.
+
+If the file cannot be used (state_dir not writable, disk full, I/O error) the outbox logs one
+warning and keeps working in memory only (`persistent` False) until the next start. A
+corrupt file is moved aside as `outbox.sqlite.corrupt-<ts>` and an empty one is started.
 """
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+_CORRUPT = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
 
 
 @dataclass(eq=False)
@@ -21,23 +44,162 @@ class Message:
     qos: int = 1
     retain: bool = False
     acked: bool = field(default=False, compare=False)
+    id: Optional[int] = field(default=None, compare=False)  # row in the store, when persistent
+
+
+class _Corrupt(Exception):
+    pass
+
+
+def _is_corrupt(e: BaseException) -> bool:
+    return isinstance(e, _Corrupt) or getattr(e, "sqlite_errorname", "") in _CORRUPT
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    # One connection shared by all threads, always used under Outbox._lock.
+    db = sqlite3.connect(str(path), timeout=5.0, isolation_level=None, check_same_thread=False)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")  # a COMMIT is on disk before put() returns
+        check = db.execute("PRAGMA quick_check").fetchone()[0]
+        if check != "ok":
+            raise _Corrupt(check)
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, SCHEMA_VERSION):
+            raise _Corrupt(f"schema version {version}, expected {SCHEMA_VERSION}")
+        db.execute("CREATE TABLE IF NOT EXISTS msgs (id INTEGER PRIMARY KEY, topic TEXT NOT NULL, "
+                   "payload BLOB NOT NULL, qos INTEGER NOT NULL, retain INTEGER NOT NULL)")
+        db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    except BaseException:
+        db.close()
+        raise
+    return db
 
 
 class Outbox:
-    def __init__(self, maxlen: int = 1000):
+    def __init__(self, maxlen: int = 1000, path: Optional[Path] = None):
         self.maxlen = int(maxlen)
         self._q: deque[Message] = deque()
         self._sent = 0  # the first _sent messages were handed to the current connection
         self._lock = threading.Lock()
         self.dropped = 0
         self.delivered = 0
+        self.restored = 0  # messages from a previous run, queued at open
+        self.superseded = 0  # retained messages from a previous run, deleted at open
         self.wakeup = threading.Event()
+        self.path = path
+        self._db: Optional[sqlite3.Connection] = None
+        if path is not None:
+            self._open(Path(path))
 
+    @property
+    def persistent(self) -> bool:
+        return self._db is not None
+
+    # ---- the store ---------------------------------------------------------------------
+    def _open(self, path: Path) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                db = self._open_db(path)
+            except (sqlite3.DatabaseError, _Corrupt) as e:
+                if not _is_corrupt(e):
+                    raise
+                aside = self._move_aside(path)
+                log.warning("outbox %s is corrupt (%s): moved aside to %s; starting an empty outbox",
+                            path, e, aside.name)
+                db = self._open_db(path)
+        except (OSError, sqlite3.Error, _Corrupt) as e:
+            log.warning("outbox %s cannot be used (%s): QoS 1 messages are kept in memory only "
+                        "and a restart loses them", path, e)
+            self._q.clear()
+            return
+        self._db = db
+        if self.restored or self.superseded:
+            log.info("outbox: %d message(s) from the previous run to deliver, %d superseded "
+                     "retained message(s) dropped", self.restored, self.superseded)
+
+    def _open_db(self, path: Path) -> sqlite3.Connection:
+        db = _connect(path)
+        try:
+            self._load(db)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    @staticmethod
+    def _move_aside(path: Path) -> Path:
+        aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+        path.rename(aside)
+        for suffix in ("-wal", "-shm"):  # keep the pair openable together for a post-mortem
+            side = path.with_name(path.name + suffix)
+            if side.exists():
+                side.rename(aside.with_name(aside.name + suffix))
+        return aside
+
+    def _load(self, db: sqlite3.Connection) -> None:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            self.superseded = db.execute("DELETE FROM msgs WHERE retain != 0").rowcount
+            row = db.execute("SELECT value FROM meta WHERE key = 'dropped'").fetchone()
+            dropped = int(row[0]) if row else 0
+            rows = db.execute("SELECT id, topic, payload, qos FROM msgs ORDER BY id").fetchall()
+            excess = max(0, len(rows) - self.maxlen)  # outbox_max lowered since the last run
+            if excess:
+                db.execute("DELETE FROM msgs WHERE id <= ?", (rows[excess - 1][0],))
+                dropped += excess
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('dropped', ?)", (dropped,))
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        self.dropped = dropped
+        self._q = deque(Message(t, bytes(p), q, False, id=i) for i, t, p, q in rows[excess:])
+        self.restored = len(self._q)
+
+    def _give_up(self, e: sqlite3.Error) -> None:
+        """Called under the lock: from now on memory only (the file keeps what it has)."""
+        log.warning("outbox %s: %s; QoS 1 messages are kept in memory only until the daemon "
+                    "restarts", self.path, e)
+        db, self._db = self._db, None
+        try:
+            if db is not None:
+                db.close()
+        except sqlite3.Error:
+            pass
+
+    # ---- the queue ---------------------------------------------------------------------
     def put(self, msg: Message) -> None:
         with self._lock:
-            if len(self._q) >= self.maxlen:
+            oldest = self._q[0] if len(self._q) >= self.maxlen else None
+            lost = oldest is not None and not oldest.acked
+            if self._db is not None:
+                try:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    try:
+                        if oldest is not None and oldest.id is not None:
+                            self._db.execute("DELETE FROM msgs WHERE id = ?", (oldest.id,))
+                        if lost:
+                            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('dropped', ?)",
+                                             (self.dropped + 1,))
+                        msg.id = self._db.execute(
+                            "INSERT INTO msgs (topic, payload, qos, retain) VALUES (?, ?, ?, ?)",
+                            (msg.topic, msg.payload, msg.qos, int(msg.retain))).lastrowid
+                        self._db.execute("COMMIT")
+                    except BaseException:
+                        if self._db.in_transaction:
+                            self._db.execute("ROLLBACK")
+                        raise
+                except sqlite3.Error as e:
+                    msg.id = None
+                    self._give_up(e)
+            if oldest is not None:
                 self._q.popleft()
-                self.dropped += 1
+                if lost:
+                    self.dropped += 1
                 if self._sent:
                     self._sent -= 1
             self._q.append(msg)
@@ -66,6 +228,11 @@ class Outbox:
                 return
             msg.acked = True
             self.delivered += 1
+            if self._db is not None and msg.id is not None:
+                try:  # one statement = one transaction; lost to a power cut = one duplicate
+                    self._db.execute("DELETE FROM msgs WHERE id = ?", (msg.id,))
+                except sqlite3.Error as e:
+                    self._give_up(e)
             while self._q and self._q[0].acked and self._sent:
                 self._q.popleft()
                 self._sent -= 1
@@ -76,3 +243,10 @@ class Outbox:
             self._q = deque(m for m in self._q if not m.acked)
             self._sent = 0
         self.wakeup.set()
+
+    def close(self) -> None:
+        """Close the file (what is in it stays for the next start); memory only afterwards."""
+        with self._lock:
+            db, self._db = self._db, None
+        if db is not None:
+            db.close()

@@ -223,7 +223,7 @@ def tls_broker(broker_factory, persist_dir: Path):
 def test_tls_with_password_from_the_environment(tls_broker, tmp_path: Path) -> None:
     b, ca = tls_broker
     sub = Collector(b.port, ["fingercount/t1/#"], host="localhost", tls_ca=ca, auth=("pi", "s3cret pass"))
-    over = {"device_id": "t1", "mqtt": {"host": "localhost", "port": b.port, "username": "pi",
+    over = {"device_id": "t1", "state_dir": str(tmp_path / "state"), "mqtt": {"host": "localhost", "port": b.port, "username": "pi",
                                         "tls": {"enabled": True, "ca_file": str(ca)}}}
     cfg = load_config(None, over, environ={"FINGERCOUNT_MQTT__PASSWORD": "s3cret pass"})
     link = MqttLink(cfg).start()
@@ -238,7 +238,7 @@ def test_tls_password_file_and_wrong_password(tls_broker, tmp_path: Path) -> Non
     b, ca = tls_broker
     good = tmp_path / "pw"
     good.write_text("s3cret pass\n")
-    base = {"device_id": "t1", "mqtt": {"host": "localhost", "port": b.port, "username": "pi",
+    base = {"device_id": "t1", "state_dir": str(tmp_path / "state"), "mqtt": {"host": "localhost", "port": b.port, "username": "pi",
                                         "tls": {"enabled": True, "ca_file": str(ca)}}}
     base["mqtt"]["password_file"] = str(good)
     link = MqttLink(load_config(None, base, environ={})).start()
@@ -258,7 +258,7 @@ def test_tls_with_an_untrusted_server_does_not_connect(tls_broker, tmp_path: Pat
     other = tmp_path / "other"
     other.mkdir()
     other_ca, _, _ = make_ca_and_server_cert(other)
-    cfg = load_config(None, {"device_id": "t1", "mqtt": {
+    cfg = load_config(None, {"device_id": "t1", "state_dir": str(tmp_path / "state"), "mqtt": {
         "host": "localhost", "port": b.port, "username": "pi", "password": "s3cret pass",
         "tls": {"enabled": True, "ca_file": str(other_ca)}}}, environ={})
     link = MqttLink(cfg, reconnect=(0.3, 0.3)).start()

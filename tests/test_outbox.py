@@ -1,0 +1,206 @@
+"""The durable outbox on real files: order, bound and drop count kept across reopen, ack
+removes, kill -9 keeps every returned put, retained state from a previous run superseded,
+and a corrupt file / unwritable state dir / full disk fall back without stopping anything."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from edge.outbox import Message, Outbox
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def ev(i: int) -> Message:
+    return Message("fingercount/t/event", b'{"i":%d}' % i)
+
+
+def numbers(ob: Outbox) -> list[int]:
+    out = []
+    while (m := ob.next_unsent()) is not None:
+        out.append(json.loads(m.payload)["i"])
+        ob.mark_sent(m)
+    ob.rewind()
+    return out
+
+
+def rows(path: Path) -> list[tuple[str, bytes, int]]:
+    db = sqlite3.connect(path)
+    try:
+        return db.execute("SELECT topic, payload, retain FROM msgs ORDER BY id").fetchall()
+    finally:
+        db.close()
+
+
+def test_order_ack_and_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "outbox.sqlite"
+    ob = Outbox(100, path)
+    assert ob.persistent and path.is_file()
+    msgs = [ev(i) for i in range(6)]
+    for m in msgs:
+        ob.put(m)
+    assert numbers(ob) == list(range(6))
+    for m in msgs[:3]:
+        ob.mark_sent(m)
+    ob.ack(msgs[0])
+    ob.ack(msgs[1])
+    assert len(ob) == 4 and len(rows(path)) == 4  # acknowledged = gone from the file at once
+    ob.close()
+    again = Outbox(100, path)
+    assert again.restored == 4 and numbers(again) == [2, 3, 4, 5]
+    again.put(ev(6))  # new ones go after the old ones
+    assert numbers(again) == [2, 3, 4, 5, 6]
+    again.close()
+
+
+def test_bound_drops_the_oldest_and_the_count_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite"
+    ob = Outbox(3, path)
+    for i in range(7):
+        ob.put(ev(i))
+    assert ob.dropped == 4 and numbers(ob) == [4, 5, 6] and len(rows(path)) == 3
+    ob.close()
+    again = Outbox(3, path)
+    assert again.dropped == 4 and numbers(again) == [4, 5, 6]
+    again.put(ev(7))
+    assert again.dropped == 5
+    again.close()
+    smaller = Outbox(2, path)  # mqtt.outbox_max lowered between runs: the oldest go, counted
+    assert smaller.dropped == 6 and numbers(smaller) == [6, 7] and len(rows(path)) == 2
+    smaller.close()
+
+
+def test_retained_messages_of_a_previous_run_are_superseded(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite"
+    ob = Outbox(10, path)
+    ob.put(Message("fingercount/t/count", b'{"count":3}', retain=True))
+    ob.put(ev(0))
+    ob.put(Message("fingercount/t/count", b'{"count":4}', retain=True))
+    ob.put(ev(1))
+    # in the same run every count is kept, in order
+    assert [m[0].rsplit("/", 1)[1] for m in rows(path)] == ["count", "event", "count", "event"]
+    ob.close()
+    again = Outbox(10, path)
+    assert again.superseded == 2 and again.restored == 2
+    assert numbers(again) == [0, 1] and rows(path) == [("fingercount/t/event", b'{"i":0}', 0),
+                                                        ("fingercount/t/event", b'{"i":1}', 0)]
+    again.close()
+
+
+def test_a_returned_put_survives_kill_9(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite"
+    code = textwrap.dedent(f"""
+        import os, signal, sys
+        from edge.outbox import Message, Outbox
+        ob = Outbox(1000, {str(path)!r})
+        assert ob.persistent
+        for i in range(50):
+            ob.put(Message("fingercount/t/event", b'{{"i":%d}}' % i))
+        sys.stdout.write("put 50\\n"); sys.stdout.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert p.returncode == -9 and p.stdout == "put 50\n", p.stderr
+    ob = Outbox(1000, path)
+    assert numbers(ob) == list(range(50))
+    ob.close()
+
+
+def test_a_corrupt_file_is_moved_aside_and_a_new_one_started(tmp_path: Path, caplog) -> None:
+    path = tmp_path / "outbox.sqlite"
+    path.write_bytes(b"this is not an SQLite database, a torn write left it like this" * 100)
+    with caplog.at_level(logging.WARNING, logger="edge.outbox"):
+        ob = Outbox(10, path)
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 1 and "corrupt" in warned[0] and "moved aside" in warned[0], warned
+    aside = list(tmp_path.glob("outbox.sqlite.corrupt-*"))
+    assert len(aside) == 1 and aside[0].read_bytes().startswith(b"this is not")
+    assert ob.persistent and len(ob) == 0
+    ob.put(ev(1))
+    ob.close()
+    assert numbers(Outbox(10, path)) == [1]
+
+
+def test_damaged_pages_are_found_too(tmp_path: Path, caplog) -> None:
+    path = tmp_path / "outbox.sqlite"
+    ob = Outbox(1000, path)
+    for _ in range(300):
+        ob.put(Message("fingercount/t/event", os.urandom(200)))
+    ob.close()  # checkpoints the WAL into the file
+    data = bytearray(path.read_bytes())
+    assert len(data) > 8 * 4096
+    data[5 * 4096:6 * 4096] = b"\xff" * 4096  # a page torn by a dying SD card
+    path.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING, logger="edge.outbox"):
+        again = Outbox(1000, path)
+    assert list(tmp_path.glob("outbox.sqlite.corrupt-*")), [r.getMessage() for r in caplog.records]
+    assert again.persistent and len(again) == 0
+    again.close()
+
+
+def test_unwritable_state_dir_keeps_messages_in_memory(tmp_path: Path, caplog) -> None:
+    blocker = tmp_path / "state"
+    blocker.write_text("a file where the state directory should be")  # root ignores chmod
+    with caplog.at_level(logging.WARNING, logger="edge.outbox"):
+        ob = Outbox(3, blocker / "outbox.sqlite")
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 1 and "memory only" in warned[0], warned
+    assert not ob.persistent
+    for i in range(5):
+        ob.put(ev(i))
+    assert numbers(ob) == [2, 3, 4] and ob.dropped == 2
+
+
+def mount_tmpfs(path: Path, size: str) -> bool:
+    path.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                          capture_output=True).returncode == 0
+
+
+def fill(path: Path) -> None:
+    fd = os.open(path / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:
+        pass  # ENOSPC: full
+    finally:
+        os.close(fd)
+
+
+def test_full_disk_falls_back_to_memory_without_losing_order(tmp_path: Path, caplog) -> None:
+    mnt = tmp_path / "small"
+    mounted = mount_tmpfs(mnt, "1m")
+    try:
+        ob = Outbox(5000, mnt / "outbox.sqlite")
+        assert ob.persistent
+        ob.put(ev(0))
+        if mounted:
+            fill(mnt)
+            how = "a full 1 MB tmpfs"
+        else:  # no mount permission: SQLite's own page limit gives the same SQLITE_FULL
+            assert ob._db is not None
+            pages = ob._db.execute("PRAGMA page_count").fetchone()[0]
+            ob._db.execute(f"PRAGMA max_page_count={pages}")
+            how = "PRAGMA max_page_count"
+        with caplog.at_level(logging.WARNING, logger="edge.outbox"):
+            for i in range(1, 2000):  # the WAL grows until the disk refuses
+                ob.put(Message("fingercount/t/event", b'{"pad":"%s","i":%d}' % (b"x" * 2000, i)))
+                if not ob.persistent:
+                    break
+        warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        print(f"disk full simulated with {how}; fell back after {i} puts: {warned}")
+        assert not ob.persistent and len(warned) == 1 and "full" in warned[0], warned
+        for j in range(i + 1, i + 5):
+            ob.put(ev(j))
+        assert numbers(ob) == list(range(i + 5))  # nothing lost, still in order
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
