@@ -42,7 +42,7 @@ test: $(STAMP) mosquitto
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 soak: $(STAMP) mosquitto
-	FINGERCOUNT_SOAK_S=600 $(PY) -m pytest -q -s -m soak tests/faults/test_soak.py
+	FC_SOAK_S=600 $(PY) -m pytest -q -s -m soak tests/faults/test_soak.py
 
 # Latency of every installed model, then the whole pipeline (docs/benchmarks.md).
 bench: $(STAMP)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import subprocess
@@ -40,15 +41,28 @@ _THROTTLE_BITS = {0: "under_voltage", 1: "freq_capped", 2: "throttled", 3: "soft
                   18: "throttled_occurred", 19: "soft_temp_limit_occurred"}
 
 
-def throttling() -> Optional[dict[str, Any]]:
-    """Raspberry Pi `vcgencmd get_throttled`, decoded; None where there is no vcgencmd."""
+def _read_throttled() -> Optional[int]:
+    # The firmware driver's sysfs file needs no device access (the service's DeviceAllow=
+    # has no /dev/vcio); vcgencmd is the fallback.
+    for f in glob.glob("/sys/devices/platform/soc*/soc*:firmware/get_throttled"):
+        try:
+            return int(Path(f).read_text().strip(), 16)
+        except (OSError, ValueError):
+            continue
     exe = shutil.which("vcgencmd")
     if not exe:
         return None
     try:
         out = subprocess.run([exe, "get_throttled"], capture_output=True, text=True, timeout=1).stdout
-        raw = int(out.strip().split("=", 1)[1], 16)
+        return int(out.strip().split("=", 1)[1], 16)
     except (OSError, subprocess.SubprocessError, IndexError, ValueError):
+        return None
+
+
+def throttling() -> Optional[dict[str, Any]]:
+    """Raspberry Pi throttling flags, decoded; None where the board does not say."""
+    raw = _read_throttled()
+    if raw is None:
         return None
     flags = [name for bit, name in _THROTTLE_BITS.items() if raw & (1 << bit)]
     return {"raw": hex(raw), "flags": flags}

@@ -19,9 +19,9 @@ from edge.smoothing import Smoother
 
 def model_dir() -> Path:
     """A shipped finger-count package: fingers-cnn (the fast one), else fingers-mobilenet.
-    FINGERCOUNT_TEST_MODEL may point at another package directory."""
-    if os.environ.get("FINGERCOUNT_TEST_MODEL"):
-        return Path(os.environ["FINGERCOUNT_TEST_MODEL"])
+    FC_TEST_MODEL may point at another package directory."""
+    if os.environ.get("FC_TEST_MODEL"):
+        return Path(os.environ["FC_TEST_MODEL"])
     for name in ("fingers-cnn", "fingers-mobilenet"):
         if (MODELS / name / "model.json").is_file():
             return MODELS / name

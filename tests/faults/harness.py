@@ -26,10 +26,10 @@ HANDS = ROOT / "tests" / "data" / "hands"
 
 
 def model_dir() -> Path:
-    """The smallest shipped finger-count model (fast on 2 shared cores); FINGERCOUNT_TEST_MODEL
+    """The smallest shipped finger-count model (fast on 2 shared cores); FC_TEST_MODEL
     may point at another package directory."""
-    if os.environ.get("FINGERCOUNT_TEST_MODEL"):
-        cands = [Path(os.environ["FINGERCOUNT_TEST_MODEL"])]
+    if os.environ.get("FC_TEST_MODEL"):
+        cands = [Path(os.environ["FC_TEST_MODEL"])]
     else:
         cands = [ROOT / "models" / n for n in ("fingers-cnn", "fingers-mobilenet")]
     for d in cands:

@@ -1,6 +1,6 @@
 """Soak at full speed on the replay camera: memory, open files, threads and latency stay flat.
 
-`make test` runs FINGERCOUNT_SOAK_S=60 (default); `make soak` runs 600.
+`make test` runs FC_SOAK_S=60 (default); `make soak` runs 600.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 
 from tests.faults.harness import Watcher, changing_replay
 
-SOAK_S = float(os.environ.get("FINGERCOUNT_SOAK_S", "60"))
+SOAK_S = float(os.environ.get("FC_SOAK_S", "60"))
 
 
 @pytest.mark.soak
