@@ -13,8 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import HANDS, MODELS, ROOT
-from test_pipeline import model_dir
+from tests.conftest import HANDS, MODELS, ROOT
+from tests.test_pipeline import model_dir
 
 IMAGE = str(sorted((HANDS / "3").glob("*.JPG"))[0])
 

@@ -11,7 +11,7 @@ from typing import Optional
 
 import numpy as np
 import pytest
-from conftest import HANDS
+from tests.conftest import HANDS
 
 from edge.camera import Camera, open_source, parse_spec
 from edge.camera.replay import ReplaySource, list_images

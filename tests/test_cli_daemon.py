@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import HANDS, MODELS, ROOT
-from test_pipeline import model_dir
+from tests.conftest import HANDS, MODELS, ROOT
+from tests.test_pipeline import model_dir
 
 
 def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:

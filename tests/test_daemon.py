@@ -12,9 +12,9 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-from conftest import HANDS
-from test_mqtt import Collector
-from test_pipeline import model_dir
+from tests.conftest import HANDS
+from tests.test_mqtt import Collector
+from tests.test_pipeline import model_dir
 
 from edge.config import load_config
 from edge.daemon import Daemon

@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import HANDS, MODELS, ROOT
-from test_mqtt import Collector
-from test_pipeline import model_dir
+from tests.conftest import HANDS, MODELS, ROOT
+from tests.test_mqtt import Collector
+from tests.test_pipeline import model_dir
 
 
 def start_daemon(port: int, tmp: Path, device: str, model: Path, *extra: str) -> subprocess.Popen:

@@ -14,7 +14,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from test_mqtt import Collector, link_cfg
+from tests.test_mqtt import Collector, link_cfg
 
 from edge.config import load_config
 from edge.mqtt import MqttLink

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import HANDS, MODELS
+from tests.conftest import HANDS, MODELS
 
 from edge.camera import Camera, open_source
 from edge.pipeline import STAGES, Pipeline
