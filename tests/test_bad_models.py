@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from tests.conftest import HANDS, MODELS, ROOT
 from tests.test_pipeline import model_dir
 

@@ -11,11 +11,11 @@ from typing import Optional
 
 import numpy as np
 import pytest
-from tests.conftest import HANDS
 
 from edge.camera import Camera, open_source, parse_spec
 from edge.camera.replay import ReplaySource, list_images
 from edge.errors import CameraError
+from tests.conftest import HANDS
 
 
 def test_parse_spec_accepts_the_documented_forms() -> None:

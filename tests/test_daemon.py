@@ -12,15 +12,15 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-from tests.conftest import HANDS
-from tests.test_mqtt import Collector
-from tests.test_pipeline import model_dir
 
 from edge.config import load_config
 from edge.daemon import Daemon
 from edge.errors import CommandError
 from edge.runtime.classifier import Classifier
 from edge.runtime.package import load_package
+from tests.conftest import HANDS
+from tests.test_mqtt import Collector
+from tests.test_pipeline import model_dir
 
 DEV = "td"
 BASE = f"fingercount/{DEV}"

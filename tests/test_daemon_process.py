@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from tests.conftest import HANDS, MODELS, ROOT
 from tests.test_mqtt import Collector
 from tests.test_pipeline import model_dir

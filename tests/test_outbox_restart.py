@@ -14,11 +14,10 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from tests.test_mqtt import Collector, link_cfg
-
 from edge.config import load_config
 from edge.mqtt import MqttLink
 from tests.faults.harness import Daemon, Watcher, changing_replay
+from tests.test_mqtt import Collector, link_cfg
 
 # Every change of the raw prediction is a count change: the replay makes many of them.
 EAGER = {"FINGERCOUNT_SMOOTHING__WINDOW": "1", "FINGERCOUNT_SMOOTHING__MIN_CONFIDENCE": "0",

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.conftest import HANDS, MODELS
 
 from edge.camera import Camera, open_source
 from edge.pipeline import STAGES, Pipeline
 from edge.runtime.classifier import Classifier
 from edge.runtime.package import load_package
 from edge.smoothing import Smoother
+from tests.conftest import HANDS, MODELS
 
 
 def model_dir() -> Path:
