@@ -59,6 +59,7 @@ models: $(STAMP)
 	  nice $(VENV)/bin/fingercount-convert build converter/recipes/$$r.yaml --data $(DATA) --out $(MODELS) || exit 1; \
 	done
 	nice $(VENV)/bin/fingercount-convert build converter/recipes/digits-cnn.yaml --data $(DIGITS_DATA) --out $(MODELS)
+	$(PY) -m converter.golden --models $(MODELS)  # per-image goldens for tests/test_models_golden.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache demo-state
