@@ -68,22 +68,30 @@ def fit_softmax(X: np.ndarray, y: np.ndarray, n_classes: int, l2: float = 1e-3,
     t0 = time.monotonic()
     X = np.asarray(X, np.float64)
     y = np.asarray(y, np.int64)
-    N, D = X.shape
+    N = X.shape[0]
     K = int(n_classes)
     if N == 0 or K < 2:
         raise ValueError("need samples of at least two classes")
     w = class_balanced_weights(y, K) if sample_weight is None else np.asarray(sample_weight, np.float64)
     w = w / w.sum()  # weighted *mean* loss: l2 means the same whatever N is
-    mu = X.mean(axis=0)
-    sd = X.std(axis=0)
-    sd[sd < 1e-6] = 1.0
-    Xs = (X - mu) / sd
+    mu_all = X.mean(axis=0)
+    sd_all = X.std(axis=0)
+    # Constant features (dead ReLU units are common in embeddings) carry no information:
+    # optimising without them is exact (their weights would only decay to 0) and much faster.
+    active = sd_all > 1e-6 * max(1.0, float(sd_all.max(initial=0.0)))
+    if not active.any():
+        active[:] = True
+        sd_all[:] = 1.0
+    D_full, D = X.shape[1], int(active.sum())
+    mu, sd = mu_all[active], sd_all[active]
+    Xs = (X[:, active] - mu) / sd
     Y = np.zeros((N, K))
     Y[np.arange(N), y] = 1.0
     if W0 is not None:
-        # raw: x W0 + b0 = ((x - mu)/sd) (sd W0) + (b0 + mu W0)
-        Ws = np.asarray(W0, np.float64) * sd[:, None]
-        bs = np.asarray(b0, np.float64) + mu @ np.asarray(W0, np.float64)
+        # raw: x W0 + b0 = ((x - mu)/sd) (sd W0) + (b0 + mu W0); constant features fold into b
+        W0 = np.asarray(W0, np.float64)
+        Ws = W0[active] * sd[:, None]
+        bs = np.asarray(b0, np.float64) + mu_all @ W0
         theta = np.concatenate([Ws.ravel(), bs])
     else:
         theta = np.zeros(D * K + K)
@@ -127,8 +135,9 @@ def fit_softmax(X: np.ndarray, y: np.ndarray, n_classes: int, l2: float = 1e-3,
             break
     Ws = theta[:D * K].reshape(D, K)
     bs = theta[D * K:]
-    W = Ws / sd[:, None]
-    b = bs - mu @ W
+    W = np.zeros((D_full, K))
+    W[active] = Ws / sd[:, None]
+    b = bs - mu @ W[active]
     return FitResult(W.astype(np.float32), b.astype(np.float32), step, float(f),
                      time.monotonic() - t0, stopped, hist)
 

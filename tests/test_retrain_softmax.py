@@ -59,3 +59,19 @@ def test_time_limit_stops_early() -> None:
     assert fit.stopped == "time_limit"
     assert fit.seconds < 1.5
     assert np.isfinite(fit.W).all()
+
+
+def test_constant_features_are_dropped_exactly() -> None:
+    X, y = blobs(900, 16, 3, 1.0, 5)
+    dead = np.zeros((len(X), 48), np.float32)  # dead ReLU units: always 0
+    dead[:, 10:] = 3.0  # or stuck at a constant
+    Xd = np.concatenate([X, dead], axis=1)
+    fit = fit_softmax(Xd, y, 3, l2=1e-3)
+    ref = fit_softmax(X, y, 3, l2=1e-3)
+    assert np.all(fit.W[16:] == 0)
+    assert np.allclose(Xd @ fit.W + fit.b, X @ ref.W + ref.b, atol=1e-3)
+    # a warm start with weights on the constant units keeps its logits (folded into b)
+    W0 = np.concatenate([ref.W, np.full((48, 3), 0.5, np.float32)])
+    b0 = ref.b - 0.5 * dead[0] @ np.full((48, 3), 1.0)
+    warm = fit_softmax(Xd, y, 3, l2=1e-3, W0=W0, b0=b0)
+    assert warm.steps <= 3
