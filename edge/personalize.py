@@ -24,6 +24,12 @@ log = logging.getLogger(__name__)
 PROGRESS_MIN_INTERVAL_S = 0.5  # retrain_progress events are throttled to this
 
 
+def only(body: dict, allowed: set[str]) -> None:
+    extra = set(body) - allowed
+    if extra:
+        raise CommandError(f"unexpected field(s): {', '.join(sorted(extra))}")
+
+
 def check_label(label: Any, classifier: Classifier) -> str:
     """A valid label this model can learn: any label for a retrainable model, its own otherwise."""
     label = validate_label(label)
@@ -60,6 +66,7 @@ class Personalizer:
         return out
 
     def set_label(self, payload: dict) -> dict:
+        only(payload, {"label"})
         label = check_label(payload.get("label"), self.daemon.classifier)
         self.label = label
         if self.gpio is not None:
@@ -69,6 +76,7 @@ class Personalizer:
     # ---- capture -----------------------------------------------------------------------
 
     def capture(self, payload: dict, source: str = "mqtt") -> dict:
+        only(payload, {"label"})
         label = payload.get("label", self.label)
         try:
             label = check_label(label, self.daemon.classifier)
@@ -111,6 +119,7 @@ class Personalizer:
     def retrain(self, payload: dict) -> dict:
         """MQTT `retrain {"force"?: bool, "wait"?: bool}`: result data when finished
         (wait, the default) or {"started": true} at once (wait: false)."""
+        only(payload, {"force", "wait"})
         force = payload.get("force", False)
         wait = payload.get("wait", True)
         if not isinstance(force, bool) or not isinstance(wait, bool):
@@ -165,6 +174,7 @@ class Personalizer:
         return Classifier(clf.package, clf.precision, clf.threads, state_dir=self.cfg.state_dir, roi=clf.roi)
 
     def rollback(self, payload: dict) -> dict:
+        only(payload, set())
         if self.retraining:
             raise CommandError("a retrain is running; roll back when it has finished")
         clf = self.daemon.classifier

@@ -98,6 +98,8 @@ def test_capture_label_retrain_rollback_over_mqtt_and_buttons(broker: Any, tmp_p
             r = run.command("capture", {"label": bad})
             assert not r["ok"] and why in r["error"], r
         assert any("may only contain" in e["message"] for e in run.events("error"))
+        r = run.command("capture", {"label": "3", "lable": "4"})
+        assert not r["ok"] and "unexpected field(s): lable" in r["error"]
 
         # label button: next label after "0" is "1"; then choose "none" over MQTT and capture with the button
         led = mock_factory.pin(d.cfg.gpio.led_pin)
