@@ -116,7 +116,8 @@ def train_models(r: Recipe, full: Dataset, counts: Dataset, notes: list[str]
                                     int(r.get("backbone.embedding_dim", 0)))
         notes.append(f"Compact depthwise-separable CNN at {size}x{size}, "
                      f"{backbone.count_params():,} backbone parameters.")
-    pretrain = len(full.labels) > len(counts.labels) and (kind == "compact" or weights is None)
+    pretrain = (len(full.labels) > len(counts.labels) and (kind == "compact" or weights is None)
+                and int(t.get("pretrain_epochs", 0)) > 0)
     if pretrain:
         pre_model = with_head(backbone, len(full.labels), name="pretrain")
         fits["pretrain"] = fit(pre_model, full.train, full.val, epochs=int(t["pretrain_epochs"]),

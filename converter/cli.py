@@ -78,6 +78,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_quantize(args: argparse.Namespace) -> int:
+    if not Path(args.model).exists():  # before the slow TensorFlow import
+        raise FileNotFoundError(f"{args.model}: no such file or directory")
     from converter.tools import quantize_any
 
     for path in quantize_any(args):
