@@ -259,7 +259,7 @@ def build(r: Recipe, data: str, out: Path, command: str, per_class: Optional[int
                                              f"{f.seconds:.0f} s)")
         curves.append(png)
     meta["provenance"]["build_seconds"] = round(time.time() - t_start, 1)
-    write_report(stage / "report.md", meta, notes, curves)
+    write_report(stage / "report.md", meta, notes, curves, why=str(r.get("why") or ""))
     pkgw.write_json(stage / "model.json", meta)
     final = pkgw.publish(stage, out, r.name)
     for p in PRECISIONS:

@@ -4,6 +4,7 @@ Untrained (random-weight) models have the same graph, tensor sizes and kernels a
 trained ones, so file sizes and latencies carry over; only accuracy needs training.
 
     python -m converter.probe --candidates v1:0.5:96:1024 v2:0.5:96:640 --runs 200
+    python -m converter.probe --package models/fingers-mobilenet   # the trained files
 """
 
 from __future__ import annotations
@@ -53,12 +54,30 @@ def probe(version: int, alpha: float, size: int, emb: int, runs: int) -> dict:
     return row
 
 
+def package_speedup(root: str, runs: int) -> str:
+    """One markdown row for a built package: fused fp32 vs int8 bytes and p50 latency."""
+    import json
+    from pathlib import Path
+
+    meta = json.loads((Path(root) / "model.json").read_text())
+    data = {p: (Path(root) / meta["variants"][p]["file"]).read_bytes() for p in ("fp32", "int8")}
+    ms = {(p, t): _latency_ms(data[p], t, runs) for p in data for t in (1, 2)}
+    return (f"| {meta['name']} {meta['version']} (trained) | {len(data['fp32']) / 1024:.0f} | "
+            f"{len(data['int8']) / 1024:.0f} | {len(data['int8']) / len(data['fp32']):.3f} | "
+            f"{ms['fp32', 1]:.2f} / {ms['fp32', 2]:.2f} | {ms['int8', 1]:.2f} / {ms['int8', 2]:.2f} | "
+            f"{ms['fp32', 1] / ms['int8', 1]:.2f}x / {ms['fp32', 2] / ms['int8', 2]:.2f}x |")
+
+
 def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     ap = argparse.ArgumentParser()
-    ap.add_argument("--candidates", nargs="+", required=True, help="vVERSION:ALPHA:SIZE:EMB")
+    ap.add_argument("--candidates", nargs="+", default=[], help="vVERSION:ALPHA:SIZE:EMB")
+    ap.add_argument("--package", help="measure a model package's fused fp32 and int8 files instead")
     ap.add_argument("--runs", type=int, default=200)
     a = ap.parse_args()
+    if a.package:
+        print(package_speedup(a.package, a.runs))
+        return
     print("| backbone | fp32 KB | int8 KB | int8/fp32 | fp32 p50 ms (1t / 2t) | "
           "int8 p50 ms (1t / 2t) | speed-up (1t / 2t) |")
     print("|---|---|---|---|---|---|---|")

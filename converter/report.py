@@ -53,13 +53,15 @@ def _pct(x: float) -> str:
     return f"{x * 100:.2f} %"
 
 
-def write_report(path: Path, meta: dict, notes: list[str], curves: list[str]) -> None:
+def write_report(path: Path, meta: dict, notes: list[str], curves: list[str], why: str = "") -> None:
     m = meta["metrics"]
     lines = [f"# {meta['name']} {meta['version']} — model card", "",
              f"Task: {meta['task']}. Labels: {', '.join(meta['labels'])}. "
              f"Input: {meta['input']['height']}x{meta['input']['width']}x{meta['input']['channels']} "
              f"{meta['input']['color']}, raw pixels 0..255.", ""]
     lines += [f"- {n}" for n in notes] + [""]
+    if why:
+        lines += ["## Why this architecture", "", why.strip(), ""]
     split = next(iter(m.values()))["split"]
     lines += [f"## Accuracy ({split} split, through the edge runtime)", "",
               "| precision | file | bytes | accuracy | macro-F1 | n |", "|---|---|---:|---:|---:|---:|"]
