@@ -91,7 +91,7 @@ def test_bad_model_json(tmp_path: Path) -> None:
 
 
 def test_set_model_to_a_bad_package_keeps_the_old_model(tmp_path: Path) -> None:
-    from test_daemon import daemon_cfg
+    from tests.test_daemon import daemon_cfg
 
     from edge.daemon import Daemon
 
