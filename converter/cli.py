@@ -109,7 +109,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
-    from converter.quantize import QuantizationError
+    from converter.errors import QuantizationError
     from converter.recipe import RecipeError
     from edge.errors import FingercountError
 

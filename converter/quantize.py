@@ -15,11 +15,9 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
+from converter.errors import QuantizationError
+
 PRECISIONS = ("fp32", "fp16", "int8")
-
-
-class QuantizationError(RuntimeError):
-    """A converted model does not have the I/O the package contract requires."""
 
 
 @dataclass(frozen=True)
