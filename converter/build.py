@@ -107,10 +107,12 @@ def train_models(r: Recipe, full: Dataset, counts: Dataset, notes: list[str]
                          f"pre-trained on the hand data, all {len(full.labels)} classes "
                          f"({', '.join(full.labels)}), then the head trained on {', '.join(counts.labels)}.")
         backbone = mobilenet_backbone(size, int(b.get("version", 2)), float(b.get("alpha", 0.35)),
-                                      int(b.get("embedding_dim", 256)), weights)
+                                      int(b.get("embedding_dim", 256)), weights,
+                                      norm=bool(b.get("embedding_norm", False)))
         notes.append(f"Backbone: MobileNetV{b.get('version', 2)} alpha {b.get('alpha', 0.35)} at "
                      f"{size}x{size}, weights {weights or 'trained here'}, embedding "
-                     f"{b.get('embedding_dim', 256)} (Dense+ReLU after global pooling).")
+                     f"{b.get('embedding_dim', 256)} (Dense+{'BatchNorm+' if b.get('embedding_norm') else ''}"
+                     "ReLU after global pooling).")
     else:
         backbone = compact_backbone(size, tuple(r.get("backbone.widths", (16, 32, 48, 64, 96))),
                                     int(r.get("backbone.embedding_dim", 0)))
@@ -228,6 +230,10 @@ def build(r: Recipe, data: str, out: Path, command: str, per_class: Optional[int
         labels_arr = np.array([counts.labels[k] for k in counts.train.y])
         retrainable["base_embeddings"] = pkgw.write_npz(stage, "base_embeddings.npz",
                                                         labels=labels_arr, **embs)
+        dead = int((embs["embeddings_fp32"].max(axis=0) == 0).sum()) if len(labels_arr) else 0
+        meta["provenance"]["embedding_dead_units"] = dead
+        notes.append(f"Embedding: {dead} of {retrainable['embedding_dim']} units are zero on every "
+                     "training image (fp32 backbone); a device retrain learns from the others.")
         pkgw.write_json(stage / "model.json", meta)
 
     # Metrics per precision on the held-out test split, through the edge runtime.

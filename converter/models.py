@@ -32,8 +32,11 @@ def imagenet_available(timeout: float = 2.0) -> bool:
 
 
 def mobilenet_backbone(size: int, version: int, alpha: float, embedding_dim: int,
-                       weights: str | None, dropout: float = 0.2) -> keras.Model:
-    """image (0..255) -> embedding (ReLU, so it quantizes to uint8 without waste)."""
+                       weights: str | None, dropout: float = 0.2, norm: bool = False) -> keras.Model:
+    """image (0..255) -> embedding (ReLU, so it quantizes to uint8 without waste).
+
+    norm: BatchNorm between the Dense and the ReLU keeps the pre-activations centred, so
+    units do not die during from-scratch training (without it most of them did)."""
     inp = keras.Input((size, size, 3), name="image")
     x = layers.Rescaling(1 / 127.5, offset=-1.0, name="to_pm1")(inp)
     app = keras.applications.MobileNetV2 if version == 2 else keras.applications.MobileNet
@@ -45,7 +48,12 @@ def mobilenet_backbone(size: int, version: int, alpha: float, embedding_dim: int
     x = base(x)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     x = layers.Dropout(dropout, name="drop_pool")(x)
-    x = layers.Dense(embedding_dim, activation="relu", name=EMBEDDING_LAYER)(x)
+    if norm:
+        x = layers.Dense(embedding_dim, use_bias=False, name="embedding_dense")(x)
+        x = layers.BatchNormalization(name="embedding_bn")(x)
+        x = layers.ReLU(name=EMBEDDING_LAYER)(x)
+    else:
+        x = layers.Dense(embedding_dim, activation="relu", name=EMBEDDING_LAYER)(x)
     model = keras.Model(inp, x, name="backbone")
     return fast_batchnorm(model) if weights is None else model
 
