@@ -1,8 +1,10 @@
 """Personalisation benchmark: does on-device retraining fix a camera the model was not trained for?
 
 1. Take the TEST split of the hand data (classes 0-5; f = int(sha256(name)[:8], 16) / 2**32 >= 0.85)
-   and make a shifted copy that hurts the shipped model: the hand shrunk to 60 % and placed
-   off-centre, its bright background replaced by a coloured gradient, and a warm colour cast.
+   and make a shifted copy that hurts the shipped model. Presets (--shift):
+     background: the photos' bright background replaced by a teal/magenta gradient with noise;
+     strong:     the same, plus the hand shrunk to 60 % at a random offset and a warm colour
+                 cast RGB x (1.25, 0.95, 0.70) + (10, 0, -5).
 2. Per class, the first 10 shifted images (ordered by sha256 of the file name) are the
    user's captures; the rest of the shifted set is the evaluation set.
 3. Through the real CLI: `fingercount eval` (before), `fingercount capture --camera replay:DIR@0`
@@ -39,8 +41,19 @@ def split_f(name: str) -> float:
     return int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) / 2**32
 
 
-def shift(rgb: np.ndarray, seed: int, scale: float = 0.6) -> np.ndarray:
-    """Colour cast + smaller, off-centre hand + coloured background (deterministic per seed)."""
+SHIFTS = {
+    "background": {"scale": 1.0, "cast": False},
+    "strong": {"scale": 0.6, "cast": True},
+}
+SHIFT_TEXT = {
+    "background": "bright background -> teal/magenta gradient + noise",
+    "strong": "hand scaled to 60 % at a random offset, bright background -> teal/magenta gradient "
+              "+ noise, colour cast RGB x (1.25, 0.95, 0.70) + (10, 0, -5)",
+}
+
+
+def shift(rgb: np.ndarray, seed: int, scale: float = 0.6, cast: bool = True) -> np.ndarray:
+    """Coloured background, optionally a smaller off-centre hand and a colour cast (deterministic)."""
     rng = np.random.default_rng(seed)
     h, w = rgb.shape[:2]
     img = rgb.astype(np.float32)
@@ -59,8 +72,8 @@ def shift(rgb: np.ndarray, seed: int, scale: float = 0.6) -> np.ndarray:
     ox = int(rng.integers(0, w - sw + 1))
     region = canvas[oy:oy + sh, ox:ox + sw]
     canvas[oy:oy + sh, ox:ox + sw] = small * (1 - m) + region * m
-    # warm colour cast
-    canvas = canvas * np.array([1.25, 0.95, 0.7], np.float32) + np.array([10, 0, -5], np.float32)
+    if cast:  # warm colour cast
+        canvas = canvas * np.array([1.25, 0.95, 0.7], np.float32) + np.array([10, 0, -5], np.float32)
     return np.clip(canvas, 0, 255).astype(np.uint8)
 
 
@@ -70,7 +83,7 @@ def write_rgb(path: Path, rgb: np.ndarray) -> None:
 
 
 def make_sets(data: Path, work: Path, n_capture: int, labels: list[str],
-              split: tuple[float, float] = (0.85, 1.0)) -> tuple[dict[str, list[Path]], Path]:
+              split: tuple[float, float] = (0.85, 1.0), preset: str = "strong") -> tuple[dict[str, list[Path]], Path]:
     """Shifted images: (per-label capture pool in order, evaluation dir with the rest)."""
     pool: dict[str, list[Path]] = {}
     evald = work / "eval"
@@ -81,7 +94,7 @@ def make_sets(data: Path, work: Path, n_capture: int, labels: list[str],
         pool[lab] = []
         for i, p in enumerate(files):
             rgb = cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)
-            out = shift(rgb, int(hashlib.sha256(p.name.encode()).hexdigest()[:8], 16))
+            out = shift(rgb, int(hashlib.sha256(p.name.encode()).hexdigest()[:8], 16), **SHIFTS[preset])
             if i < n_capture:
                 dst = work / "pool" / lab / f"{i:03d}-{p.stem}.jpg"
                 pool[lab].append(dst)
@@ -113,21 +126,23 @@ def capture(env: dict, files: list[Path], label: str, work: Path) -> None:
        "--camera", f"replay:{cam}@0")
 
 
-def run(args: argparse.Namespace) -> dict:
-    work = Path(args.work or tempfile.mkdtemp(prefix="personalize-bench-"))
-    state = work / "state"
-    shutil.rmtree(state, ignore_errors=True)
+def base_env(args: argparse.Namespace, state: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FINGERCOUNT_")}
     env.update({"FINGERCOUNT_STATE_DIR": str(state), "FINGERCOUNT_MODEL__NAME": args.model,
                 "FINGERCOUNT_MODEL__PRECISION": args.precision, "FINGERCOUNT_MODEL__THREADS": str(args.threads),
                 "PYTHONPATH": str(ROOT)})
     if args.models_dir:
         env["FINGERCOUNT_MODELS_DIR"] = str(args.models_dir)
+    return env
+
+
+def run_shift(args: argparse.Namespace, work: Path, preset: str) -> dict:
+    """Fresh state; eval before; capture + retrain + eval after each step of --per-class."""
+    shutil.rmtree(work, ignore_errors=True)
+    env = base_env(args, work / "state")
     steps = sorted(int(x) for x in args.per_class.split(","))
-    pool, evald = make_sets(Path(args.data), work, steps[-1], LABELS)
-    report: dict = {"model": args.model, "precision": args.precision, "data": str(args.data),
-                    "shift": "hand scaled to 60 % at a random offset, bright background -> teal/magenta "
-                             "gradient, colour cast RGB x (1.25, 0.95, 0.70) + (10, 0, -5)",
+    pool, evald = make_sets(Path(args.data), work, steps[-1], LABELS, preset=preset)
+    report: dict = {"shift": SHIFT_TEXT[preset],
                     "eval_n": sum(len(list((evald / lab).iterdir())) for lab in LABELS), "steps": []}
     base = evaluate(env, evald, work / "eval-before.json")
     unshifted = None
@@ -141,7 +156,7 @@ def run(args: argparse.Namespace) -> dict:
         unshifted = evaluate(env, clean, work / "eval-clean.json")["accuracy"]
     report["accuracy_unshifted_before"] = unshifted
     report["accuracy_before"] = base["accuracy"]
-    print(f"shifted eval set: {report['eval_n']} images; shipped model accuracy {base['accuracy']:.3f}"
+    print(f"[{preset}] shifted eval set: {report['eval_n']} images; shipped model accuracy {base['accuracy']:.3f}"
           + (f" (same images unshifted: {unshifted:.3f})" if unshifted is not None else ""), flush=True)
     have = 0
     for n in steps:
@@ -155,10 +170,21 @@ def run(args: argparse.Namespace) -> dict:
                 "holdout_before": res["accuracy_before"], "holdout_after": res["accuracy_after"],
                 "retrain_s": res["duration_s"], "accuracy_after": after["accuracy"]}
         report["steps"].append(step)
-        print(f"{n:>3} per class: retrain {res['duration_s']:.2f} s ({r.stdout.strip().splitlines()[-1]}); "
-              f"accuracy on the rest of the shifted set {after['accuracy']:.3f}", flush=True)
+        print(f"[{preset}] {n:>3} per class: retrain {res['duration_s']:.2f} s "
+              f"({r.stdout.strip().splitlines()[-1]}); accuracy on the rest of the shifted set "
+              f"{after['accuracy']:.3f}", flush=True)
+    return report
+
+
+def run(args: argparse.Namespace) -> dict:
+    work = Path(args.work or tempfile.mkdtemp(prefix="personalize-bench-"))
+    report: dict = {"model": args.model, "precision": args.precision, "data": str(args.data),
+                    "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), "shifts": {}}
+    for preset in args.shift.split(","):
+        report["shifts"][preset] = run_shift(args, work / preset, preset)
     if args.timing_samples:
-        report["timing"] = timing(env, Path(args.data), work, args.timing_samples)
+        report["timing"] = timing(base_env(args, work / "state-timing"), Path(args.data), work,
+                                  args.timing_samples)
     return report
 
 
@@ -178,7 +204,7 @@ def timing(env: dict, data: Path, work: Path, n: int) -> dict:
                 if added >= n:
                     break
                 rgb = cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)
-                store.add(shift(rgb, added), lab, source="bench")
+                store.add(shift(rgb, added, **SHIFTS["strong"]), lab, source="bench")
                 added += 1
     env = {**env, "FINGERCOUNT_STATE_DIR": str(state), "FINGERCOUNT_RETRAIN__MAX_SECONDS": "600"}
     out = {}
@@ -204,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--precision", default="int8", choices=["int8", "fp16", "fp32"])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--per-class", default="5,10", help="captures per class after which to retrain")
+    p.add_argument("--shift", default="background,strong", help=f"comma-separated presets: {', '.join(SHIFTS)}")
     p.add_argument("--timing-samples", type=int, default=600, help="0 to skip the timing part")
     p.add_argument("--unshifted-check", action="store_true", help="also score the unshifted eval images")
     p.add_argument("--work", help="working directory (default: a new temp dir)")
