@@ -54,10 +54,10 @@ def test_warm_start_from_a_trained_head_converges_at_once() -> None:
 
 
 def test_time_limit_stops_early() -> None:
-    X, y = blobs(3000, 128, 6, 0.3, 4)
+    X, y = blobs(6000, 256, 6, 0.3, 4)  # big enough not to converge within 0.2 s
     fit = fit_softmax(X, y, 6, l2=1e-6, max_steps=100000, max_seconds=0.2, tol=0)
     assert fit.stopped == "time_limit"
-    assert fit.seconds < 1.5
+    assert fit.seconds < 0.2 + 3.0  # one more step at most (generous: the CPU is shared)
     assert np.isfinite(fit.W).all()
 
 
