@@ -188,3 +188,18 @@ def test_fixed_model_refuses_new_labels_and_retraining(tmp_path: Path) -> None:
         fill(store, 2, {"3": "3", "4": "4"})
         with pytest.raises(RetrainError, match="cannot be retrained"):
             retrain(cfg, pkg, store, "int8")
+
+
+def test_time_limit_keeps_the_embeddings_done_so_far(tmp_path: Path) -> None:
+    cfg = make_cfg(tmp_path, max_seconds=0.001)
+    pkg = open_package(cfg)
+    with SampleStore(cfg.state_dir) as store:
+        fill(store, 3, FINGERS)
+        bb = CountingBackbone(pkg, "int8", 1)
+        with pytest.raises(RetrainError, match="time limit"):
+            retrain(cfg, pkg, store, "int8", backbone=bb)
+        assert not (head_dir(cfg.state_dir, pkg.name) / "head.npz").exists()
+        done = bb.calls
+        assert done < 18
+        res = retrain(make_cfg(tmp_path), pkg, store, "int8", backbone=bb)
+        assert res.embeddings_computed == 18 - done and bb.calls == 18  # continued, nothing twice
