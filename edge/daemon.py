@@ -68,6 +68,7 @@ class Daemon:
             "set_model": self._cmd_set_model, "status": self._cmd_status,
         }
         self._cmd_queue: queue.Queue = queue.Queue(COMMAND_QUEUE)
+        self._slow_commands: set[str] = set()
         self._stats_providers: list[Callable[[], dict]] = []
         self._shutdown_hooks: list[Callable[[], None]] = []
         self.link: Optional[MqttLink] = MqttLink(cfg, self._on_command) if mqtt_enabled else None
@@ -102,10 +103,16 @@ class Daemon:
         if self.link is not None:
             self.link.publish_reliable("event", payload)
 
-    def register_command(self, name: str, fn: Callable[[dict], dict]) -> None:
+    def register_command(self, name: str, fn: Callable[[dict], dict], slow: bool = False) -> None:
+        """fn(payload) -> result data. A slow command (e.g. retrain waiting for its result)
+        runs in a thread of its own so the quick ones behind it are not held up."""
         if not name or any(c in name for c in "/#+"):
             raise ValueError(f"bad command name {name!r}")
         self._commands[name] = fn
+        if slow:
+            self._slow_commands.add(name)
+        else:
+            self._slow_commands.discard(name)
 
     def add_stats_provider(self, fn: Callable[[], dict]) -> None:
         self._stats_providers.append(fn)
@@ -162,10 +169,17 @@ class Daemon:
                 name, payload, size = self._cmd_queue.get(timeout=0.2)
             except queue.Empty:
                 continue
-            res = self.execute(name, payload, size)
-            if not res["ok"]:
-                log.warning("command %s refused: %s", name, res["error"])
-            self._reply(name, res["id"], res["ok"], res["data"], res["error"])
+            if name in self._slow_commands:
+                threading.Thread(target=self._execute_and_reply, args=(name, payload, size),
+                                 name=f"cmd-{name}", daemon=True).start()
+            else:
+                self._execute_and_reply(name, payload, size)
+
+    def _execute_and_reply(self, name: str, payload: Optional[bytes], size: Optional[int]) -> None:
+        res = self.execute(name, payload, size)
+        if not res["ok"]:
+            log.warning("command %s refused: %s", name, res["error"])
+        self._reply(name, res["id"], res["ok"], res["data"], res["error"])
 
     @staticmethod
     def _only(body: dict, allowed: set[str]) -> None:

@@ -226,7 +226,7 @@ def attach(daemon: Any) -> Personalizer:
     p = Personalizer(daemon)
     daemon.register_command("capture", p.capture)
     daemon.register_command("set_label", p.set_label)
-    daemon.register_command("retrain", p.retrain)
+    daemon.register_command("retrain", p.retrain, slow=True)
     daemon.register_command("rollback", p.rollback)
     daemon.add_stats_provider(p.stats)
     daemon.add_shutdown_hook(p.close)

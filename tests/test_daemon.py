@@ -220,6 +220,26 @@ def test_extension_api(broker, tmp_path: Path) -> None:
     sub.close()
 
 
+def test_a_slow_command_does_not_hold_up_the_others(broker, tmp_path: Path) -> None:
+    sub = Collector(broker.port, [f"{BASE}/#"])
+    d = Daemon(daemon_cfg(broker.port, tmp_path))
+    release = threading.Event()
+    d.register_command("slow", lambda body: {"released": release.wait(20)}, slow=True)
+    r = Running(d)
+    try:
+        sub.wait(lambda: sub.on(f"{BASE}/availability")[-1:] == [b"online"], what="online")
+        command(broker.port, "slow", b'{"id": "s"}')
+        command(broker.port, "status", b'{"id": "q"}')
+        assert result(sub, "status", "q")["ok"] is True
+        assert not [m for m in sub.json_on(f"{BASE}/cmd/slow/result")], "slow answered before release"
+        release.set()
+        assert result(sub, "slow", "s")["data"] == {"released": True}
+    finally:
+        release.set()
+        r.stop()
+        sub.close()
+
+
 def test_a_camera_that_cannot_open_is_reported_and_retried(broker, tmp_path: Path) -> None:
     sub = Collector(broker.port, [f"{BASE}/#"])
     d = Daemon(daemon_cfg(broker.port, tmp_path, camera={"source": f"replay:{tmp_path}/missing"}))
