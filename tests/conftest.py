@@ -110,3 +110,32 @@ def broker_factory(tmp_path: Path) -> Iterator:
     yield make
     for b in made:
         b.stop()
+
+
+# ---- a real full filesystem (tmpfs; needs root) -------------------------------------------
+
+def mount_tmpfs(path: Path, size: str) -> bool:
+    """Mount a tmpfs of `size` at path; False where mounting is not permitted."""
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        return False
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path)],
+                          capture_output=True).returncode == 0
+
+
+def umount(path: Path) -> None:
+    subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def fill_filesystem(path: Path, name: str = "filler") -> Path:
+    """Write zeros into path/name until the filesystem refuses (ENOSPC)."""
+    target = path / name
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"\0" * 65536):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return target

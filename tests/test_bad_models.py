@@ -91,9 +91,8 @@ def test_bad_model_json(tmp_path: Path) -> None:
 
 
 def test_set_model_to_a_bad_package_keeps_the_old_model(tmp_path: Path) -> None:
-    from tests.test_daemon import daemon_cfg
-
     from edge.daemon import Daemon
+    from tests.test_daemon import daemon_cfg
 
     d = Daemon(daemon_cfg(1, tmp_path / "d"), mqtt_enabled=False)
     old = d.classifier

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import cv2
@@ -13,9 +12,9 @@ import pytest
 
 from edge.cli import main
 from edge.samples import SampleStore
-from tests.conftest import HANDS
+from tests.conftest import HANDS, fill_filesystem, mount_tmpfs, umount
 from tests.test_retrain import RETRAINABLE, models_dir
-from tests.test_samples import _mount_tmpfs, raw_state
+from tests.test_samples import raw_state
 
 
 def cli(tmp: Path, *argv: str) -> int:
@@ -76,7 +75,7 @@ def test_bad_labels_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFi
 
 def test_capture_on_a_full_disk_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     mnt = tmp_path / "small"
-    if not _mount_tmpfs(mnt, "2m"):
+    if not mount_tmpfs(mnt, "2m"):
         pytest.fail("cannot mount a tmpfs here (needs root and mount permission)")
     try:
         state = mnt / "state"
@@ -84,13 +83,7 @@ def test_capture_on_a_full_disk_is_refused(tmp_path: Path, capsys: pytest.Captur
         args = ["--state-dir", str(state), "--models-dir", str(models_dir()),
                 "--model", os.environ.get("FC_TEST_RETRAINABLE", RETRAINABLE)]
         assert main(["capture", "--label", "2", "--camera", cam, *args]) == 0
-        with open(mnt / "filler", "wb") as f:  # take every remaining block
-            try:
-                while True:
-                    f.write(b"\0" * 65536)
-                    f.flush()
-            except OSError:
-                pass
+        fill_filesystem(mnt)  # take every remaining block
         capsys.readouterr()
         assert main(["capture", "--label", "2", "--camera", cam, *args]) == 2
         err = capsys.readouterr().err
@@ -99,4 +92,4 @@ def test_capture_on_a_full_disk_is_refused(tmp_path: Path, capsys: pytest.Captur
         rows, finals, temps = raw_state(state)
         assert temps == [] and set(rows) == set(finals) and len(rows) == 1
     finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
+        umount(mnt)

@@ -14,6 +14,7 @@ import textwrap
 from pathlib import Path
 
 from edge.outbox import Message, Outbox
+from tests.conftest import fill_filesystem, mount_tmpfs, umount
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -158,23 +159,6 @@ def test_unwritable_state_dir_keeps_messages_in_memory(tmp_path: Path, caplog) -
     assert numbers(ob) == [2, 3, 4] and ob.dropped == 2
 
 
-def mount_tmpfs(path: Path, size: str) -> bool:
-    path.mkdir(parents=True, exist_ok=True)
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                          capture_output=True).returncode == 0
-
-
-def fill(path: Path) -> None:
-    fd = os.open(path / "filler", os.O_WRONLY | os.O_CREAT)
-    try:
-        while os.write(fd, b"\0" * 4096):
-            pass
-    except OSError:
-        pass  # ENOSPC: full
-    finally:
-        os.close(fd)
-
-
 def test_full_disk_falls_back_to_memory_without_losing_order(tmp_path: Path, caplog) -> None:
     mnt = tmp_path / "small"
     mounted = mount_tmpfs(mnt, "1m")
@@ -183,7 +167,7 @@ def test_full_disk_falls_back_to_memory_without_losing_order(tmp_path: Path, cap
         assert ob.persistent
         ob.put(ev(0))
         if mounted:
-            fill(mnt)
+            fill_filesystem(mnt)
             how = "a full 1 MB tmpfs"
         else:  # no mount permission: SQLite's own page limit gives the same SQLITE_FULL
             assert ob._db is not None
@@ -203,4 +187,4 @@ def test_full_disk_falls_back_to_memory_without_losing_order(tmp_path: Path, cap
         assert numbers(ob) == list(range(i + 5))  # nothing lost, still in order
     finally:
         if mounted:
-            subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+            umount(mnt)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -19,11 +18,10 @@ from gpiozero.pins.mock import MockFactory
 
 from edge.config import load_config
 from edge.daemon import Daemon
-from tests.conftest import HANDS
+from tests.conftest import HANDS, fill_filesystem, mount_tmpfs, umount
 from tests.test_gpio import blinks, press
 from tests.test_mqtt import Collector
 from tests.test_retrain import RETRAINABLE, models_dir
-from tests.test_samples import _mount_tmpfs
 
 BASE = "fingercount/p1"
 
@@ -160,19 +158,13 @@ def test_capture_label_retrain_rollback_over_mqtt_and_buttons(broker: Any, tmp_p
 def test_full_disk_refuses_capture_and_classification_continues(broker: Any, tmp_path: Path,
                                                                  mock_factory: MockFactory) -> None:
     mnt = tmp_path / "small"
-    if not _mount_tmpfs(mnt, "4m"):
+    if not mount_tmpfs(mnt, "4m"):
         pytest.fail("cannot mount a tmpfs here (needs root and mount permission)")
     run = None
     try:
         run = Running(broker.port, mnt / "state", f"replay:{HANDS / '2'}@15")
         assert run.command("capture", {"label": "2"})["ok"]
-        with open(mnt / "filler", "wb") as f:
-            try:
-                while True:
-                    f.write(b"\0" * 65536)
-                    f.flush()
-            except OSError:
-                pass
+        fill_filesystem(mnt)
         r = run.command("capture", {"label": "2"})
         assert not r["ok"] and "disk full" in r["error"], r
         err = run.sub.wait(lambda: [e for e in run.events("error") if e.get("where") == "capture"], what="error")
@@ -185,4 +177,4 @@ def test_full_disk_refuses_capture_and_classification_continues(broker: Any, tmp
     finally:
         if run is not None:
             run.close()
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
+        umount(mnt)

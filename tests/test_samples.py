@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import sqlite3
 import subprocess
@@ -18,7 +17,7 @@ import pytest
 
 from edge.errors import SampleError
 from edge.samples import INDEX_FILE, SampleStore, validate_label
-from tests.conftest import HANDS, ROOT
+from tests.conftest import HANDS, ROOT, mount_tmpfs, umount
 
 
 def hand(label: str = "3", i: int = 0) -> np.ndarray:
@@ -216,19 +215,10 @@ def test_file_size_limit_refuses_and_leaves_nothing(tmp_path: Path) -> None:
     assert temps == [] and set(rows) == set(finals) and len(rows) == 2
 
 
-def _mount_tmpfs(where: Path, size: str) -> bool:
-    if os.geteuid() != 0:
-        return False
-    where.mkdir(parents=True, exist_ok=True)
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-                       capture_output=True, text=True)
-    return r.returncode == 0
-
-
 def test_disk_full_refuses_and_leaves_nothing(tmp_path: Path) -> None:
     """A real full filesystem: a 1 MB tmpfs (needs root; otherwise the RLIMIT test covers EFBIG)."""
     mnt = tmp_path / "small"
-    if not _mount_tmpfs(mnt, "1m"):
+    if not mount_tmpfs(mnt, "1m"):
         pytest.fail("cannot mount a tmpfs here (needs root and mount permission); "
                     "run the tests as root, e.g. in the CI container: sudo make test")
     try:
@@ -247,7 +237,7 @@ def test_disk_full_refuses_and_leaves_nothing(tmp_path: Path) -> None:
             store.add(hand("2"), "2")
             assert store.counts() == {"2": 1}
     finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
+        umount(mnt)
 
 
 def test_opening_beside_a_live_writer_keeps_its_samples(tmp_path: Path) -> None:

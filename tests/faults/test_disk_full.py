@@ -16,28 +16,8 @@ from pathlib import Path
 
 import psutil
 
+from tests.conftest import fill_filesystem, mount_tmpfs, umount
 from tests.faults.harness import ROOT, Watcher, changing_replay
-
-
-def mount_tmpfs(path: Path, size: str = "3m") -> bool:
-    path.mkdir(parents=True, exist_ok=True)
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path)],
-                         capture_output=True, text=True)
-    return res.returncode == 0
-
-
-def fill(path: Path) -> None:
-    with open(path / "filler", "wb") as f:
-        try:
-            while True:
-                f.write(b"\0" * 65536)
-                f.flush()
-        except OSError:
-            pass
-        try:
-            os.fsync(f.fileno())
-        except OSError:
-            pass
 
 
 def samples(state: Path) -> list[dict]:
@@ -61,7 +41,7 @@ def test_capture_on_full_disk(tmp_path: Path, broker, daemon_factory) -> None:
     w = Watcher(broker.port, device).start()
     replay = changing_replay(tmp_path / "replay", hold=2, per_label=1)
     d = daemon_factory(broker.port, f"replay:{replay}@10", device=device)
-    tmpfs = mount_tmpfs(d.state)
+    tmpfs = mount_tmpfs(d.state, "3m")
     try:
         d.start()
         d.wait_ready(60)
@@ -71,7 +51,7 @@ def test_capture_on_full_disk(tmp_path: Path, broker, daemon_factory) -> None:
         first = capture(w, device, 1)
         assert first["ok"], first
         if tmpfs:
-            fill(d.state)
+            fill_filesystem(d.state)
         else:
             psutil.Process(d.proc.pid).rlimit(psutil.RLIMIT_FSIZE, (1, 1))
         refused = [capture(w, device, 2 + i) for i in range(3)]
@@ -91,5 +71,5 @@ def test_capture_on_full_disk(tmp_path: Path, broker, daemon_factory) -> None:
     finally:
         d.close()
         if tmpfs:
-            subprocess.run(["umount", "-l", str(d.state)], capture_output=True)
+            umount(d.state)
     w.stop()
