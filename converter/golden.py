@@ -33,8 +33,8 @@ FIXTURES = {"finger-count": ROOT / "tests" / "data" / "hands", "digit": ROOT / "
 PRECISIONS = ("fp32", "fp16", "int8")
 
 
-def predictions(clf: Classifier, fixture: Path) -> tuple[dict[str, dict], float, int]:
-    """{relative path: {"label", "score"}}, accuracy, n — shipped head, one thread."""
+def predictions(clf: Classifier, fixture: Path) -> tuple[dict[str, dict], int, int]:
+    """{relative path: {"label", "score"}}, correct, n — shipped head, one thread."""
     items, _ = class_folder_items(fixture, clf.labels)
     out: dict[str, dict] = {}
     right = 0
@@ -44,7 +44,7 @@ def predictions(clf: Classifier, fixture: Path) -> tuple[dict[str, dict], float,
         out[path.relative_to(fixture).as_posix()] = {"label": clf.labels[top],
                                                      "score": round(float(probs[top]), 6)}
         right += top == k
-    return out, right / len(items), len(items)
+    return out, right, len(items)
 
 
 def golden_for(root: Path) -> dict:
@@ -55,9 +55,9 @@ def golden_for(root: Path) -> dict:
                  "written_by": "python -m converter.golden", "variants": {}}
     for prec in PRECISIONS:
         clf = Classifier(pkg, prec, threads=1)
-        preds, acc, n = predictions(clf, fixture)
-        doc["variants"][prec] = {"sha256": pkg.meta["variants"][prec]["sha256"],
-                                 "accuracy": round(acc, 6), "n": n, "predictions": preds}
+        preds, right, n = predictions(clf, fixture)
+        doc["variants"][prec] = {"sha256": pkg.meta["variants"][prec]["sha256"], "correct": right,
+                                 "n": n, "accuracy": round(right / n, 6), "predictions": preds}
     return doc
 
 
