@@ -7,7 +7,7 @@ and deterministic so robustness figures are comparable between builds.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -27,11 +27,18 @@ class AugmentConfig:
     noise_sigma: float = 16.0
     jpeg_quality: tuple[int, int] = (15, 95)
     p_photometric: float = 0.8   # chance of each photometric change being applied
+    # Background replacement: the photos' bright grey wall becomes a random background
+    # (solid, gradient, noise texture or a blurred crop of another training photo), the hand
+    # scaled within hand_scale at a random offset, and a gain + offset colour cast. Users'
+    # cameras differ in exactly these; off (0) unless the recipe enables it.
+    background_p: float = 0.0
+    hand_scale: tuple[float, float] = (0.55, 1.0)
+    background_cast: float = 0.3  # per-channel gain 1 +- this, offset +- 40x this
 
     @classmethod
     def from_dict(cls, d: dict | None) -> AugmentConfig:
         d = dict(d or {})
-        for k in ("scale", "brightness", "contrast", "jpeg_quality"):
+        for k in ("scale", "brightness", "contrast", "jpeg_quality", "hand_scale"):
             if k in d:
                 d[k] = tuple(d[k])
         return cls(**d)
@@ -56,9 +63,83 @@ def _blur(img: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.GaussianBlur(img, (0, 0), sigma).reshape(img.shape)
 
 
-def augment(img: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
-    """One random training variant of a uint8 frame (same shape)."""
+def wall_mask(img: np.ndarray, bright: float = 130, grey: float = 45) -> np.ndarray:
+    """Soft (H, W) float32 mask of the bright, low-saturation wall behind the hands."""
+    x = img.astype(np.float32)
+    mx, mn = x.max(axis=2), x.min(axis=2)
+    return cv2.GaussianBlur(((mn > bright) & (mx - mn < grey)).astype(np.float32), (5, 5), 0)
+
+
+def _colour(rng: np.random.Generator) -> np.ndarray:
+    return rng.uniform(0, 255, size=3).astype(np.float32)
+
+
+def random_background(h: int, w: int, rng: np.random.Generator,
+                      pool: Sequence[np.ndarray] | None = None) -> np.ndarray:
+    """A random (h, w, 3) float32 background: solid, gradient, noise texture or another photo."""
+    kinds = 4 if pool else 3
+    kind = int(rng.integers(kinds))
+    if kind == 0:  # solid colour
+        bg = np.broadcast_to(_colour(rng), (h, w, 3)).copy()
+    elif kind == 1:  # linear gradient between two colours at a random angle
+        a = rng.uniform(0, 2 * np.pi)
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        t = xx * np.cos(a) / w + yy * np.sin(a) / h
+        t = ((t - t.min()) / max(float(np.ptp(t)), 1e-6))[:, :, None]
+        bg = _colour(rng) * (1 - t) + _colour(rng) * t
+    elif kind == 2:  # blotchy texture: coarse random colours upsampled
+        cells = int(rng.integers(2, 12))
+        coarse = rng.uniform(0, 255, size=(cells, cells, 3)).astype(np.float32)
+        bg = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)
+    else:  # blurred random crop of another training photo (hands, walls, whatever is there)
+        other = pool[int(rng.integers(len(pool)))]
+        if other.ndim == 2 or other.shape[-1] != 3:
+            other = cv2.cvtColor(other.reshape(other.shape[:2]), cv2.COLOR_GRAY2RGB)
+        oh, ow = other.shape[:2]
+        f = rng.uniform(0.15, 0.5)  # small crops: texture and colour, not a second hand
+        ch, cw = max(2, int(oh * f)), max(2, int(ow * f))
+        y0, x0 = int(rng.integers(0, oh - ch + 1)), int(rng.integers(0, ow - cw + 1))
+        crop = other[y0:y0 + ch, x0:x0 + cw]
+        if rng.random() < 0.5:
+            crop = crop[:, ::-1]
+        bg = cv2.resize(np.ascontiguousarray(crop), (w, h), interpolation=cv2.INTER_LINEAR)
+        bg = cv2.GaussianBlur(bg.astype(np.float32), (0, 0), rng.uniform(1.5, 5.0))
+    if rng.random() < 0.7:  # sensor-like noise on the new background
+        bg = bg + rng.normal(0, rng.uniform(0, 12), size=(h, w, 1)).astype(np.float32)
+    return np.clip(bg, 0, 255).astype(np.float32)
+
+
+def replace_background(img: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator,
+                       pool: Sequence[np.ndarray] | None = None) -> np.ndarray:
+    """The wall replaced by a random background, the hand scaled and moved, a colour cast."""
+    if img.ndim != 3 or img.shape[-1] != 3:
+        return img
+    h, w = img.shape[:2]
+    # jittered thresholds: real walls are not all equally bright or grey
+    mask = wall_mask(img, rng.uniform(115, 145), rng.uniform(35, 55))
+    canvas = random_background(h, w, rng, pool)
+    s = rng.uniform(*cfg.hand_scale)
+    sh, sw = max(2, int(round(h * s))), max(2, int(round(w * s)))
+    small = cv2.resize(img, (sw, sh), interpolation=cv2.INTER_AREA).astype(np.float32)
+    m = cv2.resize(mask, (sw, sh), interpolation=cv2.INTER_AREA)[:, :, None]
+    oy, ox = int(rng.integers(0, h - sh + 1)), int(rng.integers(0, w - sw + 1))
+    region = canvas[oy:oy + sh, ox:ox + sw]
+    canvas[oy:oy + sh, ox:ox + sw] = small * (1 - m) + region * m
+    if cfg.background_cast and rng.random() < 0.7:
+        c = cfg.background_cast
+        canvas = canvas * rng.uniform(1 - c, 1 + c, size=3) + rng.uniform(-40 * c, 40 * c, size=3)
+    return np.clip(canvas, 0, 255).astype(np.uint8)
+
+
+def augment(img: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator,
+            pool: Sequence[np.ndarray] | None = None) -> np.ndarray:
+    """One random training variant of a uint8 frame (same shape).
+
+    pool: the other training frames, used as background material by background replacement.
+    """
     out = img
+    if cfg.background_p and rng.random() < cfg.background_p:
+        out = replace_background(out, cfg, rng, pool)
     if cfg.flip and rng.random() < 0.5:
         out = out[:, ::-1]
     if cfg.rotate_deg or cfg.shift or cfg.scale != (1.0, 1.0):

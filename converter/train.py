@@ -47,7 +47,8 @@ class AugmentedBatches(keras.utils.PyDataset):
         if self.cfg is None:
             x = self.plain[idx]
         else:
-            x = np.stack([prepare(augment(self.split.frames[j], self.cfg, self.rng),
+            x = np.stack([prepare(augment(self.split.frames[j], self.cfg, self.rng,
+                                          pool=self.split.frames),
                                   self.size, self.size, self.channels) for j in idx])
         return x.astype(np.float32), self.y[idx]
 
