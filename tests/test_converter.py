@@ -207,3 +207,74 @@ def test_quantize_missing_model_is_one_line(tmp_path: Path) -> None:
     r = _convert("quantize", str(tmp_path / "nope.keras"), "--calib", str(DIGITS), "--out", str(tmp_path))
     assert r.returncode == 2
     assert r.stderr.strip().splitlines()[-1] == f"fingercount-convert: error: {tmp_path / 'nope.keras'}: no such file or directory"
+
+
+# ---- background-replacement augmentation (fast, no training) ----------------------------------
+
+def _wall_and_hand() -> tuple[np.ndarray, np.ndarray]:
+    """A bright grey wall with a skin-coloured block (the 'hand') and the block's mask."""
+    img = np.full((100, 100, 3), 205, np.uint8)
+    hand = np.zeros((100, 100), bool)
+    hand[30:80, 35:75] = True
+    img[hand] = (200, 140, 110)
+    return img, hand
+
+
+def test_wall_mask_finds_the_wall_not_the_hand() -> None:
+    from converter.augment import wall_mask
+
+    img, hand = _wall_and_hand()
+    m = wall_mask(img)
+    assert m[~hand].mean() > 0.95 and m[hand].mean() < 0.05
+    # on a real hand photo the bright wall is a large part of the frame, not all of it
+    real = wall_mask(read_image(str(next((HANDS / "5").glob("*.JPG")))))
+    assert 0.2 < float((real > 0.5).mean()) < 0.95
+
+
+def test_background_replacement_keeps_the_hand_and_changes_the_wall() -> None:
+    from converter.augment import AugmentConfig, replace_background
+
+    photo = read_image(str(next((HANDS / "3").glob("*.JPG"))))
+    pool = [read_image(str(p)) for p in sorted((HANDS / "1").glob("*.JPG"))[:3]]
+    cfg = AugmentConfig(background_p=1.0, hand_scale=(1.0, 1.0), background_cast=0.0)
+    from converter.augment import wall_mask
+
+    # the augmentation draws its thresholds between these: surely hand / surely wall
+    hand, wall = wall_mask(photo, 115, 55) == 0, wall_mask(photo, 145, 35) > 0.99
+    assert hand.sum() > 500 and wall.sum() > 500
+    means = []
+    for seed in range(12):
+        out = replace_background(photo, cfg, np.random.default_rng(seed), pool)
+        assert out.shape == photo.shape and out.dtype == np.uint8
+        assert np.array_equal(out[hand], photo[hand])  # scale 1, no cast: the hand is untouched
+        assert np.abs(out[wall].astype(int) - photo[wall]).mean() > 5
+        means.append(out[wall].mean(axis=0))
+    # different backgrounds, not one fixed colour
+    assert np.std(np.array(means), axis=0).max() > 20
+
+
+def test_background_replacement_scales_the_hand() -> None:
+    from converter.augment import AugmentConfig, replace_background
+
+    img, hand = _wall_and_hand()
+    cfg = AugmentConfig(background_p=1.0, hand_scale=(0.55, 0.55), background_cast=0.0)
+    for seed in range(5):
+        out = replace_background(img, cfg, np.random.default_rng(seed))
+        kept = np.all(out == (200, 140, 110), axis=-1).sum()
+        assert 0.2 * hand.sum() < kept < 0.4 * hand.sum(), seed  # 0.55^2 = 0.30 of the area
+
+
+def test_background_replacement_is_off_by_default_and_seeded() -> None:
+    from converter.augment import AugmentConfig, augment
+
+    photo = read_image(str(next((HANDS / "2").glob("*.JPG"))))
+    off = AugmentConfig()
+    assert off.background_p == 0.0
+    a = augment(photo, off, np.random.default_rng(1), pool=[photo])
+    b = augment(photo, off, np.random.default_rng(1))
+    assert np.array_equal(a, b)  # no background draws: other recipes' builds are unchanged
+    on = AugmentConfig.from_dict({"background_p": 1.0, "hand_scale": [0.6, 0.9]})
+    assert on.hand_scale == (0.6, 0.9)
+    c = augment(photo, on, np.random.default_rng(1), pool=[photo])
+    d = augment(photo, on, np.random.default_rng(1), pool=[photo])
+    assert np.array_equal(c, d) and not np.array_equal(a, c)
