@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Optional
 
 import pytest
+from gpiozero import Device
+from gpiozero.pins.mock import MockFactory
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
@@ -139,3 +141,15 @@ def fill_filesystem(path: Path, name: str = "filler") -> Path:
     finally:
         os.close(fd)
     return target
+
+
+@pytest.fixture
+def mock_factory() -> Iterator[MockFactory]:
+    """As in gpiozero's tests/conftest.py: a MockFactory for the test, the old factory restored."""
+    saved = Device.pin_factory
+    Device.pin_factory = MockFactory()
+    try:
+        yield Device.pin_factory
+    finally:
+        Device.pin_factory.reset()
+        Device.pin_factory = saved

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -21,18 +20,6 @@ from edge.samples import SampleStore
 from tests.conftest import HANDS
 
 LABELS = ["0", "1", "2", "3", "4", "5", "none"]
-
-
-@pytest.fixture
-def mock_factory() -> Iterator[MockFactory]:
-    """As in gpiozero's tests/conftest.py: a MockFactory for the test, the old factory restored."""
-    saved = Device.pin_factory
-    Device.pin_factory = MockFactory()
-    try:
-        yield Device.pin_factory
-    finally:
-        Device.pin_factory.reset()
-        Device.pin_factory = saved
 
 
 def cfg(**kw: object) -> GPIOSection:

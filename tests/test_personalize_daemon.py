@@ -7,13 +7,11 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
 from edge.config import load_config
@@ -24,17 +22,6 @@ from tests.test_mqtt import Collector
 from tests.test_retrain import RETRAINABLE, models_dir
 
 BASE = "fingercount/p1"
-
-
-@pytest.fixture
-def mock_factory() -> Iterator[MockFactory]:
-    saved = Device.pin_factory
-    Device.pin_factory = MockFactory()
-    try:
-        yield Device.pin_factory
-    finally:
-        Device.pin_factory.reset()
-        Device.pin_factory = saved
 
 
 class Running:
