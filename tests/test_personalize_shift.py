@@ -63,5 +63,8 @@ def test_retraining_learns_the_shifted_camera_and_keeps_the_original(tmp_path: P
         print(f"\nshifted captures {captured_before:.3f} -> {captured_after:.3f}; other shifted photos "
               f"{rest_before:.3f} -> {rest_after:.3f}; original photos {original_before:.3f} -> "
               f"{original_after:.3f}")
-    assert captured_after >= captured_before + 0.2, (captured_before, captured_after)
+    # The head learns the user's camera: most captures right and at least a third of the
+    # errors gone (fingers-mobilenet 2.2.0 starts at 0.70 here, the older 2.1.0 at 0.40).
+    assert captured_after >= max(captured_before, 0.8), (captured_before, captured_after)
+    assert 1 - captured_after <= (2 / 3) * (1 - captured_before), (captured_before, captured_after)
     assert original_after >= 0.9, original_after
