@@ -67,21 +67,20 @@ def representative_from_pixels(pixels: np.ndarray) -> Callable[[], Iterable[list
     return gen
 
 
-def convert(model, q: Quantization) -> bytes:
-    """A Keras model -> TFLite flatbuffer bytes (the interpreter sees batch size 1)."""
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+def _run(conv, q: Quantization) -> bytes:
     q.apply(conv)
     data = conv.convert()
     check_io(data, q.precision)
     return data
+
+
+def convert(model, q: Quantization) -> bytes:
+    """A Keras model -> TFLite flatbuffer bytes (the interpreter sees batch size 1)."""
+    return _run(tf.lite.TFLiteConverter.from_keras_model(model), q)
 
 
 def convert_saved_model(path: str, q: Quantization) -> bytes:
-    conv = tf.lite.TFLiteConverter.from_saved_model(path)
-    q.apply(conv)
-    data = conv.convert()
-    check_io(data, q.precision)
-    return data
+    return _run(tf.lite.TFLiteConverter.from_saved_model(path), q)
 
 
 def check_io(data: bytes, precision: str) -> None:
