@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import pytest
 from gpiozero import Device
@@ -153,3 +153,14 @@ def mock_factory() -> Iterator[MockFactory]:
     finally:
         Device.pin_factory.reset()
         Device.pin_factory = saved
+
+
+def wait_until(pred: Callable[[], Any], timeout: float, interval: float = 0.02) -> Any:
+    """Poll pred until it returns something truthy (returned) or timeout passes (None)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(interval)
+    return None

@@ -18,6 +18,7 @@ import pytest
 
 from edge.config import load_config
 from edge.mqtt import MqttLink
+from tests.conftest import wait_until
 
 
 class Collector:
@@ -53,12 +54,9 @@ class Collector:
         return [json.loads(p) for p in self.on(topic)]
 
     def wait(self, pred: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            v = pred()
-            if v:
-                return v
-            time.sleep(0.02)
+        v = wait_until(pred, timeout)
+        if v:
+            return v
         with self.lock:
             seen = [(t, p[:120]) for t, p, _ in self.msgs[-15:]]
         raise AssertionError(f"timed out waiting for {what or pred}; last messages: {seen}")

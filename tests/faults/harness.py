@@ -21,6 +21,8 @@ from typing import Any, Optional
 import paho.mqtt.client as mqtt
 import pytest
 
+from tests.conftest import wait_until
+
 ROOT = Path(__file__).resolve().parents[2]
 HANDS = ROOT / "tests" / "data" / "hands"
 
@@ -175,13 +177,10 @@ class Watcher:
         return out
 
     def wait(self, pred: Callable[[], Any], timeout: float, what: str) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            v = pred()
-            if v:
-                return v
-            time.sleep(0.05)
-        raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        v = wait_until(pred, timeout, 0.05)
+        if not v:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        return v
 
     def wait_availability(self, value: str, since: float, timeout: float) -> float:
         def got() -> Optional[float]:
