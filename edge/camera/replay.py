@@ -6,6 +6,7 @@ the same read-only array every loop, so replay costs no per-frame allocation.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -44,6 +45,7 @@ class ReplaySource:
         self._i = 0
         self._next_due = 0.0
         self._closed = threading.Event()
+        self._freeze = str(self.path / FREEZE_FILE)  # one stat per frame, no Path building
 
     def open(self) -> None:
         self._closed.clear()
@@ -92,7 +94,7 @@ class ReplaySource:
     def read(self) -> Optional[np.ndarray]:
         if not self._pace():
             return None
-        if self._frames and (self.path / FREEZE_FILE).exists():
+        if self._frames and os.path.exists(self._freeze):
             self._closed.wait(0.05)
             return None
         if self._video is not None:
