@@ -234,6 +234,7 @@ def test_pipeline_bench_through_the_real_pipeline_and_broker(tiny_models, tmp_pa
     import paho.mqtt.client as mqtt
 
     monkeypatch.setenv("FINGERCOUNT_DEVICE_ID", "bench-dev")
+    monkeypatch.setenv("FINGERCOUNT_PUBLISH__MAX_HZ", "100000")  # every frame, to count them
 
     got: list[dict] = []
     sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-test-sub")
@@ -266,6 +267,18 @@ def test_pipeline_bench_through_the_real_pipeline_and_broker(tiny_models, tmp_pa
         assert 0 <= r[f"{s}_ms"] <= r["total_ms"]
     assert r["invoke_ms"] > 0 and r["invoke_fps"] > 0
     assert r["mqtt"] == f"{broker.host}:{broker.port}"
+    assert r["payloads"] == 40 and r["publish_max_hz"] == 100000
     assert len(got) == 43  # every timed and warm-up frame was published
     assert {"seq", "label", "count", "confidence", "scores", "timing_ms"} <= set(got[-1])
     assert set(got[-1]["scores"]) == {str(i) for i in range(6)}
+
+
+def test_pipeline_bench_builds_payloads_at_the_daemons_rate(tiny_models, tmp_path):
+    """Like the daemon (publish.max_hz, 10 by default), not one JSON document per frame."""
+    out = tmp_path / "pipe.json"
+    assert _run(["bench", "--pipeline", "--model", str(tiny_models["package"]), "--frames", "300",
+                 "--threads", "1", "--precision", "int8", "--state-dir", str(tmp_path / "state"),
+                 "--json", str(out)]) == 0
+    (r,) = json.loads(out.read_text())["records"]
+    assert r["publish_max_hz"] == 10
+    assert 1 <= r["payloads"] <= 10 * r["seconds"] + 1
