@@ -155,12 +155,6 @@ class Camera:
                 if not self._open_with_backoff():
                     return
                 continue
-            if self.on_demand:
-                with self._cond:
-                    while self._taken < self._seq and not self._stop.is_set() \
-                            and not self._reopen.is_set():
-                        self._cond.wait(0.1)
-                        self._last_fresh = time.monotonic()  # waiting for the consumer is no stall
             try:
                 rgb = self.source.read()
             except CameraError as e:
@@ -175,14 +169,25 @@ class Camera:
                 # Nothing this time; the watch thread decides when it is a stall.
                 self._stop.wait(0.005)
                 continue
-            now, wall = time.monotonic(), time.time()
-            self._last_fresh = now
+            self._last_fresh = time.monotonic()
             prepared = None
             if self.prepare is not None:
                 try:
                     prepared = self.prepare(rgb)
                 except Exception:  # the pipeline then preprocesses it itself
                     log.exception("preprocessing in the capture thread failed")
+            if self.on_demand:
+                # This frame was read and prepared while the consumer still had the last one:
+                # it is ready the moment the consumer asks (one frame ahead, like a camera).
+                with self._cond:
+                    while self._taken < self._seq and not self._stop.is_set() \
+                            and not self._reopen.is_set():
+                        self._cond.wait(0.1)
+                        self._last_fresh = time.monotonic()  # waiting for the consumer is no stall
+                if self._stop.is_set() or self._reopen.is_set():
+                    continue
+            now, wall = time.monotonic(), time.time()
+            self._last_fresh = now
             self._seq += 1
             self.captured += 1
             frame = Frame(rgb, wall, self._seq, now, prepared)

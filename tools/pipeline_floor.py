@@ -1,0 +1,101 @@
+"""The floor under `fingercount bench --pipeline`'s ratio: the same two-thread shape with none
+of the product's code around it.
+
+A capture thread preprocesses frame N+1 (640x480 -> model input, edge.runtime.preprocess)
+while the main thread invokes frame N; the main thread does nothing else (no smoothing, no
+result, no camera class, no stall watch). Whatever ratio this reaches is the cost of two
+Python threads handing frames over (GIL, wake-ups, the second core's contention), which no
+change to the pipeline's own code can remove.
+
+Run: .venv/bin/python tools/pipeline_floor.py [--model fingers-mobilenet] [--threads 1,2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from edge.bench import percentiles, time_invokes  # noqa: E402
+from edge.config import shipped_models_dir  # noqa: E402
+from edge.runtime.classifier import Classifier  # noqa: E402
+from edge.runtime.package import resolve_package  # noqa: E402
+from edge.runtime.preprocess import prepare, read_image  # noqa: E402
+
+
+def frames(n: int = 75) -> list[np.ndarray]:
+    files = sorted(p for p in (ROOT / "tests" / "data" / "hands").rglob("*") if p.suffix.lower() == ".jpg")[:n]
+    return [cv2.resize(read_image(str(p)), (640, 480), interpolation=cv2.INTER_LINEAR) for p in files]
+
+
+def floor(clf: Classifier, imgs: list[np.ndarray], n: int) -> float:
+    """Frames per second of the bare two-thread loop."""
+    h, w, c = clf.input_shape
+    cond = threading.Condition()
+    slot: list = [None]
+    stop = threading.Event()
+
+    def capture() -> None:
+        i = 0
+        while not stop.is_set():
+            px = prepare(imgs[i % len(imgs)], h, w, c)
+            i += 1
+            with cond:
+                while slot[0] is not None and not stop.is_set():
+                    cond.wait(0.1)
+                slot[0] = px
+                cond.notify()
+
+    t = threading.Thread(target=capture, daemon=True)
+    t.start()
+    interp, idx = clf.model.interp, clf.model._in_index
+    out = clf.model._out_index
+    t0 = time.perf_counter()
+    for _ in range(n):
+        with cond:
+            while slot[0] is None:
+                cond.wait()
+            px, slot[0] = slot[0], None
+            cond.notify()
+        interp.set_tensor(idx, px[None])
+        interp.invoke()
+        interp.get_tensor(out)
+    fps = n / (time.perf_counter() - t0)
+    stop.set()
+    t.join(1)
+    return fps
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="fingers-mobilenet")
+    p.add_argument("--precision", default="int8")
+    p.add_argument("--threads", default="1,2")
+    p.add_argument("--frames", type=int, default=3000)
+    args = p.parse_args()
+    pkg = resolve_package(args.model, shipped_models_dir(), None)
+    imgs = frames()
+    rows = []
+    for n in (int(x) for x in args.threads.split(",")):
+        clf = Classifier(pkg, args.precision, n)
+        clf.model.set_input(clf.preprocess(imgs[0]))
+        time_invokes(clf.model.interp.invoke, 200)
+        raw = percentiles(time_invokes(clf.model.interp.invoke, args.frames))["fps"]
+        fps = floor(clf, imgs, args.frames)
+        rows.append({"threads": n, "invoke_fps": round(raw, 1), "floor_fps": round(fps, 1),
+                     "ratio": round(fps / raw, 3)})
+        print(json.dumps(rows[-1]), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
