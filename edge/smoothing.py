@@ -36,6 +36,7 @@ class Smoother:
         self._buf = np.zeros((self.window, len(self.labels)), dtype=np.float32)
         self._n = 0
         self._i = 0
+        self._sum = np.zeros(len(self.labels), dtype=np.float64)  # running sum of the window
         self.stable = Stable(None, 0.0, 0.0)
         self._pending: Optional[str] = None
         self._pending_since = 0.0
@@ -46,6 +47,7 @@ class Smoother:
             self.labels = list(labels)
             self._buf = np.zeros((self.window, len(self.labels)), dtype=np.float32)
         self._n = self._i = 0
+        self._sum = np.zeros(len(self.labels), dtype=np.float64)
         self._pending = None
 
     def mean(self) -> np.ndarray:
@@ -53,10 +55,17 @@ class Smoother:
 
     def update(self, probs: np.ndarray, now_ms: float) -> Optional[Stable]:
         """Add one result; returns the new Stable when the stable state changed, else None."""
+        # A running sum instead of a mean over the window each frame (this runs per frame on the
+        # pipeline's critical path); re-summed once per lap so rounding cannot build up.
+        if self._n == self.window:
+            self._sum -= self._buf[self._i]
         self._buf[self._i] = probs
+        self._sum += self._buf[self._i]
         self._i = (self._i + 1) % self.window
         self._n = min(self._n + 1, self.window)
-        m = self.mean()
+        if self._i == 0:
+            self._sum = self._buf[: self._n].sum(axis=0, dtype=np.float64)
+        m = self._sum / self._n
         k = int(np.argmax(m))
         conf = float(m[k])
         candidate: Optional[str] = self.labels[k] if conf >= self.min_confidence else None
