@@ -3,8 +3,9 @@
 1. Take the TEST split of the hand data (classes 0-5; f = int(sha256(name)[:8], 16) / 2**32 >= 0.85)
    and make a shifted copy that hurts the shipped model. Presets (--shift):
      background: the photos' bright background replaced by a teal/magenta gradient with noise;
-     strong:     the same, plus the hand shrunk to 60 % at a random offset and a warm colour
-                 cast RGB x (1.25, 0.95, 0.70) + (10, 0, -5).
+     medium:     the same, plus the hand shrunk to 75 % at a random offset and a warm colour
+                 cast RGB x (1.25, 0.95, 0.70) + (10, 0, -5) (the issue's example shift);
+     strong:     as medium, with the hand shrunk to 60 %.
 2. Per class, the first 10 shifted images (ordered by sha256 of the file name) are the
    user's captures; the rest of the shifted set is the evaluation set.
 3. Through the real CLI: `fingercount eval` (before), `fingercount capture --camera replay:DIR@0`
@@ -43,18 +44,25 @@ def split_f(name: str) -> float:
 
 SHIFTS = {
     "background": {"scale": 1.0, "cast": False},
+    "medium": {"scale": 0.75, "cast": True},
     "strong": {"scale": 0.6, "cast": True},
 }
 SHIFT_TEXT = {
     "background": "bright background -> teal/magenta gradient + noise",
+    "medium": "hand scaled to 75 % at a random offset, bright background -> teal/magenta gradient "
+              "+ noise, colour cast RGB x (1.25, 0.95, 0.70) + (10, 0, -5)",
     "strong": "hand scaled to 60 % at a random offset, bright background -> teal/magenta gradient "
               "+ noise, colour cast RGB x (1.25, 0.95, 0.70) + (10, 0, -5)",
 }
 
 
-def shift(rgb: np.ndarray, seed: int, scale: float = 0.6, cast: bool = True) -> np.ndarray:
-    """Coloured background, optionally a smaller off-centre hand and a colour cast (deterministic)."""
+def shift(rgb: np.ndarray, seed: int, scale: float = 0.6, cast: bool = True,
+          centred: bool = False, rotate: int = 0, noir: bool = False) -> np.ndarray:
+    """Coloured background, optionally a smaller (off-centre) hand, a colour cast, a camera
+    mounted `rotate` quarter turns clockwise, a NoIR camera's look (deterministic)."""
     rng = np.random.default_rng(seed)
+    if rotate:
+        rgb = np.ascontiguousarray(np.rot90(rgb, -rotate))
     h, w = rgb.shape[:2]
     img = rgb.astype(np.float32)
     # the photos' background is bright and grey: it becomes the coloured background
@@ -68,12 +76,16 @@ def shift(rgb: np.ndarray, seed: int, scale: float = 0.6, cast: bool = True) -> 
     sh, sw = int(h * scale), int(w * scale)
     small = cv2.resize(img, (sw, sh), interpolation=cv2.INTER_AREA)
     m = cv2.resize(bg_mask, (sw, sh), interpolation=cv2.INTER_AREA)[:, :, None]
-    oy = int(rng.integers(0, h - sh + 1))
-    ox = int(rng.integers(0, w - sw + 1))
+    oy = (h - sh) // 2 if centred else int(rng.integers(0, h - sh + 1))
+    ox = (w - sw) // 2 if centred else int(rng.integers(0, w - sw + 1))
     region = canvas[oy:oy + sh, ox:ox + sw]
     canvas[oy:oy + sh, ox:ox + sw] = small * (1 - m) + region * m
     if cast:  # warm colour cast
         canvas = canvas * np.array([1.25, 0.95, 0.7], np.float32) + np.array([10, 0, -5], np.float32)
+    if noir:  # no IR filter: washed-out magenta, flat, grainy
+        lum = canvas @ np.array([0.299, 0.587, 0.114], np.float32)
+        canvas = (lum[:, :, None] * 0.6 + 60) * np.array([1.15, 0.8, 1.1], np.float32)
+        canvas = canvas + rng.normal(0, 10, (h, w, 1)).astype(np.float32)
     return np.clip(canvas, 0, 255).astype(np.uint8)
 
 
@@ -230,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--precision", default="int8", choices=["int8", "fp16", "fp32"])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--per-class", default="5,10", help="captures per class after which to retrain")
-    p.add_argument("--shift", default="background,strong", help=f"comma-separated presets: {', '.join(SHIFTS)}")
+    p.add_argument("--shift", default="background,medium,strong", help=f"comma-separated presets: {', '.join(SHIFTS)}")
     p.add_argument("--timing-samples", type=int, default=600, help="0 to skip the timing part")
     p.add_argument("--unshifted-check", action="store_true", help="also score the unshifted eval images")
     p.add_argument("--work", help="working directory (default: a new temp dir)")
