@@ -5,7 +5,9 @@
      background: the photos' bright background replaced by a teal/magenta gradient with noise;
      medium:     the same, plus the hand shrunk to 75 % at a random offset and a warm colour
                  cast RGB x (1.25, 0.95, 0.70) + (10, 0, -5) (the issue's example shift);
-     strong:     as medium, with the hand shrunk to 60 %.
+     strong:     as medium, with the hand shrunk to 60 %;
+     rotated:    background, camera mounted a quarter turn clockwise;
+     noir:       background, the look of a Pi NoIR camera (grey-magenta, flat, grainy).
 2. Per class, the first 10 shifted images (ordered by sha256 of the file name) are the
    user's captures; the rest of the shifted set is the evaluation set.
 3. Through the real CLI: `fingercount eval` (before), `fingercount capture --camera replay:DIR@0`
@@ -46,11 +48,15 @@ SHIFTS = {
     "background": {"scale": 1.0, "cast": False},
     "medium": {"scale": 0.75, "cast": True},
     "strong": {"scale": 0.6, "cast": True},
+    "rotated": {"scale": 1.0, "cast": False, "rotate": 1},
+    "noir": {"scale": 1.0, "cast": False, "noir": True},
 }
 SHIFT_TEXT = {
     "background": "bright background -> teal/magenta gradient + noise",
     "medium": "hand scaled to 75 % at a random offset, bright background -> teal/magenta gradient "
               "+ noise, colour cast RGB x (1.25, 0.95, 0.70) + (10, 0, -5)",
+    "rotated": "camera mounted a quarter turn clockwise, coloured background",
+    "noir": "NoIR-camera look (grey-magenta, flat, grainy), coloured background",
     "strong": "hand scaled to 60 % at a random offset, bright background -> teal/magenta gradient "
               "+ noise, colour cast RGB x (1.25, 0.95, 0.70) + (10, 0, -5)",
 }
