@@ -343,7 +343,7 @@ def run_pipeline_bench(cfg: Any, precision: str, threads: Sequence[int], frames:
         for n in threads:
             clf = Classifier(pkg, precision, n, state_dir=cfg.state_dir, roi=cfg.camera.roi)
             source = _camera_source(spec, cfg)
-            cam = Camera(source, stall_s=cfg.camera.stall_s)
+            cam = Camera(source, stall_s=cfg.camera.stall_s, rotate=cfg.camera.rotate)
             sm = cfg.smoothing
             smoother = Smoother(clf.labels, sm.window, sm.min_confidence, sm.min_hold_ms)
             pipe = Pipeline(cam, clf, smoother)

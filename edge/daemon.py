@@ -59,7 +59,8 @@ class Daemon:
         self._classifier = open_classifier(cfg)  # ModelError here: one line, non-zero exit
         self.camera = Camera(open_source(cfg.camera.source, cfg.camera.width, cfg.camera.height,
                                          cfg.camera.fps),
-                             stall_s=cfg.camera.stall_s, on_error=self._camera_error)
+                             stall_s=cfg.camera.stall_s, on_error=self._camera_error,
+                             rotate=cfg.camera.rotate)
         s = cfg.smoothing
         self.pipeline = Pipeline(self.camera, self._classifier,
                                  Smoother(self._classifier.labels, s.window, s.min_confidence, s.min_hold_ms))

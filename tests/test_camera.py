@@ -185,3 +185,20 @@ def test_stop_is_prompt_even_when_the_source_hangs() -> None:
     cam.stop()
     assert time.monotonic() - t0 < 1.0
     assert cam.wait_next(1, 0.1) is None
+
+
+@pytest.mark.parametrize("rotate,k", [(90, -1), (180, 2), (270, 1)])
+def test_rotate_turns_every_frame_clockwise(tmp_path: Path, rotate: int, k: int) -> None:
+    import cv2
+
+    rgb = np.random.default_rng(rotate).integers(0, 255, (30, 40, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "a.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    with Camera(ReplaySource(tmp_path, fps=0), rotate=rotate) as cam:
+        f = cam.wait_next(0, 5)
+    assert f is not None
+    assert np.array_equal(f.rgb, np.rot90(rgb, k))  # np.rot90 k>0 is anticlockwise
+
+
+def test_rotate_must_be_a_quarter_turn() -> None:
+    with pytest.raises(ValueError):
+        Camera(ReplaySource(HANDS, fps=0), rotate=45)

@@ -93,3 +93,18 @@ def test_capture_on_a_full_disk_is_refused(tmp_path: Path, capsys: pytest.Captur
         assert temps == [] and set(rows) == set(finals) and len(rows) == 1
     finally:
         umount(mnt)
+
+
+def test_samples_from_a_rotated_camera_are_stored_upright(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    wide = tmp_path / "wide"
+    wide.mkdir()
+    img = cv2.resize(cv2.imread(str(next((HANDS / "2").glob("*.JPG")))), (160, 120))
+    cv2.imwrite(str(wide / "a.png"), img)
+    monkeypatch.setenv("FINGERCOUNT_CAMERA__ROTATE", "270")
+    assert cli(tmp_path, "capture", "--label", "2", "--camera", f"replay:{wide}@0") == 0
+    with SampleStore(tmp_path / "state") as store:
+        (s,) = store.list()
+    stored = cv2.imread(str(s.path))
+    assert stored.shape == (160, 120, 3)  # turned a quarter anticlockwise: 160 high, 120 wide
+    expected = cv2.rotate(img, cv2.ROTATE_90_COUNTERCLOCKWISE).astype(int)
+    assert abs(stored.astype(int) - expected).mean() < 3  # JPEG round trip

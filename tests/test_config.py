@@ -52,3 +52,12 @@ def test_global_options_before_or_after_subcommand(tmp_path: Path, capsys: pytes
     for argv in (["--state-dir", str(tmp_path), "check-config"], ["check-config", "--state-dir", str(tmp_path)]):
         assert main(argv) == 0
         assert f"state_dir: {tmp_path}" in capsys.readouterr().out
+
+
+def test_camera_rotate_is_a_quarter_turn(tmp_path: Path) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text("camera:\n  rotate: 45\n")
+    with pytest.raises(ConfigError, match="c.yaml:2: camera.rotate.*0, 90, 180 or 270") as e:
+        load_config(f, environ={})
+    assert "\n" not in str(e.value)
+    assert load_config(None, environ={"FINGERCOUNT_CAMERA__ROTATE": "180"}).camera.rotate == 180

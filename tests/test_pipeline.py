@@ -90,3 +90,34 @@ def test_swap_takes_effect_on_the_next_frame(classifier: Classifier) -> None:
         assert pipe.step(5).model.endswith("/int8")
         pipe.set_classifier(other)
         assert pipe.step(5).model.endswith("/fp32")
+
+
+def _sideways_hands(dst: Path) -> None:
+    """The bundled photos as a camera mounted a quarter turn anticlockwise would see them."""
+    import cv2
+
+    for lab_dir in (HANDS / str(i) for i in range(6)):  # the finger counts
+        (dst / lab_dir.name).mkdir(parents=True)
+        for f in sorted(lab_dir.iterdir()):
+            img = cv2.imread(str(f))
+            cv2.imwrite(str(dst / lab_dir.name / f"{f.stem}.png"), cv2.rotate(img, cv2.ROTATE_90_COUNTERCLOCKWISE))
+
+
+def test_camera_rotate_turns_a_sideways_camera_upright(classifier: Classifier, tmp_path: Path) -> None:
+    _sideways_hands(tmp_path)
+
+    def accuracy(rotate: int) -> float:
+        right = total = 0
+        for lab_dir in sorted(tmp_path.iterdir()):
+            with Camera(open_source(f"replay:{lab_dir}@0"), rotate=rotate) as cam:
+                pipe = Pipeline(cam, classifier)
+                n = len(list(lab_dir.iterdir()))
+                for _ in range(n):
+                    r = pipe.step(5)
+                    right += r.label == lab_dir.name
+                    total += 1
+        return right / total
+
+    upright, sideways = accuracy(90), accuracy(0)
+    assert upright >= 0.9, upright
+    assert upright - sideways >= 0.3, (upright, sideways)

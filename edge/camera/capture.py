@@ -12,10 +12,15 @@ import time
 from collections.abc import Callable
 from typing import Optional
 
+import cv2
+
 from edge.camera.base import Frame, FrameSource
 from edge.errors import CameraError
 
 log = logging.getLogger(__name__)
+
+ROTATIONS = {0: None, 90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180,
+             270: cv2.ROTATE_90_COUNTERCLOCKWISE}
 
 # (kind, message): kind is "camera_open_failed", "camera_stalled" or "camera_error"
 ErrorCallback = Callable[[str, str], None]
@@ -26,8 +31,13 @@ class Camera:
 
     def __init__(self, source: FrameSource, stall_s: float = 5.0,
                  on_error: Optional[ErrorCallback] = None,
-                 backoff: tuple[float, float] = (0.5, 10.0)):
+                 backoff: tuple[float, float] = (0.5, 10.0), rotate: int = 0):
+        if rotate not in ROTATIONS:
+            raise ValueError(f"rotate must be one of {sorted(ROTATIONS)}, not {rotate!r}")
         self.source = source
+        # A camera mounted sideways or upside down: frames are turned upright here, once, so
+        # classification, captured samples and ROIs all see the hand the right way up.
+        self._rotation = ROTATIONS[rotate]
         self.stall_s = float(stall_s)
         self.on_error = on_error
         self.backoff = backoff
@@ -170,6 +180,8 @@ class Camera:
                 self._stop.wait(0.005)
                 continue
             self._last_fresh = time.monotonic()
+            if self._rotation is not None:
+                rgb = cv2.rotate(rgb, self._rotation)
             prepared = None
             if self.prepare is not None:
                 try:

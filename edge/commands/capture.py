@@ -20,7 +20,7 @@ def main(args: argparse.Namespace, cfg: Config) -> int:
     # The model decides which labels are allowed (a non-retrainable one cannot learn new labels).
     label = check_label(args.label, open_classifier(cfg))
     cam = Camera(open_source(cfg.camera.source, cfg.camera.width, cfg.camera.height, cfg.camera.fps),
-                 stall_s=cfg.camera.stall_s)
+                 stall_s=cfg.camera.stall_s, rotate=cfg.camera.rotate)
     stored = 0
     with SampleStore(cfg.state_dir) as store, cam:
         seq = 0
