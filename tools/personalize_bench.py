@@ -63,8 +63,8 @@ SHIFT_TEXT = {
 
 
 def shift(rgb: np.ndarray, seed: int, scale: float = 0.6, cast: bool = True,
-          centred: bool = False, rotate: int = 0, noir: bool = False) -> np.ndarray:
-    """Coloured background, optionally a smaller (off-centre) hand, a colour cast, a camera
+          rotate: int = 0, noir: bool = False) -> np.ndarray:
+    """Coloured background, optionally a smaller off-centre hand, a colour cast, a camera
     mounted `rotate` quarter turns clockwise, a NoIR camera's look (deterministic)."""
     rng = np.random.default_rng(seed)
     if rotate:
@@ -82,8 +82,8 @@ def shift(rgb: np.ndarray, seed: int, scale: float = 0.6, cast: bool = True,
     sh, sw = int(h * scale), int(w * scale)
     small = cv2.resize(img, (sw, sh), interpolation=cv2.INTER_AREA)
     m = cv2.resize(bg_mask, (sw, sh), interpolation=cv2.INTER_AREA)[:, :, None]
-    oy = (h - sh) // 2 if centred else int(rng.integers(0, h - sh + 1))
-    ox = (w - sw) // 2 if centred else int(rng.integers(0, w - sw + 1))
+    oy = int(rng.integers(0, h - sh + 1))
+    ox = int(rng.integers(0, w - sw + 1))
     region = canvas[oy:oy + sh, ox:ox + sw]
     canvas[oy:oy + sh, ox:ox + sw] = small * (1 - m) + region * m
     if cast:  # warm colour cast
