@@ -327,7 +327,7 @@ def run_pipeline_bench(cfg: Any, precision: str, threads: Sequence[int], frames:
                        mqtt_target: Optional[tuple[str, int]] = None) -> list[dict]:
     """The real pipeline (camera thread, preprocess, invoke, smoothing, result payload,
     optional MQTT publish) per thread count, beside the raw invoke rate of the same model."""
-    from edge.camera import Camera
+    from edge.camera import camera_from_config
     from edge.pipeline import Pipeline
     from edge.runtime.classifier import Classifier
     from edge.runtime.loader import open_package
@@ -343,7 +343,7 @@ def run_pipeline_bench(cfg: Any, precision: str, threads: Sequence[int], frames:
         for n in threads:
             clf = Classifier(pkg, precision, n, state_dir=cfg.state_dir, roi=cfg.camera.roi)
             source = _camera_source(spec, cfg)
-            cam = Camera(source, stall_s=cfg.camera.stall_s, rotate=cfg.camera.rotate)
+            cam = camera_from_config(cfg.camera, source)
             sm = cfg.smoothing
             smoother = Smoother(clf.labels, sm.window, sm.min_confidence, sm.min_hold_ms)
             pipe = Pipeline(cam, clf, smoother)
@@ -396,20 +396,20 @@ def _pipeline_loop(pipe: Any, frames: int, warmup: int,
     ms: dict[str, list[float]] = {s: [] for s in stages}
     pc = time.perf_counter
     min_gap = 1.0 / max_hz if max_hz > 0 else None
-    last = [-1e9]
-    built = [0]
+    last, built = -1e9, 0
 
     def one() -> dict[str, float]:
+        nonlocal last, built
         r = pipe.step(10.0)
         if r is None:
             raise BenchError(f"camera {pipe.camera.source.name}: no fresh frame within 10 s")
         t0 = pc()
-        if min_gap is not None and t0 - last[0] >= min_gap:
+        if min_gap is not None and t0 - last >= min_gap:
             payload = json.dumps(r.prediction())
             if publish is not None:
                 publish(payload)
-            last[0] = t0
-            built[0] += 1
+            last = t0
+            built += 1
         t = dict(r.timing_ms)
         t["result"] = (pc() - t0) * 1e3
         t["total"] += t["result"]
@@ -420,7 +420,7 @@ def _pipeline_loop(pipe: Any, frames: int, warmup: int,
     for _ in range(warmup):
         one()
     dropped0 = pipe.dropped
-    built[0] = 0
+    built = 0
     ahead: list[float] = []
     t0 = pc()
     for _ in range(frames):
@@ -433,7 +433,7 @@ def _pipeline_loop(pipe: Any, frames: int, warmup: int,
     out: dict[str, Any] = {"frames": frames, "seconds": seconds,
                            "pipeline_fps": frames / seconds if seconds > 0 else 0.0,
                            "dropped": pipe.dropped - dropped0,
-                           "payloads": built[0], "publish_max_hz": max_hz,
+                           "payloads": built, "publish_max_hz": max_hz,
                            # preprocessing done in the capture thread, off the critical path
                            "preprocessed_ahead": len(ahead) / frames,
                            "preprocess_ahead_ms": float(np.mean(ahead)) if ahead else None}

@@ -53,17 +53,10 @@ class CameraSection(_Section):
     width: int = Field(640, ge=16, le=8192, description="capture width")
     height: int = Field(480, ge=16, le=8192, description="capture height")
     fps: float = Field(30, gt=0, le=240, description="requested frame rate")
-    rotate: int = Field(0, description="degrees clockwise that turn the camera's image upright: 0, 90, 180, 270")
+    rotate: Literal[0, 90, 180, 270] = Field(0, description="degrees clockwise that turn the camera's image upright: 0, 90, 180, 270")
     roi: Optional[list[int]] = Field(None, description="[x, y, w, h] region to classify (after rotate); "
                                                        "default centre square")
     stall_s: float = Field(5, gt=0, description="seconds without a fresh frame before reopening")
-
-    @field_validator("rotate")
-    @classmethod
-    def _rotate(cls, v: int) -> int:
-        if v not in (0, 90, 180, 270):
-            raise ValueError("rotate must be 0, 90, 180 or 270 (degrees clockwise)")
-        return v
 
     @field_validator("roi")
     @classmethod

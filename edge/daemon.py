@@ -23,7 +23,7 @@ from typing import Any, Optional, TextIO
 import numpy as np
 
 from edge import __version__
-from edge.camera import Camera, open_source
+from edge.camera import camera_from_config
 from edge.config import Config
 from edge.errors import CommandError, FingercountError
 from edge.mqtt import MqttLink
@@ -57,10 +57,7 @@ class Daemon:
         self.print_to = print_to
         self.fstats = FrameStats()
         self._classifier = open_classifier(cfg)  # ModelError here: one line, non-zero exit
-        self.camera = Camera(open_source(cfg.camera.source, cfg.camera.width, cfg.camera.height,
-                                         cfg.camera.fps),
-                             stall_s=cfg.camera.stall_s, on_error=self._camera_error,
-                             rotate=cfg.camera.rotate)
+        self.camera = camera_from_config(cfg.camera, on_error=self._camera_error)
         s = cfg.smoothing
         self.pipeline = Pipeline(self.camera, self._classifier,
                                  Smoother(self._classifier.labels, s.window, s.min_confidence, s.min_hold_ms))

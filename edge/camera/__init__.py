@@ -6,13 +6,21 @@ replay:DIR_OR_VIDEO[@FPS].
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 from edge.camera.base import Frame, FrameSource
-from edge.camera.capture import Camera
+from edge.camera.capture import Camera, ErrorCallback
 from edge.errors import CameraError
 
-__all__ = ["Camera", "Frame", "FrameSource", "open_source", "parse_spec"]
+__all__ = ["Camera", "Frame", "FrameSource", "camera_from_config", "open_source", "parse_spec"]
+
+
+def camera_from_config(section: Any, source: Optional[FrameSource] = None,
+                       on_error: Optional[ErrorCallback] = None) -> Camera:
+    """A Camera as the `camera:` config section describes it (source from its spec unless given)."""
+    if source is None:
+        source = open_source(section.source, section.width, section.height, section.fps)
+    return Camera(source, stall_s=section.stall_s, on_error=on_error, rotate=section.rotate)
 
 
 def parse_spec(spec: str) -> tuple[str, str, Optional[float]]:

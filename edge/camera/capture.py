@@ -179,7 +179,6 @@ class Camera:
                 # Nothing this time; the watch thread decides when it is a stall.
                 self._stop.wait(0.005)
                 continue
-            self._last_fresh = time.monotonic()
             if self._rotation is not None:
                 rgb = cv2.rotate(rgb, self._rotation)
             prepared = None

@@ -6,7 +6,7 @@ import argparse
 import json
 import time
 
-from edge.camera import Camera, open_source
+from edge.camera import camera_from_config
 from edge.config import Config
 from edge.errors import CameraError, SampleError
 from edge.personalize import check_label
@@ -19,8 +19,7 @@ def main(args: argparse.Namespace, cfg: Config) -> int:
         raise SampleError("--count must be at least 1")
     # The model decides which labels are allowed (a non-retrainable one cannot learn new labels).
     label = check_label(args.label, open_classifier(cfg))
-    cam = Camera(open_source(cfg.camera.source, cfg.camera.width, cfg.camera.height, cfg.camera.fps),
-                 stall_s=cfg.camera.stall_s, rotate=cfg.camera.rotate)
+    cam = camera_from_config(cfg.camera)
     stored = 0
     with SampleStore(cfg.state_dir) as store, cam:
         seq = 0

@@ -28,6 +28,16 @@ def test_kill9_last_will_then_clean_restart(tmp_path: Path, broker, daemon_facto
     w.wait(lambda: [e for e in w.events("count_changed") if e["count"] is not None], 20,
            "a stable count")
 
+    def relaunch():
+        """A new daemon process on d1's state dir (as systemd's Restart= would), online."""
+        d = daemon_factory(broker.port, f"replay:{replay}@10", device=device, env=env)
+        d.state = d1.state
+        t = time.monotonic()
+        d.start()
+        d.wait_ready(60)
+        w.wait_availability("online", t, 15)
+        return d, t
+
     # kill -9: the kernel closes the socket, so the broker knows at once.
     t_kill = time.monotonic()
     d1.signal(signal.SIGKILL)
@@ -38,12 +48,7 @@ def test_kill9_last_will_then_clean_restart(tmp_path: Path, broker, daemon_facto
 
     # Frozen process (like power or network loss: no FIN reaches the broker): the keepalive
     # runs out and the broker publishes the will (about 1.5 x keepalive; see FROZEN_LIMIT).
-    d2 = daemon_factory(broker.port, f"replay:{replay}@10", device=device, env=env)
-    d2.state = d1.state
-    t2 = time.monotonic()
-    d2.start()
-    d2.wait_ready(60)
-    w.wait_availability("online", t2, 15)
+    d2, _ = relaunch()
     t_freeze = time.monotonic()
     d2.signal(signal.SIGSTOP)
     try:
@@ -56,12 +61,7 @@ def test_kill9_last_will_then_clean_restart(tmp_path: Path, broker, daemon_facto
     d2.proc.wait(5)
 
     # Same state dir, as systemd's Restart= would do.
-    d3 = daemon_factory(broker.port, f"replay:{replay}@10", device=device, env=env)
-    d3.state = d1.state
-    t_restart = time.monotonic()
-    d3.start()
-    d3.wait_ready(60)
-    w.wait_availability("online", t_restart, 15)
+    d3, t_restart = relaunch()
     # The retained count is published again by the new process, and a new subscriber sees it.
     w.wait(lambda: w.on("count", t_restart), 15, "count republished after restart")
     late = Watcher(broker.port, device).start()
