@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -305,6 +306,10 @@ def accuracy_by_precision(pkg: ModelPackage, precisions: Iterable[str], data_dir
 
 # ---- the pipeline ----------------------------------------------------------------------
 
+# pipeline and raw-invoke blocks alternate (see _pipeline_loop)
+PIPELINE_BLOCKS = 10
+
+
 def bundled_replay_dir() -> Path:
     """tests/data/hands next to the installation (the default --pipeline camera)."""
     here = Path(__file__).resolve().parent.parent
@@ -320,6 +325,10 @@ def invoke_rate(clf: Any, pixels: np.ndarray, runs: int, warmup: int) -> list[fl
     interp = clf.model.interp
     time_invokes(interp.invoke, warmup)
     return time_invokes(interp.invoke, runs)
+
+
+def _raw_block(into: list[list[float]], clf: Any, pixels: np.ndarray, n: int) -> None:
+    into.append(invoke_rate(clf, pixels, max(n, 50), 0))
 
 
 def run_pipeline_bench(cfg: Any, precision: str, threads: Sequence[int], frames: int,
@@ -352,18 +361,20 @@ def run_pipeline_bench(cfg: Any, precision: str, threads: Sequence[int], frames:
                 if first is None:
                     raise BenchError(f"camera {spec}: no frame within 10 s")
                 pixels = clf.preprocess(first.frame.rgb)
-                before = invoke_rate(clf, pixels, max(frames, 50), warmup)
-                rec = _pipeline_loop(pipe, frames, warmup, publish, cfg.publish.max_hz)
-                after = invoke_rate(clf, pixels, max(frames, 50), warmup)
+                invoke_rate(clf, pixels, 0, warmup)
+                raw_blocks: list[list[float]] = []
+                rec = _pipeline_loop(pipe, frames, warmup, publish, cfg.publish.max_hz,
+                                     between=partial(_raw_block, raw_blocks, clf, pixels))
                 shape = list(first.frame.rgb.shape)
-            raw = before + after
-            inv = percentiles(raw)
+            inv = percentiles([ms for b in raw_blocks for ms in b])
+            block_ratios = [f / percentiles(b)["fps"] for f, b in zip(rec.pop("block_fps"), raw_blocks)]
             rec.update({"model": pkg.name, "precision": precision, "version": pkg.version,
                         "model_id": clf.model_id, "threads": n, "camera": spec,
                         "frame_shape": shape, "invoke_p50_ms": inv["p50_ms"],
                         "invoke_mean_ms": inv["mean_ms"], "invoke_fps": inv["fps"],
-                        "invoke_fps_before": percentiles(before)["fps"],
-                        "invoke_fps_after": percentiles(after)["fps"],
+                        "blocks": len(block_ratios),
+                        "ratio_blocks": {"median": float(np.median(block_ratios)),
+                                         "min": min(block_ratios), "max": max(block_ratios)},
                         "mqtt": f"{mqtt_target[0]}:{mqtt_target[1]}" if mqtt_target else None,
                         "xnnpack": xnnpack_status(clf.model.interp)})
             rec["ratio"] = rec["pipeline_fps"] / rec["invoke_fps"] if rec["invoke_fps"] else 0.0
@@ -389,9 +400,13 @@ def _camera_source(spec: str, cfg: Any) -> Any:
 
 
 def _pipeline_loop(pipe: Any, frames: int, warmup: int,
-                   publish: Optional[Callable[[Optional[str]], None]], max_hz: float) -> dict:
+                   publish: Optional[Callable[[Optional[str]], None]], max_hz: float,
+                   between: Optional[Callable[[int], None]] = None, blocks: int = PIPELINE_BLOCKS) -> dict:
     """Per frame what the daemon's loop does: step, then the …/prediction payload (built and
-    published) at most max_hz times a second, as publish.max_hz limits the daemon."""
+    published) at most max_hz times a second, as publish.max_hz limits the daemon.
+
+    The frames run in `blocks` blocks with between(n) (a raw-invoke block of n) before each,
+    so that load from other processes on a shared machine hits both rates alike."""
     stages = ("capture", "preprocess", "invoke", "smooth", "result", "total")
     ms: dict[str, list[float]] = {s: [] for s in stages}
     pc = time.perf_counter
@@ -422,18 +437,27 @@ def _pipeline_loop(pipe: Any, frames: int, warmup: int,
     dropped0 = pipe.dropped
     built = 0
     ahead: list[float] = []
-    t0 = pc()
-    for _ in range(frames):
-        t = one()
-        for s in stages:
-            ms[s].append(t[s])
-        if t["ahead"] >= 0:
-            ahead.append(t["ahead"])
-    seconds = pc() - t0
+    seconds = 0.0
+    block_fps: list[float] = []
+    nb = max(1, min(blocks, frames // 100))
+    for b in range(nb):
+        n = frames // nb + (1 if b < frames % nb else 0)
+        if between is not None:
+            between(n)
+        t0 = pc()
+        for _ in range(n):
+            t = one()
+            for s in stages:
+                ms[s].append(t[s])
+            if t["ahead"] >= 0:
+                ahead.append(t["ahead"])
+        dt = pc() - t0
+        seconds += dt
+        block_fps.append(n / dt if dt > 0 else 0.0)
     out: dict[str, Any] = {"frames": frames, "seconds": seconds,
                            "pipeline_fps": frames / seconds if seconds > 0 else 0.0,
                            "dropped": pipe.dropped - dropped0,
-                           "payloads": built, "publish_max_hz": max_hz,
+                           "payloads": built, "publish_max_hz": max_hz, "block_fps": block_fps,
                            # preprocessing done in the capture thread, off the critical path
                            "preprocessed_ahead": len(ahead) / frames,
                            "preprocess_ahead_ms": float(np.mean(ahead)) if ahead else None}

@@ -49,14 +49,22 @@ def invoke_rows(records: list[dict]) -> tuple[list[str], list[list[str]]]:
 
 def pipeline_rows(records: list[dict]) -> tuple[list[str], list[list[str]]]:
     head = ["model", "precision", "threads", "frames", "pipeline fps", "invoke fps", "ratio",
-            "capture ms", "preprocess ms", "invoke ms", "smooth ms", "result ms", "total ms",
+            "ratio per block", "capture ms", "preprocess ms", "invoke ms", "smooth ms", "result ms", "total ms",
             "dropped", "preprocessed ahead (ms)"]
     rows = [[r["model"], r["precision"], str(r["threads"]), str(r["frames"]),
-             _f(r["pipeline_fps"], 1), _f(r["invoke_fps"], 1), _f(r["ratio"], 3),
+             _f(r["pipeline_fps"], 1), _f(r["invoke_fps"], 1), _f(r["ratio"], 3), _blocks(r),
              _f(r["capture_ms"], 3), _f(r["preprocess_ms"], 3), _f(r["invoke_ms"], 3),
              _f(r["smooth_ms"], 3), _f(r["result_ms"], 3), _f(r["total_ms"], 3),
              str(r["dropped"]), _ahead(r)] for r in records]
     return head, rows
+
+
+def _blocks(r: dict) -> str:
+    """Median (min-max) of the per-block ratios: the spread shows how steady the machine was."""
+    b = r.get("ratio_blocks")
+    if not b:
+        return "-"
+    return f"{b['median']:.3f} ({b['min']:.2f}-{b['max']:.2f})"
 
 
 def _ahead(r: dict) -> str:

@@ -282,3 +282,6 @@ def test_pipeline_bench_builds_payloads_at_the_daemons_rate(tiny_models, tmp_pat
     (r,) = json.loads(out.read_text())["records"]
     assert r["publish_max_hz"] == 10
     assert r["payloads"] <= 10 * r["seconds"] + 1 and r["payloads"] < r["frames"]
+    # pipeline and raw-invoke blocks alternate (one per 100 frames here), so machine load hits both
+    b = r["ratio_blocks"]
+    assert r["blocks"] == 3 and 0 < b["min"] <= b["median"] <= b["max"]
