@@ -33,41 +33,46 @@ class Smoother:
         self.window = int(window)
         self.min_confidence = float(min_confidence)
         self.min_hold_ms = float(min_hold_ms)
-        self._buf = np.zeros((self.window, len(self.labels)), dtype=np.float32)
-        self._n = 0
+        # The window as plain floats: with a handful of labels numpy's per-call cost (~0.5 us
+        # an operation) is most of the work, and this runs per frame on the critical path.
+        self._rows: list[list[float]] = []
         self._i = 0
-        self._sum = np.zeros(len(self.labels), dtype=np.float64)  # running sum of the window
+        self._sum = [0.0] * len(self.labels)  # running sum of the window
         self.stable = Stable(None, 0.0, 0.0)
         self._pending: Optional[str] = None
         self._pending_since = 0.0
 
     def reset(self, labels: Optional[Sequence[str]] = None) -> None:
         """Forget the window (e.g. after a model swap); a different label set resizes it."""
-        if labels is not None and list(labels) != self.labels:
+        if labels is not None:
             self.labels = list(labels)
-            self._buf = np.zeros((self.window, len(self.labels)), dtype=np.float32)
-        self._n = self._i = 0
-        self._sum = np.zeros(len(self.labels), dtype=np.float64)
+        self._rows = []
+        self._i = 0
+        self._sum = [0.0] * len(self.labels)
         self._pending = None
 
     def mean(self) -> np.ndarray:
-        return self._buf[: self._n].mean(axis=0) if self._n else self._buf[0] * 0
+        n = len(self._rows)
+        return np.asarray(self._sum, np.float64) / n if n else np.zeros(len(self.labels))
 
     def update(self, probs: np.ndarray, now_ms: float) -> Optional[Stable]:
         """Add one result; returns the new Stable when the stable state changed, else None."""
-        # A running sum instead of a mean over the window each frame (this runs per frame on the
-        # pipeline's critical path); re-summed once per lap so rounding cannot build up.
-        if self._n == self.window:
-            self._sum -= self._buf[self._i]
-        self._buf[self._i] = probs
-        self._sum += self._buf[self._i]
-        self._i = (self._i + 1) % self.window
-        self._n = min(self._n + 1, self.window)
-        if self._i == 0:
-            self._sum = self._buf[: self._n].sum(axis=0, dtype=np.float64)
-        m = self._sum / self._n
-        k = int(np.argmax(m))
-        conf = float(m[k])
+        p = probs.tolist()
+        rows = self._rows
+        if len(rows) < self.window:
+            rows.append(p)
+            self._sum = [a + b for a, b in zip(self._sum, p)]
+        else:
+            old = rows[self._i]
+            rows[self._i] = p
+            self._i = (self._i + 1) % self.window
+            if self._i == 0:  # re-summed once per lap so rounding cannot build up
+                self._sum = [sum(col) for col in zip(*rows)]
+            else:
+                self._sum = [a - o + b for a, o, b in zip(self._sum, old, p)]
+        top = max(self._sum)
+        k = self._sum.index(top)
+        conf = top / len(rows)
         candidate: Optional[str] = self.labels[k] if conf >= self.min_confidence else None
         if candidate == self.stable.label:
             self._pending = None
