@@ -82,6 +82,21 @@ def test_paced_replay_runs_at_its_fps() -> None:
     assert 15 <= n <= 25, n
 
 
+def test_on_demand_replay_keeps_exactly_one_frame_ready_and_drops_none() -> None:
+    """replay@0 reads the next frame while the consumer has the last one, then waits for it
+    to be taken: a slow consumer finds one frame ready, never a run of skipped ones."""
+    with Camera(open_source(f"replay:{HANDS}@0")) as cam:
+        seqs: list[int] = []
+        for i in range(30):
+            f = cam.wait_next(seqs[-1] if seqs else 0, 5)
+            assert f is not None
+            seqs.append(f.seq)
+            if i % 5 == 0:
+                time.sleep(0.05)  # the capture thread has long finished the next frame
+                assert cam.seq == f.seq + 1
+    assert seqs == list(range(seqs[0], seqs[0] + 30))
+
+
 def test_consumer_gets_only_newer_frames_and_never_the_same_seq_twice() -> None:
     with Camera(open_source(f"replay:{HANDS}@200")) as cam:
         seen: list[int] = []
