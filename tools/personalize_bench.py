@@ -7,7 +7,12 @@
                  cast RGB x (1.25, 0.95, 0.70) + (10, 0, -5) (the issue's example shift);
      strong:     as medium, with the hand shrunk to 60 %;
      rotated:    background, camera mounted a quarter turn clockwise;
-     noir:       background, the look of a Pi NoIR camera (grey-magenta, flat, grainy).
+     noir:       background, the look of a Pi NoIR camera (grey-magenta, flat, grainy);
+     small:      background, hand shrunk to 60 % at a random offset, no colour cast;
+     blur:       background, out of focus (Gaussian sigma 2.5 px on the 100 px photo: a
+                 fixed-focus camera with the hand closer than its focus distance);
+     dusk:       dim light: gamma 1.8, 55 % brightness, bluish, sensor noise (no background change);
+     lowcontrast: flat, washed-out exposure (40 % contrast, +30 brightness, noise).
 2. Per class, the first 10 shifted images (ordered by sha256 of the file name) are the
    user's captures; the rest of the shifted set is the evaluation set.
 3. Through the real CLI: `fingercount eval` (before), `fingercount capture --camera replay:DIR@0`
@@ -50,6 +55,10 @@ SHIFTS = {
     "strong": {"scale": 0.6, "cast": True},
     "rotated": {"scale": 1.0, "cast": False, "rotate": 1},
     "noir": {"scale": 1.0, "cast": False, "noir": True},
+    "small": {"scale": 0.6, "cast": False},
+    "blur": {"scale": 1.0, "cast": False, "blur": 2.5},
+    "dusk": {"scale": 1.0, "cast": False, "background": False, "light": "dusk"},
+    "lowcontrast": {"scale": 1.0, "cast": False, "background": False, "light": "flat"},
 }
 SHIFT_TEXT = {
     "background": "bright background -> teal/magenta gradient + noise",
@@ -57,16 +66,30 @@ SHIFT_TEXT = {
               "+ noise, colour cast RGB x (1.25, 0.95, 0.70) + (10, 0, -5)",
     "rotated": "camera mounted a quarter turn clockwise, coloured background",
     "noir": "NoIR-camera look (grey-magenta, flat, grainy), coloured background",
+    "small": "hand scaled to 60 % at a random offset, bright background -> teal/magenta gradient + noise",
+    "blur": "out of focus (Gaussian blur sigma 2.5 px on the 100 px photos), coloured background",
+    "dusk": "dim bluish light: gamma 1.8, 55 % brightness, sensor noise sigma 7",
+    "lowcontrast": "washed-out exposure: 40 % contrast, +30 brightness, noise sigma 4",
     "strong": "hand scaled to 60 % at a random offset, bright background -> teal/magenta gradient "
               "+ noise, colour cast RGB x (1.25, 0.95, 0.70) + (10, 0, -5)",
 }
 
 
 def shift(rgb: np.ndarray, seed: int, scale: float = 0.6, cast: bool = True,
-          rotate: int = 0, noir: bool = False) -> np.ndarray:
+          rotate: int = 0, noir: bool = False, blur: float = 0.0, background: bool = True,
+          light: str = "") -> np.ndarray:
     """Coloured background, optionally a smaller off-centre hand, a colour cast, a camera
-    mounted `rotate` quarter turns clockwise, a NoIR camera's look (deterministic)."""
+    mounted `rotate` quarter turns clockwise, a NoIR camera's look, defocus, dim or flat
+    light (deterministic)."""
     rng = np.random.default_rng(seed)
+    if not background:  # lighting only: the photo as it is, differently exposed
+        x = rgb.astype(np.float32)
+        if light == "dusk":
+            x = ((x / 255) ** 1.8) * 0.55 * np.array([0.9, 0.95, 1.15], np.float32) * 255
+            x = x + rng.normal(0, 7, x.shape).astype(np.float32)
+        elif light == "flat":
+            x = (x - x.mean()) * 0.4 + x.mean() + 30 + rng.normal(0, 4, x.shape).astype(np.float32)
+        return np.clip(x, 0, 255).astype(np.uint8)
     if rotate:
         rgb = np.ascontiguousarray(np.rot90(rgb, -rotate))
     h, w = rgb.shape[:2]
@@ -92,6 +115,8 @@ def shift(rgb: np.ndarray, seed: int, scale: float = 0.6, cast: bool = True,
         lum = canvas @ np.array([0.299, 0.587, 0.114], np.float32)
         canvas = (lum[:, :, None] * 0.6 + 60) * np.array([1.15, 0.8, 1.1], np.float32)
         canvas = canvas + rng.normal(0, 10, (h, w, 1)).astype(np.float32)
+    if blur:
+        canvas = cv2.GaussianBlur(canvas, (0, 0), blur)
     return np.clip(canvas, 0, 255).astype(np.uint8)
 
 
