@@ -2,9 +2,12 @@
 
 Data: the model's base embeddings (models/<name>/base_embeddings.npz, the training set
 it shipped with) plus the user's samples (embedded by this precision's backbone, cached
-in the sample index). User samples are split per label into train and held-out parts,
-deterministically (ordered by content sha256), so the gate compares the current and
-the new head on samples neither was trained on.
+in the sample index). The gate compares the current and the new head on user samples
+neither was trained on: a held-out part per label (deterministic, by content sha256) when
+there are enough; with fewer than GATE_CV_BELOW held out per label (a handful of captures,
+where one sample swings the score by 20-50 %), cross-validation instead: the final head
+trains on every sample and each sample is scored by a head fitted without its fold. A user
+head records the samples it trained on, so the next gate leaves those out of "before".
 
 Heads live in <state_dir>/heads/<model>/: head.npz (current) and head.previous.npz
 (what `rollback` restores). Without a user head the shipped head is "previous", so a
@@ -45,6 +48,9 @@ Progress = Callable[[str, float, dict], None]
 # Base embeddings vs. user samples inside one label: the user's own camera is what the
 # head must get right, so their samples carry this share of the label's weight.
 USER_SHARE = 0.5
+# Fewer held-out samples than this in some label -> the gate cross-validates (CV_FOLDS folds).
+GATE_CV_BELOW = 3
+CV_FOLDS = 5
 
 
 @dataclass
@@ -58,7 +64,7 @@ class RetrainResult:
     new_labels: list[str]
     samples_per_label: dict[str, int]
     train_per_label: dict[str, int]
-    holdout_per_label: dict[str, int]
+    holdout_per_label: dict[str, int]  # the samples the gate scored, per label
     base_samples: int
     accuracy_before: Optional[float]
     accuracy_after: Optional[float]
@@ -68,6 +74,7 @@ class RetrainResult:
     duration_s: float
     timing_s: dict[str, float] = field(default_factory=dict)
     head_path: Optional[str] = None
+    gate: str = "held-out samples"  # or "cross-validation, K folds"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -124,6 +131,19 @@ def holdout_split(samples: list[Sample], fraction: float) -> tuple[list[int], li
         hold += idx[:k]
         train += idx[k:]
     return sorted(train), sorted(hold)
+
+
+def cv_folds(samples: list[Sample], idx: list[int], k: int) -> list[list[int]]:
+    """Stratified, deterministic folds of samples[idx]: per label, by content sha256, round robin."""
+    by_label: dict[str, list[int]] = {}
+    for i in idx:
+        by_label.setdefault(samples[i].label, []).append(i)
+    folds: list[list[int]] = [[] for _ in range(k)]
+    for ids in by_label.values():
+        ids.sort(key=lambda i: samples[i].sha256)
+        for r, i in enumerate(ids):
+            folds[r % k].append(i)
+    return [sorted(f) for f in folds if f]
 
 
 def head_accuracy(head: Head, X: np.ndarray, truth: list[str]) -> Optional[float]:
@@ -189,6 +209,19 @@ def retrain(cfg: Config, package: ModelPackage, store: SampleStore, precision: O
                            f"{Xu.shape[1]}: the model package is inconsistent")
     train_i, hold_i = holdout_split(samples, rc.holdout)
     cur, cur_is_user = current_head(cfg, package)
+    seen = set(_info(cur).get("trained_on", [])) if cur_is_user else set()
+    held = _count([samples[i].label for i in hold_i])
+    cv = bool(hold_i) and min(held.values()) < GATE_CV_BELOW
+    if cv:  # train on everything; gate on every sample of a label with 2+ (out of fold)
+        train_i = list(range(len(samples)))
+        hold_i = [i for i in train_i if counts[samples[i].label] >= 2]
+    # "before" is only fair on samples the current head did not train on
+    unseen = [i for i in hold_i if samples[i].sha256 not in seen]
+    gate_note = ""
+    if hold_i and not unseen:
+        gate_note = " (the current head was trained on all of them: capture new samples for a fair gate)"
+    elif len(unseen) < len(hold_i):
+        hold_i = unseen
     classes = list(cur.labels)
     present = set(base_labels) | {samples[i].label for i in train_i}
     classes = [c for c in classes if c in present]
@@ -197,43 +230,63 @@ def retrain(cfg: Config, package: ModelPackage, store: SampleStore, precision: O
     if len(classes) < 2:
         raise RetrainError("need samples of at least two labels")
     cls_idx = {c: j for j, c in enumerate(classes)}
-    y_lab = np.concatenate([base_labels, np.asarray([samples[i].label for i in train_i], dtype=str)])
-    X = np.concatenate([Xb, Xu[train_i]]) if train_i else Xb
-    is_user = np.concatenate([np.zeros(len(Xb), bool), np.ones(len(train_i), bool)])
-    y = np.asarray([cls_idx[c] for c in y_lab])
-    w = _weights(y_lab, is_user, classes)
 
     # 3. fit, warm-started from the current head's columns for labels it already has
-    W0 = np.zeros((X.shape[1], len(classes)), np.float32)
+    W0 = np.zeros((Xb.shape[1], len(classes)), np.float32)
     b0 = np.zeros(len(classes), np.float32)
     for j, c in enumerate(classes):
-        if c in cur.labels and cur.W.shape[0] == X.shape[1]:
+        if c in cur.labels and cur.W.shape[0] == Xb.shape[1]:
             W0[:, j] = cur.W[:, cur.labels.index(c)]
             b0[j] = cur.b[cur.labels.index(c)]
+
+    def fit_on(user_i: list[int], phase: str, frac0: float, share: float):
+        y_lab = np.concatenate([base_labels, np.asarray([samples[i].label for i in user_i], dtype=str)])
+        X = np.concatenate([Xb, Xu[user_i]]) if user_i else Xb
+        is_user = np.concatenate([np.zeros(len(Xb), bool), np.ones(len(user_i), bool)])
+        y = np.asarray([cls_idx[c] for c in y_lab])
+        return fit_softmax(X, y, len(classes), rc.l2, sample_weight=_weights(y_lab, is_user, classes),
+                           W0=W0, b0=b0, max_steps=rc.epochs,
+                           max_seconds=max(0.1, deadline - time.monotonic()),
+                           progress=lambda step, loss: report(phase, frac0 + share * step / rc.epochs,
+                                                              {"step": step, "loss": round(loss, 5)}))
+
     t_fit = time.monotonic()
-    report("training", 0.0, {"samples": int(len(X)), "labels": classes})
-    fit = fit_softmax(X, y, len(classes), rc.l2, sample_weight=w, W0=W0, b0=b0, max_steps=rc.epochs,
-                      max_seconds=max(0.1, deadline - time.monotonic()),
-                      progress=lambda step, loss: report("training", step / rc.epochs,
-                                                         {"step": step, "loss": round(loss, 5)}))
+    report("training", 0.0, {"samples": int(len(Xb) + len(train_i)), "labels": classes})
+    fit = fit_on(train_i, "training", 0.0, 1.0)
     timing["training"] = time.monotonic() - t_fit
     new = Head(fit.W, fit.b, tuple(classes))
 
-    # 4. gate on held-out user samples
-    Xh = Xu[hold_i] if hold_i else np.zeros((0, X.shape[1]), np.float32)
+    # 4. gate on user samples the new head was not trained on
+    Xh = Xu[hold_i] if hold_i else np.zeros((0, Xb.shape[1]), np.float32)
     truth = [samples[i].label for i in hold_i]
     before = head_accuracy(cur, Xh, truth)
-    after = head_accuracy(new, Xh, truth)
-    report("evaluating", 1.0, {"accuracy_before": before, "accuracy_after": after})
+    gate = "held-out samples"
+    if cv and hold_i:
+        t_cv = time.monotonic()
+        k = min(CV_FOLDS, max(_count(truth).values()))
+        folds = cv_folds(samples, hold_i, k)
+        gate = f"cross-validation, {len(folds)} folds"
+        pred: dict[int, str] = {}
+        for n, fold in enumerate(folds):
+            out = set(fold)
+            f = fit_on([i for i in train_i if i not in out], "validating", n / len(folds), 1 / len(folds))
+            scores = Xu[fold] @ f.W + f.b
+            pred.update({i: classes[int(j)] for i, j in zip(fold, np.argmax(scores, axis=1))})
+        after = float(np.mean([pred[i] == samples[i].label for i in hold_i]))
+        timing["validating"] = time.monotonic() - t_cv
+    else:
+        after = head_accuracy(new, Xh, truth)
+    report("evaluating", 1.0, {"accuracy_before": before, "accuracy_after": after, "gate": gate})
     if before is None:
         swap, reason = True, "no held-out samples (capture at least 2 per label): gate skipped"
     elif after >= before:
-        swap, reason = True, f"held-out accuracy {before:.3f} -> {after:.3f}"
+        swap, reason = True, f"{gate}: accuracy {before:.3f} -> {after:.3f}{gate_note}"
     elif force:
-        swap, reason = True, f"forced although held-out accuracy drops {before:.3f} -> {after:.3f}"
+        swap, reason = True, f"forced although accuracy drops {before:.3f} -> {after:.3f} ({gate}){gate_note}"
     else:
-        swap, reason = False, (f"not swapped: the new head scores {after:.3f} on held-out samples, "
-                               f"the current one {before:.3f} (use force to swap anyway)")
+        swap, reason = False, (f"not swapped: the new head scores {after:.3f} on samples it was not "
+                               f"trained on ({gate}), the current one {before:.3f} (use force to "
+                               f"swap anyway){gate_note}")
     per = {lab: counts[lab] for lab in sorted(keep)}
     result = RetrainResult(
         model=package.name, precision=precision, swapped=swap, forced=force, reason=reason,
@@ -241,12 +294,13 @@ def retrain(cfg: Config, package: ModelPackage, store: SampleStore, precision: O
         train_per_label=_count([samples[i].label for i in train_i]),
         holdout_per_label=_count(truth), base_samples=int(len(Xb)), accuracy_before=before,
         accuracy_after=after, embeddings_computed=computed, steps=fit.steps, stopped=fit.stopped,
-        duration_s=0.0, timing_s=timing)
+        duration_s=0.0, timing_s=timing, gate=gate)
     if swap:
         result.head_path = str(install_head(cfg, package, new, cur, cur_is_user, {
             "trained_at": datetime.now(timezone.utc).isoformat(), "precision": precision,
             "backbone_sha256": bb.sha256, "samples_per_label": per, "accuracy_before": before,
-            "accuracy_after": after, "forced": force}))
+            "accuracy_after": after, "forced": force, "gate": gate,
+            "trained_on": sorted(samples[i].sha256 for i in train_i)}))
     result.duration_s = round(time.monotonic() - t0, 3)
     return result
 

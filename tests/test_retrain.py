@@ -145,6 +145,35 @@ def test_gate_refuses_a_worse_head_unless_forced(tmp_path: Path) -> None:
     assert head.read_bytes() != current
 
 
+def test_few_samples_cross_validate_and_the_gate_leaves_out_what_the_current_head_saw(tmp_path: Path) -> None:
+    cfg = make_cfg(tmp_path, holdout=0.2)
+    pkg = open_package(cfg)
+    with SampleStore(cfg.state_dir) as store:
+        fill(store, 4, FINGERS)
+        first = retrain(cfg, pkg, store, "int8", force=True)
+        # 4 per label would hold out 1: every sample trains the head and is scored out of fold
+        assert first.gate == "cross-validation, 4 folds"
+        assert first.train_per_label == first.holdout_per_label == {lab: 4 for lab in FINGERS}
+        for lab in FINGERS:
+            for pic in sorted((HANDS / lab).glob("*.JPG"))[4:8]:
+                store.add(rgb(pic), lab, source="test")
+        second = retrain(cfg, pkg, store, "int8", force=True)
+    # the current head trained on the first 4 per label: only the 4 new ones can judge it
+    assert second.samples_per_label == second.train_per_label == {lab: 8 for lab in FINGERS}
+    assert second.holdout_per_label == {lab: 4 for lab in FINGERS}
+    assert second.gate == "cross-validation, 4 folds"
+
+
+def test_enough_samples_use_a_held_out_part(tmp_path: Path) -> None:
+    cfg = make_cfg(tmp_path, holdout=0.4)
+    with SampleStore(cfg.state_dir) as store:
+        fill(store, 8, FINGERS)
+        res = retrain(cfg, open_package(cfg), store, "int8", force=True)
+    assert res.gate == "held-out samples"
+    assert res.train_per_label == {lab: 5 for lab in FINGERS}
+    assert res.holdout_per_label == {lab: 3 for lab in FINGERS}
+
+
 def test_holdout_is_stratified_and_deterministic() -> None:
     samples = [Sample(i, lab, Path(f"{i}.jpg"), f"{(i * 7919) % 1000:04d}", "t", "")
                for i, lab in enumerate(["a"] * 10 + ["b"] * 5 + ["c"] * 1)]

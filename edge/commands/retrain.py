@@ -42,7 +42,7 @@ def main(args: argparse.Namespace, cfg: Config) -> int:
         except OSError as e:
             raise RetrainError(f"cannot write {args.json}: {e.strerror or e}") from e
     print(f"{pkg.name} {res.precision}: {sum(res.samples_per_label.values())} user samples "
-          f"({counts_text(res.samples_per_label)}) + {res.base_samples} base; held out "
+          f"({counts_text(res.samples_per_label)}) + {res.base_samples} base; gate: {res.gate} on "
           f"{sum(res.holdout_per_label.values())}; accuracy before {_fmt(res.accuracy_before)}, "
           f"after {_fmt(res.accuracy_after)}; {res.embeddings_computed} embeddings computed; "
           f"{res.duration_s:.2f} s")
