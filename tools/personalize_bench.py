@@ -12,7 +12,10 @@
      blur:       background, out of focus (Gaussian sigma 2.5 px on the 100 px photo: a
                  fixed-focus camera with the hand closer than its focus distance);
      dusk:       dim light: gamma 1.8, 55 % brightness, bluish, sensor noise (no background change);
-     lowcontrast: flat, washed-out exposure (40 % contrast, +30 brightness, noise).
+     lowcontrast: flat, washed-out exposure (40 % contrast, +30 brightness, noise);
+     green:      green fluorescent light, RGB x (0.75, 1.15, 0.65) + (0, 15, 0);
+     mirror:     the other hand (the photo mirrored left-right);
+     lowres:     a 32x32 camera image scaled back up.
 2. Per class, the first 10 shifted images (ordered by sha256 of the file name) are the
    user's captures; the rest of the shifted set is the evaluation set.
 3. Through the real CLI: `fingercount eval` (before), `fingercount capture --camera replay:DIR@0`
@@ -59,6 +62,9 @@ SHIFTS = {
     "blur": {"scale": 1.0, "cast": False, "blur": 2.5},
     "dusk": {"scale": 1.0, "cast": False, "background": False, "light": "dusk"},
     "lowcontrast": {"scale": 1.0, "cast": False, "background": False, "light": "flat"},
+    "green": {"scale": 1.0, "cast": False, "background": False, "light": "green"},
+    "mirror": {"scale": 1.0, "cast": False, "background": False, "light": "mirror"},
+    "lowres": {"scale": 1.0, "cast": False, "background": False, "light": "lowres"},
 }
 SHIFT_TEXT = {
     "background": "bright background -> teal/magenta gradient + noise",
@@ -70,6 +76,9 @@ SHIFT_TEXT = {
     "blur": "out of focus (Gaussian blur sigma 2.5 px on the 100 px photos), coloured background",
     "dusk": "dim bluish light: gamma 1.8, 55 % brightness, sensor noise sigma 7",
     "lowcontrast": "washed-out exposure: 40 % contrast, +30 brightness, noise sigma 4",
+    "green": "green fluorescent light: RGB x (0.75, 1.15, 0.65) + (0, 15, 0)",
+    "mirror": "the other hand: the photo mirrored left-right",
+    "lowres": "a 32x32 image scaled back up (a cheap, low-resolution camera)",
     "strong": "hand scaled to 60 % at a random offset, bright background -> teal/magenta gradient "
               "+ noise, colour cast RGB x (1.25, 0.95, 0.70) + (10, 0, -5)",
 }
@@ -89,6 +98,13 @@ def shift(rgb: np.ndarray, seed: int, scale: float = 0.6, cast: bool = True,
             x = x + rng.normal(0, 7, x.shape).astype(np.float32)
         elif light == "flat":
             x = (x - x.mean()) * 0.4 + x.mean() + 30 + rng.normal(0, 4, x.shape).astype(np.float32)
+        elif light == "green":
+            x = x * np.array([0.75, 1.15, 0.65], np.float32) + np.array([0, 15, 0], np.float32)
+        elif light == "mirror":
+            x = x[:, ::-1]
+        elif light == "lowres":
+            small = cv2.resize(rgb, (32, 32), interpolation=cv2.INTER_AREA)
+            x = cv2.resize(small, rgb.shape[1::-1], interpolation=cv2.INTER_LINEAR).astype(np.float32)
         return np.clip(x, 0, 255).astype(np.uint8)
     if rotate:
         rgb = np.ascontiguousarray(np.rot90(rgb, -rotate))
