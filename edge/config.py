@@ -125,7 +125,8 @@ class GPIOSection(_Section):
 
 
 class RetrainSection(_Section):
-    holdout: float = Field(0.2, ge=0, lt=1, description="share of user samples held out for the gate")
+    holdout: float = Field(0.2, ge=0, lt=1, description="share of user samples held out for the gate "
+                           "(fewer than 3 per label: the gate cross-validates instead)")
     l2: float = Field(0.001, ge=0, description="L2 weight of the softmax head")
     max_seconds: float = Field(30, gt=0, description="training time limit")
     epochs: int = Field(200, ge=1, description="full-batch optimisation steps (upper bound)")
