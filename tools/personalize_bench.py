@@ -91,21 +91,8 @@ def shift(rgb: np.ndarray, seed: int, scale: float = 0.6, cast: bool = True,
     mounted `rotate` quarter turns clockwise, a NoIR camera's look, defocus, dim or flat
     light (deterministic)."""
     rng = np.random.default_rng(seed)
-    if not background:  # lighting only: the photo as it is, differently exposed
-        x = rgb.astype(np.float32)
-        if light == "dusk":
-            x = ((x / 255) ** 1.8) * 0.55 * np.array([0.9, 0.95, 1.15], np.float32) * 255
-            x = x + rng.normal(0, 7, x.shape).astype(np.float32)
-        elif light == "flat":
-            x = (x - x.mean()) * 0.4 + x.mean() + 30 + rng.normal(0, 4, x.shape).astype(np.float32)
-        elif light == "green":
-            x = x * np.array([0.75, 1.15, 0.65], np.float32) + np.array([0, 15, 0], np.float32)
-        elif light == "mirror":
-            x = x[:, ::-1]
-        elif light == "lowres":
-            small = cv2.resize(rgb, (32, 32), interpolation=cv2.INTER_AREA)
-            x = cv2.resize(small, rgb.shape[1::-1], interpolation=cv2.INTER_LINEAR).astype(np.float32)
-        return np.clip(x, 0, 255).astype(np.uint8)
+    if not background:
+        return relight(rgb, light, rng)
     if rotate:
         rgb = np.ascontiguousarray(np.rot90(rgb, -rotate))
     h, w = rgb.shape[:2]
@@ -134,6 +121,25 @@ def shift(rgb: np.ndarray, seed: int, scale: float = 0.6, cast: bool = True,
     if blur:
         canvas = cv2.GaussianBlur(canvas, (0, 0), blur)
     return np.clip(canvas, 0, 255).astype(np.uint8)
+
+
+def relight(rgb: np.ndarray, light: str, rng: np.random.Generator) -> np.ndarray:
+    """The photo as it is, seen differently: dim or flat light, a green cast, the other
+    hand, a low-resolution camera."""
+    x = rgb.astype(np.float32)
+    if light == "dusk":
+        x = ((x / 255) ** 1.8) * 0.55 * np.array([0.9, 0.95, 1.15], np.float32) * 255
+        x = x + rng.normal(0, 7, x.shape).astype(np.float32)
+    elif light == "flat":
+        x = (x - x.mean()) * 0.4 + x.mean() + 30 + rng.normal(0, 4, x.shape).astype(np.float32)
+    elif light == "green":
+        x = x * np.array([0.75, 1.15, 0.65], np.float32) + np.array([0, 15, 0], np.float32)
+    elif light == "mirror":
+        x = x[:, ::-1]
+    elif light == "lowres":
+        small = cv2.resize(rgb, (32, 32), interpolation=cv2.INTER_AREA)
+        x = cv2.resize(small, rgb.shape[1::-1], interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    return np.clip(x, 0, 255).astype(np.uint8)
 
 
 def write_rgb(path: Path, rgb: np.ndarray) -> None:

@@ -8,8 +8,8 @@ Run: .venv/bin/python tools/preprocess_bench.py [--sizes 96,112,128,160,224] [--
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -18,18 +18,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from edge.bench import percentiles, time_invokes  # noqa: E402
 from edge.runtime.preprocess import crop_box, prepare, read_image  # noqa: E402
 
 
 def p50_ms(fn, frames: list[np.ndarray], runs: int) -> float:
-    for i in range(200):
-        fn(frames[i % len(frames)])
-    ts = []
-    for i in range(runs):
-        t0 = time.perf_counter()
-        fn(frames[i % len(frames)])
-        ts.append(time.perf_counter() - t0)
-    return float(np.median(ts) * 1e3)
+    """bench's own timing loop, each call on the next frame."""
+    cycle = itertools.cycle(frames)
+    time_invokes(lambda: fn(next(cycle)), 200)
+    return percentiles(time_invokes(lambda: fn(next(cycle)), runs))["p50_ms"]
 
 
 def main() -> int:
