@@ -127,13 +127,22 @@ class TFLiteModel:
         self.out_dtype = np.dtype(self._out["dtype"])
         self._out_q = (float(oscale), int(ozp)) if self.out_dtype != np.float32 and oscale else None
         self.out_dim = int(self._out["shape"][-1])
+        # 8-bit outputs dequantise through a 256-entry table (one numpy call per frame, not 3)
+        self._out_lut: Optional[np.ndarray] = None
+        if self._out_q is not None and self.out_dtype.itemsize == 1:
+            codes = np.arange(256, dtype=np.uint8).view(self.out_dtype).astype(np.float32)
+            self._out_lut = (codes - self._out_q[1]) * self._out_q[0]
+        # TFLite fixes a quantised softmax's output at scale 1/256 (zero point 0 for uint8,
+        # -128 for int8): such a model outputs probabilities and needs no per-frame check.
+        self.outputs_probabilities = self._out_q is not None and \
+            abs(self._out_q[0] - 1 / 256) < 1e-9 and self._out_q[1] == int(np.iinfo(self.out_dtype).min)
 
     def _to_input(self, pixels: np.ndarray) -> np.ndarray:
         x = pixels.reshape(self._in_shape)
+        if self.raw_pixels:  # first: the shipped int8 models' per-frame case
+            return x
         if self.in_dtype == np.float32:
             return x.astype(np.float32)
-        if self.raw_pixels:
-            return x
         scale, zp = self._in_q
         info = np.iinfo(self.in_dtype)
         return np.clip(np.round(x.astype(np.float32) / scale + zp), info.min, info.max).astype(self.in_dtype)
@@ -144,6 +153,8 @@ class TFLiteModel:
     def run(self) -> np.ndarray:
         self.interp.invoke()
         out = self.interp.get_tensor(self._out_index).reshape(-1)
+        if self._out_lut is not None:
+            return self._out_lut[out.view(np.uint8)]
         if self._out_q is not None:
             scale, zp = self._out_q
             return (out.astype(np.float32) - zp) * scale
@@ -205,6 +216,8 @@ class Classifier:
         out = self.model(pixels)
         if self.head is not None:
             return self.head.predict(out[None, :])[0]
+        if self.model.outputs_probabilities:
+            return out
         total = float(out.sum())
         if not 0.98 <= total <= 1.02:  # a model that outputs logits
             out = softmax(out)
