@@ -153,15 +153,16 @@ def head_accuracy(head: Head, X: np.ndarray, truth: list[str]) -> Optional[float
     return float(np.mean([head.labels[p] == t for p, t in zip(pred, truth)]))
 
 
-def _weights(labels: np.ndarray, is_user: np.ndarray, classes: list[str]) -> np.ndarray:
-    """Class-balanced; inside a class with both, user samples carry USER_SHARE of its weight."""
+def _weights(labels: np.ndarray, is_user: np.ndarray, classes: list[str],
+             share: float = USER_SHARE) -> np.ndarray:
+    """Class-balanced; inside a class with both, user samples carry `share` of its weight."""
     w = np.zeros(len(labels))
     for c in classes:
         m = labels == c
         mu, mb = m & is_user, m & ~is_user
         if mu.any() and mb.any():
-            w[mu] = USER_SHARE / mu.sum()
-            w[mb] = (1 - USER_SHARE) / mb.sum()
+            w[mu] = share / mu.sum()
+            w[mb] = (1 - share) / mb.sum()
         elif m.any():
             w[m] = 1.0 / m.sum()
     return w
