@@ -6,7 +6,9 @@ question many times: the shifted photos of a split are embedded once by the ship
 backbone; for each of --draws random choices of --per-class captures per class, heads are
 fitted as `fingercount retrain` fits them (base embeddings + captures, edge.retrain's
 weights, warm start, edge.softmax_regression) and as a few variants, then scored on the
-rest of the split. No gate: every head is scored.
+rest of the split. Every variant's head is scored, gate or not; "gated" is what a user
+ends up with: `edge.retrain.retrain` run on a sample store of the captures (its gate
+decides; the shipped head stays when it refuses).
 
 Variants: product (what retrain fits), share 0.8 (captures carry 80 % of their label's
 weight, not 50 %), l2 1e-2, aug x4 (each capture also as a mirrored copy and 3 random
@@ -23,6 +25,7 @@ import argparse
 import hashlib
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -39,6 +42,7 @@ from edge.config import load_config  # noqa: E402
 from edge.runtime.classifier import Backbone  # noqa: E402
 from edge.runtime.loader import open_package  # noqa: E402
 from edge.runtime.preprocess import prepare  # noqa: E402
+from edge.samples import SampleStore  # noqa: E402
 from edge.softmax_regression import fit_softmax  # noqa: E402
 
 SPLITS = {"val": (0.70, 0.85), "test": (0.85, 1.0)}  # converter/data.py's split_of
@@ -68,7 +72,7 @@ class Shifted:
         lo, hi = SPLITS[split]
         h, w, c = backbone.input_shape
         rng = np.random.default_rng(0)
-        X, y, A = [], [], []
+        X, y, A, self.rgb = [], [], [], []
         for lab in LABELS:
             for p in sorted((data / lab).iterdir()):
                 if p.suffix.lower() not in (".jpg", ".jpeg", ".png") or not lo <= split_f(p.name) < hi:
@@ -78,6 +82,7 @@ class Shifted:
                 X.append(backbone.model(prepare(s, h, w, c)).copy())
                 A.append(np.stack([backbone.model(prepare(v, h, w, c)).copy() for v in augment(s, rng)]))
                 y.append(lab)
+                self.rgb.append(s)
         self.X, self.y, self.A = np.asarray(X), np.asarray(y), A
 
 
@@ -113,10 +118,21 @@ def main(argv: list[str] | None = None) -> int:
         M = np.stack([Xu[yu == c].mean(0) for c in classes])
         return 2 * M.T, -(M * M).sum(1)  # argmax of -|x - m|^2
 
+    def gated(s: Shifted, cap: np.ndarray) -> tuple[Head, bool]:
+        with tempfile.TemporaryDirectory() as tmp:
+            c = cfg.model_copy(update={"state_dir": Path(tmp)})
+            with SampleStore(c.state_dir) as store:
+                for i in cap:
+                    store.add(s.rgb[i], str(s.y[i]))
+                r = retrain_mod.retrain(c, pkg, store, "int8", backbone=backbone)
+            head, _ = retrain_mod.current_head(c, pkg)
+        return (head.W, head.b), r.swapped
+
     report: dict[str, dict] = {}
     for preset in args.shift.split(","):
         s = Shifted(Path(args.data), preset, args.split, backbone)
         scores: dict[str, list[float]] = {}
+        swaps = 0
         for d in range(args.draws):
             rng = np.random.default_rng(100 + d)
             cap = np.concatenate([rng.permutation(np.flatnonzero(s.y == c))[:args.per_class] for c in classes])
@@ -133,14 +149,18 @@ def main(argv: list[str] | None = None) -> int:
                 "ncm": ncm(Xc, yc),
                 "user only": fit(Xc, yc, l2=1e-2, base=False),
             }
+            heads["gated"], swapped = gated(s, cap)
+            swaps += swapped
             for name, (W, b) in heads.items():
                 pred = np.asarray(classes)[np.argmax(s.X[rest] @ W + b, axis=1)]
                 scores.setdefault(name, []).append(float(np.mean(pred == s.y[rest])))
         report[preset] = {"photos": len(s.y), "scored": int(len(s.y) - len(classes) * args.per_class),
+                          "swapped": swaps,
                           **{k: {"mean": float(np.mean(v)), "sd": float(np.std(v)),
                                  "min": min(v), "max": max(v)} for k, v in scores.items()}}
         print(f"{preset} ({args.split}, {len(s.y)} photos, {args.per_class}/class x {args.draws} draws): "
-              + "  ".join(f"{k} {np.mean(v):.3f}±{np.std(v):.3f}" for k, v in scores.items()), flush=True)
+              + "  ".join(f"{k} {np.mean(v):.3f}±{np.std(v):.3f}" for k, v in scores.items())
+              + f"  (gate swapped {swaps}/{args.draws})", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"split": args.split, "draws": args.draws,
                                                "per_class": args.per_class, "shifts": report}, indent=1))
