@@ -23,18 +23,19 @@ log = logging.getLogger(__name__)
 ROTATIONS = {0: None, 90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180,
              270: cv2.ROTATE_90_COUNTERCLOCKWISE}
 
-# (kind, message): kind is "camera_open_failed", "camera_stalled" or "camera_error"
-
 # An on-demand source (replay@0) keeps up to this many frames read and prepared ahead, and
 # the consumer wakes its thread only when one is left: one cross-thread wake-up per three
 # frames. Each costs the consumer ~10 us on a VM (3 % of an int8 invoke) in the pipeline's
 # critical path, where a real camera's frames wake the capture thread, not the consumer.
 ON_DEMAND_AHEAD = 4
+
+# (kind, message): kind is "camera_open_failed", "camera_stalled" or "camera_error"
 ErrorCallback = Callable[[str, str], None]
 
 
 class Camera:
-    """Runs a FrameSource in a named thread and keeps only its newest frame."""
+    """Runs a FrameSource in a named thread and keeps only its newest frame (an on-demand
+    replay queues a few made for the consumer: it has no live scene to fall behind)."""
 
     def __init__(self, source: FrameSource, stall_s: float = 5.0,
                  on_error: Optional[ErrorCallback] = None,
