@@ -1,11 +1,12 @@
-"""The floor under `fingercount bench --pipeline`'s ratio: the same two-thread shape with none
+"""A reference for `fingercount bench --pipeline`'s ratio: the same two-thread shape with none
 of the product's code around it.
 
 A capture thread preprocesses frame N+1 (640x480 -> model input, edge.runtime.preprocess)
 while the main thread invokes frame N; the main thread does nothing else (no smoothing, no
-result, no camera class, no stall watch). Whatever ratio this reaches is the cost of two
-Python threads handing frames over (GIL, wake-ups, the second core's contention), which no
-change to the pipeline's own code can remove.
+result, no camera class, no stall watch). The ratio this reaches is the cost of two Python
+threads handing over one frame at a time (GIL, a wake-up per frame, the second core's
+contention). The product's replay@0 camera now queues a few frames and is woken once per
+three, so the pipeline can match or pass this.
 
 --processes runs the capture side in a second *process* instead (a shared-memory ring of
 prepared frames, the newest read by sequence number; no GIL between the two sides). That is
