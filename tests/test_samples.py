@@ -123,9 +123,13 @@ def test_recovery_on_open(tmp_path: Path) -> None:
 
 
 _KILL_CHILD = textwrap.dedent("""
-    import sys, numpy as np
+    import os, sys, time, numpy as np
     sys.path.insert(0, {root!r})
     from edge.samples import SampleStore
+    # an SD card's fsync (tens of ms) rather than tmpfs's: the window in which a temporary
+    # file exists is then a good share of each capture, so random kills land inside it
+    _fsync = os.fsync
+    os.fsync = lambda fd: (time.sleep(0.03), _fsync(fd))[1]
     store = SampleStore(sys.argv[1])
     rng = np.random.default_rng(int(sys.argv[2]))
     i = 0
@@ -145,9 +149,8 @@ def test_sigkill_never_leaves_partial_samples(tmp_path: Path) -> None:
     script.write_text(_KILL_CHILD.format(root=str(ROOT)))
     rnd = random.Random(1234)
     acked: dict[str, str] = {}
-    kills = 30
     interrupted_writes = 0
-    for k in range(kills):
+    for k in range(30):
         child = subprocess.Popen([sys.executable, str(script), str(state), str(k)],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         # wait for the first ack half of the time, so some kills hit steady-state writing
