@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,7 +40,7 @@ from edge.runtime.classifier import (
 )
 from edge.runtime.package import ModelPackage
 from edge.samples import Sample, SampleStore
-from edge.softmax_regression import fit_softmax
+from edge.softmax_regression import FitResult, fit_softmax
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +169,21 @@ def _weights(labels: np.ndarray, is_user: np.ndarray, classes: list[str],
     return w
 
 
+def fit_head(Xb: np.ndarray, base_labels: np.ndarray, Xu: np.ndarray, user_labels: Sequence[str],
+             classes: list[str], W0: np.ndarray, b0: np.ndarray, l2: float, max_steps: int,
+             share: float = USER_SHARE, max_seconds: Optional[float] = None,
+             progress: Optional[Callable[[int, float], None]] = None) -> FitResult:
+    """A softmax head on base embeddings plus the user's, warm-started from W0/b0
+    (class-balanced; inside a label the user's samples carry `share` of its weight)."""
+    y_lab = np.concatenate([base_labels, np.asarray(user_labels, dtype=str)])
+    X = np.concatenate([Xb, Xu]) if len(Xu) else Xb
+    is_user = np.concatenate([np.zeros(len(Xb), bool), np.ones(len(Xu), bool)])
+    col = {c: j for j, c in enumerate(classes)}
+    return fit_softmax(X, np.asarray([col[c] for c in y_lab]), len(classes), l2,
+                       sample_weight=_weights(y_lab, is_user, classes, share), W0=W0, b0=b0,
+                       max_steps=max_steps, max_seconds=max_seconds, progress=progress)
+
+
 def retrain(cfg: Config, package: ModelPackage, store: SampleStore, precision: Optional[str] = None,
             force: bool = False, progress: Optional[Progress] = None,
             backbone: Optional[Backbone] = None) -> RetrainResult:
@@ -230,7 +246,6 @@ def retrain(cfg: Config, package: ModelPackage, store: SampleStore, precision: O
     classes += new_labels
     if len(classes) < 2:
         raise RetrainError("need samples of at least two labels")
-    cls_idx = {c: j for j, c in enumerate(classes)}
 
     # 3. fit, warm-started from the current head's columns for labels it already has
     W0 = np.zeros((Xb.shape[1], len(classes)), np.float32)
@@ -240,16 +255,11 @@ def retrain(cfg: Config, package: ModelPackage, store: SampleStore, precision: O
             W0[:, j] = cur.W[:, cur.labels.index(c)]
             b0[j] = cur.b[cur.labels.index(c)]
 
-    def fit_on(user_i: list[int], phase: str, frac0: float, share: float):
-        y_lab = np.concatenate([base_labels, np.asarray([samples[i].label for i in user_i], dtype=str)])
-        X = np.concatenate([Xb, Xu[user_i]]) if user_i else Xb
-        is_user = np.concatenate([np.zeros(len(Xb), bool), np.ones(len(user_i), bool)])
-        y = np.asarray([cls_idx[c] for c in y_lab])
-        return fit_softmax(X, y, len(classes), rc.l2, sample_weight=_weights(y_lab, is_user, classes),
-                           W0=W0, b0=b0, max_steps=rc.epochs,
-                           max_seconds=max(0.1, deadline - time.monotonic()),
-                           progress=lambda step, loss: report(phase, frac0 + share * step / rc.epochs,
-                                                              {"step": step, "loss": round(loss, 5)}))
+    def fit_on(user_i: list[int], phase: str, frac0: float, span: float) -> FitResult:
+        return fit_head(Xb, base_labels, Xu[user_i], [samples[i].label for i in user_i], classes,
+                        W0, b0, rc.l2, rc.epochs, max_seconds=max(0.1, deadline - time.monotonic()),
+                        progress=lambda step, loss: report(phase, frac0 + span * step / rc.epochs,
+                                                           {"step": step, "loss": round(loss, 5)}))
 
     t_fit = time.monotonic()
     report("training", 0.0, {"samples": int(len(Xb) + len(train_i)), "labels": classes})

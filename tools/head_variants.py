@@ -43,7 +43,6 @@ from edge.runtime.classifier import Backbone  # noqa: E402
 from edge.runtime.loader import open_package  # noqa: E402
 from edge.runtime.preprocess import prepare  # noqa: E402
 from edge.samples import SampleStore  # noqa: E402
-from edge.softmax_regression import fit_softmax  # noqa: E402
 
 SPLITS = {"val": (0.70, 0.85), "test": (0.85, 1.0)}  # converter/data.py's split_of
 N_AUG = 4
@@ -102,16 +101,12 @@ def main(argv: list[str] | None = None) -> int:
     base_lab, Xb = retrain_mod.load_base_embeddings(pkg, "int8")
     shipped = retrain_mod.shipped_head(pkg)
     classes = list(shipped.labels)
-    col = {c: j for j, c in enumerate(classes)}
 
     def fit(Xu: np.ndarray, yu: np.ndarray, share: float = retrain_mod.USER_SHARE, l2: float = cfg.retrain.l2,
             base: bool = True) -> Head:
-        X = np.concatenate([Xb, Xu]) if base else Xu
-        y_lab = np.concatenate([base_lab, yu]) if base else yu
-        is_user = np.concatenate([np.zeros(len(Xb) if base else 0, bool), np.ones(len(Xu), bool)])
-        w = retrain_mod._weights(y_lab, is_user, classes, share)
-        f = fit_softmax(X, np.array([col[c] for c in y_lab]), len(classes), l2, sample_weight=w,
-                        W0=shipped.W.copy(), b0=shipped.b.copy(), max_steps=cfg.retrain.epochs)
+        n = len(Xb) if base else 0
+        f = retrain_mod.fit_head(Xb[:n], base_lab[:n], Xu, list(yu), classes, shipped.W.copy(),
+                                 shipped.b.copy(), l2, cfg.retrain.epochs, share=share)
         return f.W, f.b
 
     def ncm(Xu: np.ndarray, yu: np.ndarray) -> Head:
