@@ -16,24 +16,29 @@ They are deleted at open and counted in `superseded`; the history they summarise
 `count_changed` events, which are delivered.
 
 If the file cannot be used (state_dir not writable, disk full, I/O error) the outbox logs one
-warning and keeps working in memory only (`persistent` False) until the next start. A
-corrupt file is moved aside as `outbox.sqlite.corrupt-<ts>` and an empty one is started.
+warning and keeps working in memory only (`persistent` False). A device runs for months, and
+a disk that filled up is often freed again, so every `retry_s` (at a put or a reconnect) it
+tries the file again; when that works the file is rewritten to hold exactly the queue, in
+order, and the outbox is durable again (logged once). A corrupt file is moved aside as
+`outbox.sqlite.corrupt-<ts>` and an empty one is started.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+RETRY_S = 60.0  # memory only since a failure: how often to try the file again
 _CORRUPT = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
 
 
@@ -78,8 +83,11 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 class Outbox:
-    def __init__(self, maxlen: int = 1000, path: Optional[Path] = None):
+    def __init__(self, maxlen: int = 1000, path: Optional[Path] = None, retry_s: float = RETRY_S):
         self.maxlen = int(maxlen)
+        self.retry_s = float(retry_s)
+        self._retry_at = 0.0
+        self._loaded = False  # the previous run's messages in the file have joined the queue
         self._q: deque[Message] = deque()
         self._sent = 0  # the first _sent messages were handed to the current connection
         self._lock = threading.Lock()
@@ -100,30 +108,36 @@ class Outbox:
     # ---- the store ---------------------------------------------------------------------
     def _open(self, path: Path) -> None:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                db = self._open_db(path)
-            except (sqlite3.DatabaseError, _Corrupt) as e:
-                if not _is_corrupt(e):
-                    raise
-                aside = self._move_aside(path)
-                log.warning("outbox %s is corrupt (%s): moved aside to %s; starting an empty outbox",
-                            path, e, aside.name)
-                db = self._open_db(path)
+            db = self._connect(path, self._mirror)
         except (OSError, sqlite3.Error, _Corrupt) as e:
             log.warning("outbox %s cannot be used (%s): QoS 1 messages are kept in memory only "
-                        "and a restart loses them", path, e)
-            self._q.clear()
+                        "(the file is tried again every %.0f s)", path, e, self.retry_s)
+            self._retry_at = time.monotonic() + self.retry_s
             return
         self._db = db
         if self.restored or self.superseded:
             log.info("outbox: %d message(s) from the previous run to deliver, %d superseded "
                      "retained message(s) dropped", self.restored, self.superseded)
 
-    def _open_db(self, path: Path) -> sqlite3.Connection:
+    @classmethod
+    def _connect(cls, path: Path, prepare: Callable[[sqlite3.Connection], None]) -> sqlite3.Connection:
+        """The file, opened and passed to prepare; a corrupt one is moved aside first."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return cls._prepared(path, prepare)
+        except (sqlite3.DatabaseError, _Corrupt) as e:
+            if not _is_corrupt(e):
+                raise
+            aside = cls._move_aside(path)
+            log.warning("outbox %s is corrupt (%s): moved aside to %s; starting an empty outbox",
+                        path, e, aside.name)
+            return cls._prepared(path, prepare)
+
+    @staticmethod
+    def _prepared(path: Path, prepare: Callable[[sqlite3.Connection], None]) -> sqlite3.Connection:
         db = _connect(path)
         try:
-            self._load(db)
+            prepare(db)
         except BaseException:
             db.close()
             raise
@@ -139,41 +153,76 @@ class Outbox:
                 side.rename(aside.with_name(aside.name + suffix))
         return aside
 
-    def _load(self, db: sqlite3.Connection) -> None:
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            self.superseded = db.execute("DELETE FROM msgs WHERE retain != 0").rowcount
-            row = db.execute("SELECT value FROM meta WHERE key = 'dropped'").fetchone()
-            dropped = int(row[0]) if row else 0
-            rows = db.execute("SELECT id, topic, payload, qos FROM msgs ORDER BY id").fetchall()
-            excess = max(0, len(rows) - self.maxlen)  # outbox_max lowered since the last run
-            if excess:
-                db.execute("DELETE FROM msgs WHERE id <= ?", (rows[excess - 1][0],))
-                dropped += excess
-                db.execute("INSERT OR REPLACE INTO meta VALUES ('dropped', ?)", (dropped,))
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-        self.dropped = dropped
-        self._q = deque(Message(t, bytes(p), q, False, id=i) for i, t, p, q in rows[excess:])
-        self.restored = len(self._q)
+    @staticmethod
+    def _read(db: sqlite3.Connection) -> tuple[int, list[Message], int]:
+        """In a transaction: the previous run's messages (its retained ones deleted, and
+        counted) and its dropped total."""
+        superseded = db.execute("DELETE FROM msgs WHERE retain != 0").rowcount
+        row = db.execute("SELECT value FROM meta WHERE key = 'dropped'").fetchone()
+        rows = db.execute("SELECT id, topic, payload, qos FROM msgs ORDER BY id").fetchall()
+        return superseded, [Message(t, bytes(p), q, False, id=i) for i, t, p, q in rows], \
+            int(row[0]) if row else 0
 
     def _give_up(self, e: sqlite3.Error) -> None:
-        """Called under the lock: from now on memory only (the file keeps what it has)."""
-        log.warning("outbox %s: %s; QoS 1 messages are kept in memory only until the daemon "
-                    "restarts", self.path, e)
+        """Called under the lock: memory only for now (the file keeps what it has)."""
+        log.warning("outbox %s: %s; QoS 1 messages are kept in memory only until the file can "
+                    "be written again (tried every %.0f s)", self.path, e, self.retry_s)
         db, self._db = self._db, None
+        self._retry_at = time.monotonic() + self.retry_s
         try:
             if db is not None:
                 db.close()
         except sqlite3.Error:
             pass
 
+    def _maybe_resume(self) -> None:
+        """Called under the lock: memory only and retry_s passed, so try the file again."""
+        if self._db is not None or self.path is None or time.monotonic() < self._retry_at:
+            return
+        self._retry_at = time.monotonic() + self.retry_s
+        try:
+            self._db = self._connect(Path(self.path), self._mirror)
+        except (OSError, sqlite3.Error, _Corrupt) as e:
+            log.debug("outbox %s still cannot be used: %s", self.path, e)
+            return
+        log.warning("outbox %s: writable again; %d queued message(s) are durable again",
+                    self.path, sum(1 for m in self._q if not m.acked))
+
+    def _mirror(self, db: sqlite3.Connection) -> None:
+        """Make the file hold exactly the unacknowledged queue, in order, in one transaction.
+
+        The first time (at open, or at the first resume when the open failed) the previous
+        run's messages in it join the queue first, right after what is in flight; the oldest
+        beyond maxlen (outbox_max lowered since) are dropped and counted."""
+        q, dropped, previous, superseded = list(self._q), self.dropped, [], 0
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if not self._loaded:
+                superseded, previous, before = self._read(db)
+                room = self.maxlen - len(q)
+                dropped += before + max(0, len(previous) - room)
+                previous = previous[max(0, len(previous) - room):]
+                q[self._sent:self._sent] = previous
+            db.execute("DELETE FROM msgs")  # rows since acked or dropped in memory
+            ids = [None if m.acked else db.execute(
+                "INSERT INTO msgs (topic, payload, qos, retain) VALUES (?, ?, ?, ?)",
+                (m.topic, m.payload, m.qos, int(m.retain))).lastrowid for m in q]
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('dropped', ?)", (dropped,))
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        for m, i in zip(q, ids):
+            m.id = i
+        self._q, self.dropped = deque(q), dropped
+        if not self._loaded:
+            self._loaded, self.restored, self.superseded = True, len(previous), superseded
+
     # ---- the queue ---------------------------------------------------------------------
     def put(self, msg: Message) -> None:
         with self._lock:
+            self._maybe_resume()
             oldest = self._q[0] if len(self._q) >= self.maxlen else None
             lost = oldest is not None and not oldest.acked
             if self._db is not None:
@@ -242,11 +291,13 @@ class Outbox:
         with self._lock:
             self._q = deque(m for m in self._q if not m.acked)
             self._sent = 0
+            self._maybe_resume()
         self.wakeup.set()
 
     def close(self) -> None:
         """Close the file (what is in it stays for the next start); memory only afterwards."""
         with self._lock:
             db, self._db = self._db, None
+            self._retry_at = math.inf
         if db is not None:
             db.close()

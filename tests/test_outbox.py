@@ -13,6 +13,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from edge.outbox import Message, Outbox
 from tests.conftest import fill_filesystem, mount_tmpfs, umount
 
@@ -188,3 +190,81 @@ def test_full_disk_falls_back_to_memory_without_losing_order(tmp_path: Path, cap
     finally:
         if mounted:
             umount(mnt)
+
+
+def fill_until_memory_only(ob: Outbox, first: int) -> int:
+    """Padded puts from `first` until the (full) disk refuses; returns the next number."""
+    i = first
+    while ob.persistent:
+        assert i < first + 2000, "the disk never filled up"
+        ob.put(Message("fingercount/t/event", b'{"pad":"%s","i":%d}' % (b"x" * 2000, i)))
+        i += 1
+    return i
+
+
+def test_a_freed_disk_makes_the_outbox_durable_again(tmp_path: Path, caplog) -> None:
+    mnt = tmp_path / "small"
+    if not mount_tmpfs(mnt, "1m"):
+        pytest.fail("cannot mount a tmpfs here (needs root and mount permission)")
+    try:
+        path = mnt / "outbox.sqlite"
+        ob = Outbox(5000, path, retry_s=0)  # retry at every put (the daemon: every 60 s)
+        for i in range(5):
+            ob.put(ev(i))
+        filler = fill_filesystem(mnt)
+        with caplog.at_level(logging.WARNING, logger="edge.outbox"):
+            n = fill_until_memory_only(ob, 5)
+            for _ in range(3):  # delivered while memory only: never to be resent
+                m = ob.next_unsent()
+                assert m is not None
+                ob.mark_sent(m)
+                ob.ack(m)
+            ob.put(ev(n))  # still full: retried, refused, quietly
+            assert not ob.persistent
+            filler.unlink()
+            ob.put(ev(n + 1))
+        warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert ob.persistent, warned
+        assert len(warned) == 2 and "full" in warned[0] and "writable again" in warned[1], warned
+        expect = list(range(3, n + 2))
+        assert [json.loads(p)["i"] for _, p, _ in rows(path)] == expect  # the file is the queue
+        ob.put(ev(n + 2))
+        ob.close()
+        again = Outbox(5000, path)
+        assert again.restored == n and numbers(again) == expect + [n + 2]
+        again.close()
+    finally:
+        umount(mnt)
+
+
+def test_a_previous_runs_messages_join_when_the_file_comes_back(tmp_path: Path) -> None:
+    mnt = tmp_path / "small"
+    if not mount_tmpfs(mnt, "1m"):
+        pytest.fail("cannot mount a tmpfs here (needs root and mount permission)")
+    try:
+        path = mnt / "outbox.sqlite"
+        first = Outbox(100, path)
+        for i in range(3):
+            first.put(ev(i))
+        first.put(Message("fingercount/t/count", b'{"i":-1}', retain=True))
+        first.close()  # a run that ended with 3 events and its count undelivered
+        filler = fill_filesystem(mnt)
+        ob = Outbox(100, path, retry_s=0)  # starts on a full disk: cannot rewrite the file
+        assert not ob.persistent and ob.restored == 0
+        ob.put(ev(10))
+        m = ob.next_unsent()
+        assert m is not None
+        ob.mark_sent(m)  # in flight when the file comes back
+        ob.put(ev(11))
+        filler.unlink()
+        ob.put(ev(12))
+        assert ob.persistent and ob.restored == 3 and ob.superseded == 1
+        # the previous run's events go out right after what is in flight, before newer ones
+        assert numbers(ob) == [0, 1, 2, 11, 12]
+        assert numbers(ob) == [10, 0, 1, 2, 11, 12]  # after a reconnect: all, in order
+        ob.close()
+        again = Outbox(100, path)
+        assert numbers(again) == [10, 0, 1, 2, 11, 12]
+        again.close()
+    finally:
+        umount(mnt)
