@@ -22,6 +22,7 @@ from edge.samples import SampleStore, validate_label
 log = logging.getLogger(__name__)
 
 PROGRESS_MIN_INTERVAL_S = 0.5  # retrain_progress events are throttled to this
+FRESH_FRAME_S = 2.0  # how long a capture waits for a frame it has not stored yet
 
 
 def only(body: dict, allowed: set[str]) -> None:
@@ -46,6 +47,8 @@ class Personalizer:
         self.store = SampleStore(self.cfg.state_dir)
         self.label = self._labels()[0] if self._labels() else "0"
         self._retrain_lock = threading.Lock()
+        self._capture_lock = threading.Lock()  # button and MQTT captures, one at a time
+        self._captured_seq: Optional[int] = None
         self._retrain_thread: Optional[threading.Thread] = None
         self.last_result: Optional[dict] = None
         self.gpio: Optional[GpioControls] = None
@@ -80,11 +83,10 @@ class Personalizer:
         label = payload.get("label", self.label)
         try:
             label = check_label(label, self.daemon.classifier)
-            latest = self.daemon.latest_frame()
-            if latest is None:
-                raise SampleError("no camera frame yet: capture refused")
-            frame, ts, seq = latest
-            sample = self.store.add(frame, label, source=source)
+            with self._capture_lock:
+                frame, ts, seq = self._fresh_frame()
+                sample = self.store.add(frame, label, source=source)
+                self._captured_seq = seq
         except SampleError as e:
             self.daemon.publish_event("error", where="capture", label=str(label)[:40], message=str(e))
             raise
@@ -94,6 +96,23 @@ class Personalizer:
                 "samples": counts}
         self.daemon.publish_event("sample_captured", **data)
         return data
+
+    def _fresh_frame(self) -> tuple[Any, float, int]:
+        """The newest frame, but never the one stored last: a burst of captures (automation,
+        a double press) would otherwise store one frame several times and weigh it that much
+        more in the retrain. Waits up to FRESH_FRAME_S for the camera's next frame."""
+        deadline = time.monotonic() + FRESH_FRAME_S
+        while True:
+            latest = self.daemon.latest_frame()
+            if latest is not None and latest[2] != self._captured_seq:
+                return latest
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.005)
+        if latest is None:
+            raise SampleError("no camera frame yet: capture refused")
+        raise SampleError(f"no new camera frame within {FRESH_FRAME_S:.0f} s of the last capture: "
+                          "capture refused (the camera may have stalled)")
 
     # ---- retrain / rollback --------------------------------------------------------------
 

@@ -138,6 +138,16 @@ def test_capture_label_retrain_rollback_over_mqtt_and_buttons(broker: Any, tmp_p
         assert r["ok"], r
         run.sub.wait(lambda: len(run.events("model_swapped")) >= 2, what="swap after rollback")
         assert run.command("retrain", {"force": "yes"})["ok"] is False  # malformed: refused
+
+        # a burst of captures (automation, a double press) stores five frames, not one five times
+        for _ in range(5):
+            run.pub.publish(f"{BASE}/cmd/capture", json.dumps({"label": "4", "id": "burst"}), qos=1)
+        burst = run.sub.wait(lambda: (r := [x for x in run.sub.json_on(f"{BASE}/cmd/capture/result")
+                                             if x["id"] == "burst"])[4:] and r, 30, "five burst captures")
+        assert all(r["ok"] for r in burst), burst
+        assert len({r["data"]["frame_seq"] for r in burst}) == 5
+        assert len({r["data"]["sha256"] for r in burst}) == 5
+        assert run.daemon.stats()["samples"]["4"] == 5
     finally:
         run.close()
 
