@@ -95,6 +95,7 @@ class Daemon:
         self.publish_event("model_swapped", model=new.model_id, previous=old.model_id,
                            labels=list(new.labels))
         log.info("model swapped: %s -> %s", old.model_id, new.model_id)
+        self._report_head_problem(new)
 
     def publish_event(self, type: str, **data: Any) -> None:
         payload = {"type": type, "ts": iso(time.time()), **data}
@@ -291,6 +292,10 @@ class Daemon:
             print(f"{time.strftime('%H:%M:%S')}  count {shown}  ({conf}frame {r.seq})",
                   file=self.print_to, flush=True)
 
+    def _report_head_problem(self, clf: Classifier) -> None:
+        if clf.head_problem is not None:
+            self.publish_event("error", error="head", message=clf.head_problem)
+
     def _camera_error(self, kind: str, msg: str) -> None:
         self.publish_event("error", error=kind, message=msg)
 
@@ -325,6 +330,7 @@ class Daemon:
         self.camera.start()
         self._start_threads()
         self._publish_count()  # the truth right now: nothing stable yet
+        self._report_head_problem(self._classifier)
         if self.print_to is not None:
             print(f"counting fingers with {self.classifier.model_id} on {self.camera.source.name}; "
                   "each change of the stable count is printed below (Ctrl-C stops)",

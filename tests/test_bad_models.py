@@ -102,3 +102,17 @@ def test_set_model_to_a_bad_package_keeps_the_old_model(tmp_path: Path) -> None:
         res = d.execute("set_model", json.dumps({"id": case, "name": str(pkg), "precision": "int8"}).encode())
         assert res["ok"] is False and needle.lower() in res["error"].lower(), res
         assert d.classifier is old
+
+
+def test_run_with_a_damaged_retrained_head_keeps_counting(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    head = state / "heads" / "fingers-mobilenet" / "head.npz"
+    head.parent.mkdir(parents=True)
+    head.write_bytes(b"PK\x03\x04" + os.urandom(3000))  # looks like an archive, is not one
+    p = run_cli("run", "--model", "fingers-mobilenet", "--camera", f"replay:{HANDS / '3'}@20",
+                "--mqtt", "none", "--print", "--duration", "4", "--state-dir", str(state))
+    assert p.returncode == 0, p.stderr
+    assert "Traceback" not in p.stderr, p.stderr
+    why = [ln for ln in p.stderr.splitlines() if "ignoring the retrained head" in ln]
+    assert len(why) == 1 and "not a valid head file" in why[0], p.stderr
+    assert "count 3" in p.stdout, p.stdout  # the shipped model counted the replayed hands

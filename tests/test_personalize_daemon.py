@@ -175,3 +175,18 @@ def test_full_disk_refuses_capture_and_classification_continues(broker: Any, tmp
         if run is not None:
             run.close()
         umount(mnt)
+
+
+def test_a_damaged_head_is_reported_and_the_shipped_model_counts(broker: Any, tmp_path: Path,
+                                                                 mock_factory: MockFactory) -> None:
+    head = tmp_path / "state" / "heads" / RETRAINABLE / "head.npz"
+    head.parent.mkdir(parents=True)
+    head.write_bytes(b"\x00" * 512)
+    run = Running(broker.port, tmp_path / "state", f"replay:{HANDS}@15")
+    try:
+        err = run.sub.wait(lambda: [e for e in run.events("error") if e.get("error") == "head"], what="head error")
+        assert "not a valid head file" in err[0]["message"] and "shipped head" in err[0]["message"]
+        assert not run.daemon.classifier.model_id.endswith("+head")
+        assert run.predictions_after(3)[-1]["label"] in [str(i) for i in range(6)]
+    finally:
+        run.close()

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from edge.config import Config, load_config
-from edge.errors import RetrainError, SampleError
+from edge.errors import ModelError, RetrainError, SampleError
 from edge.personalize import check_label
 from edge.retrain import holdout_split, retrain, rollback
 from edge.runtime.classifier import Backbone, Classifier, Head, head_dir, label_count
@@ -232,3 +232,29 @@ def test_time_limit_keeps_the_embeddings_done_so_far(tmp_path: Path) -> None:
         assert done < 18
         res = retrain(make_cfg(tmp_path), pkg, store, "int8", backbone=bb)
         assert res.embeddings_computed == 18 - done and bb.calls == 18  # continued, nothing twice
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "bit-flip"])
+def test_a_damaged_head_on_disk_falls_back_to_the_shipped_model(tmp_path: Path, damage: str) -> None:
+    """An SD card can damage a file that was written atomically: the service keeps counting
+    with the shipped head and says why, and the next retrain writes a good head over it."""
+    cfg = make_cfg(tmp_path)
+    pkg = open_package(cfg)
+    with SampleStore(cfg.state_dir) as store:
+        fill(store, 4, FINGERS)
+        assert retrain(cfg, pkg, store, "int8", force=True).swapped
+        path = head_dir(cfg.state_dir, pkg.name) / "head.npz"
+        good = path.read_bytes()
+        path.write_bytes({"garbage": b"\x00" * 64, "truncated": good[: len(good) // 2],
+                          "bit-flip": good[:300] + bytes([good[300] ^ 0x10]) + good[301:]}[damage])
+        clf = open_classifier(cfg)
+        assert clf.head is None and not clf.model_id.endswith("+head")
+        assert clf.head_problem is not None and "not a valid head file" in clf.head_problem
+        probs, _ = clf.classify(rgb(sorted((HANDS / "3").glob("*.JPG"))[0]))
+        assert clf.labels[int(np.argmax(probs))] == "3"
+        with pytest.raises(ModelError, match="not a valid head file"):  # asked for by path: an error
+            Classifier(pkg, "int8", 1, head_path=path)
+        res = retrain(cfg, pkg, store, "int8", force=True)
+    assert res.swapped
+    assert open_classifier(cfg).head is not None and open_classifier(cfg).head_problem is None
+    assert rollback(cfg, pkg)["head"] == "shipped"  # the damaged file was not kept as "previous"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,13 +57,16 @@ class Head:
     @classmethod
     def load(cls, path: Path) -> Head:
         try:
+            with open(path, "rb") as f:
+                if f.read(4) != b"PK\x03\x04":
+                    raise ValueError("not an .npz archive")
             with np.load(path, allow_pickle=False) as z:
                 W = np.asarray(z["W"], dtype=np.float32)
                 b = np.asarray(z["b"], dtype=np.float32)
                 labels = tuple(str(x) for x in z["labels"])
                 info = {k: z[k].item() if z[k].shape == () else z[k].tolist()
                         for k in z.files if k not in ("W", "b", "labels")}
-        except (OSError, KeyError, ValueError) as e:
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as e:
             raise ModelError(f"{path}: not a valid head file ({e})") from e
         if W.ndim != 2 or b.shape != (W.shape[1],) or len(labels) != W.shape[1]:
             raise ModelError(f"{path}: head shapes do not agree (W {W.shape}, b {b.shape}, {len(labels)} labels)")
@@ -179,17 +183,26 @@ class Classifier:
         self.input_shape = (spec.height, spec.width, spec.channels)
         want_uint8 = None if package.single_file else (precision == "int8")
         self.head: Optional[Head] = None
+        # Why the user's head in state_dir is not used (unreadable, wrong size): the shipped
+        # model runs instead, so a damaged file on a device costs its personalisation, not
+        # the service. A head asked for by path is an error instead.
+        self.head_problem: Optional[str] = None
         self.head_path = head_path or (current_head_path(state_dir, package.name)
                                        if package.retrainable else None)
         if self.head_path is not None:
-            head = Head.load(self.head_path)
-            dim = int(package.retrainable.get("embedding_dim", head.W.shape[0]))
-            if head.W.shape[0] != dim:
-                log.warning("ignoring %s: made for embedding size %d, model has %d",
-                            self.head_path, head.W.shape[0], dim)
-                self.head_path = None
-            else:
+            try:
+                head = Head.load(self.head_path)
+                dim = int(package.retrainable.get("embedding_dim", head.W.shape[0]))
+                if head.W.shape[0] != dim:
+                    raise ModelError(f"{self.head_path}: made for embedding size {head.W.shape[0]}, "
+                                     f"the model has {dim}")
                 self.head = head
+            except ModelError as e:
+                if head_path is not None:
+                    raise
+                self.head_problem = f"{e}; running the shipped head (retrain or rollback replaces it)"
+                log.error("ignoring the retrained head: %s", self.head_problem)
+                self.head_path = None
         if self.head is not None:
             self.model = TFLiteModel(package.backbone_bytes(precision), threads,
                                      f"{package.name} {precision} backbone", self.input_shape, want_uint8)
