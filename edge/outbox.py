@@ -35,11 +35,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+from edge.sqlite_files import DamagedFile, check, is_damaged, move_aside
+
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 RETRY_S = 60.0  # memory only since a failure: how often to try the file again
-_CORRUPT = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
 
 
 @dataclass(eq=False)
@@ -52,26 +53,16 @@ class Message:
     id: Optional[int] = field(default=None, compare=False)  # row in the store, when persistent
 
 
-class _Corrupt(Exception):
-    pass
-
-
-def _is_corrupt(e: BaseException) -> bool:
-    return isinstance(e, _Corrupt) or getattr(e, "sqlite_errorname", "") in _CORRUPT
-
-
 def _connect(path: Path) -> sqlite3.Connection:
     # One connection shared by all threads, always used under Outbox._lock.
     db = sqlite3.connect(str(path), timeout=5.0, isolation_level=None, check_same_thread=False)
     try:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")  # a COMMIT is on disk before put() returns
-        check = db.execute("PRAGMA quick_check").fetchone()[0]
-        if check != "ok":
-            raise _Corrupt(check)
+        check(db)
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version not in (0, SCHEMA_VERSION):
-            raise _Corrupt(f"schema version {version}, expected {SCHEMA_VERSION}")
+            raise DamagedFile(f"schema version {version}, expected {SCHEMA_VERSION}")
         db.execute("CREATE TABLE IF NOT EXISTS msgs (id INTEGER PRIMARY KEY, topic TEXT NOT NULL, "
                    "payload BLOB NOT NULL, qos INTEGER NOT NULL, retain INTEGER NOT NULL)")
         db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)")
@@ -109,7 +100,7 @@ class Outbox:
     def _open(self, path: Path) -> None:
         try:
             db = self._connect(path, self._mirror)
-        except (OSError, sqlite3.Error, _Corrupt) as e:
+        except (OSError, sqlite3.Error, DamagedFile) as e:
             log.warning("outbox %s cannot be used (%s): QoS 1 messages are kept in memory only "
                         "(the file is tried again every %.0f s)", path, e, self.retry_s)
             self._retry_at = time.monotonic() + self.retry_s
@@ -125,10 +116,10 @@ class Outbox:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             return cls._prepared(path, prepare)
-        except (sqlite3.DatabaseError, _Corrupt) as e:
-            if not _is_corrupt(e):
+        except (sqlite3.DatabaseError, DamagedFile) as e:
+            if not is_damaged(e):
                 raise
-            aside = cls._move_aside(path)
+            aside = move_aside(path)
             log.warning("outbox %s is corrupt (%s): moved aside to %s; starting an empty outbox",
                         path, e, aside.name)
             return cls._prepared(path, prepare)
@@ -142,16 +133,6 @@ class Outbox:
             db.close()
             raise
         return db
-
-    @staticmethod
-    def _move_aside(path: Path) -> Path:
-        aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
-        path.rename(aside)
-        for suffix in ("-wal", "-shm"):  # keep the pair openable together for a post-mortem
-            side = path.with_name(path.name + suffix)
-            if side.exists():
-                side.rename(aside.with_name(aside.name + suffix))
-        return aside
 
     @staticmethod
     def _read(db: sqlite3.Connection) -> tuple[int, list[Message], int]:
@@ -182,7 +163,7 @@ class Outbox:
         self._retry_at = time.monotonic() + self.retry_s
         try:
             self._db = self._connect(Path(self.path), self._mirror)
-        except (OSError, sqlite3.Error, _Corrupt) as e:
+        except (OSError, sqlite3.Error, DamagedFile) as e:
             log.debug("outbox %s still cannot be used: %s", self.path, e)
             return
         log.warning("outbox %s: writable again; %d queued message(s) are durable again",

@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 
 from edge.errors import SampleError
+from edge.sqlite_files import DamagedFile, check, is_damaged, move_aside
 
 log = logging.getLogger(__name__)
 
@@ -144,18 +145,39 @@ class SampleStore:
         self._seq = 0
         self.recovered: dict[str, int] = {"temp_removed": 0, "rows_removed": 0,
                                           "files_indexed": 0, "files_removed": 0}
+        index = self.state_dir / INDEX_FILE
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.state_dir / INDEX_FILE, timeout=30,
-                                       check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")  # the row is durable when the commit returns
-            self._db.executescript(_SCHEMA)
-        except (OSError, sqlite3.Error) as e:
+            try:
+                self._db = self._open_index(index)
+            except (sqlite3.DatabaseError, DamagedFile) as e:
+                if not is_damaged(e):
+                    raise
+                # The samples are the files; the index only describes them (and caches
+                # embeddings). A new one is rebuilt from the class folders below.
+                aside = move_aside(index)
+                log.warning("sample index %s is damaged (%s): moved aside to %s; re-indexing "
+                            "the samples from %s", index, e, aside.name, self.root)
+                self.recovered["index_replaced"] = 1
+                self._db = self._open_index(index)
+        except (OSError, sqlite3.Error, DamagedFile) as e:
             free = _free_bytes(self.state_dir)
             why = f"disk full ({free} bytes free)" if free is not None and free < 1 << 20 else str(e)
             raise SampleError(f"cannot open the sample store in {self.state_dir}: {why}") from e
         self._recover()
+
+    @staticmethod
+    def _open_index(path: Path) -> sqlite3.Connection:
+        db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")  # the row is durable when the commit returns
+            check(db)
+            db.executescript(_SCHEMA)
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     # ---- lifecycle ---------------------------------------------------------------
 

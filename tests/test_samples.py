@@ -264,3 +264,27 @@ def test_opening_beside_a_live_writer_keeps_its_samples(tmp_path: Path) -> None:
             assert not any(store.recovered.values())
     finally:
         child.communicate("\n", timeout=10)
+
+
+@pytest.mark.parametrize("damage", ["not-a-database", "damaged-page"])
+def test_a_damaged_index_is_rebuilt_from_the_class_folders(tmp_path: Path, damage: str) -> None:
+    with SampleStore(tmp_path) as store:
+        for lab in ("2", "3"):
+            for i in range(3):
+                store.add(hand(lab, i), lab, source="test")
+    index = tmp_path / INDEX_FILE
+    data = bytearray(index.read_bytes())
+    if damage == "not-a-database":
+        data[:] = random.Random(1).randbytes(len(data))
+    else:  # a b-tree page overwritten (the first page stays a valid header)
+        data[4096:8192] = random.Random(2).randbytes(4096)
+    index.write_bytes(bytes(data))
+    with SampleStore(tmp_path) as store:
+        assert store.counts() == {"2": 3, "3": 3}
+        assert {s.source for s in store.list()} == {"recovered"}
+        assert store.recovered["index_replaced"] == 1 and store.recovered["files_indexed"] == 6
+        store.add(hand("4"), "4", source="test")  # and it takes new samples
+    aside = list(tmp_path.glob(f"{INDEX_FILE}.corrupt-*"))
+    assert len(aside) == 1 and aside[0].read_bytes() == bytes(data)  # kept for a post-mortem
+    with SampleStore(tmp_path) as store:
+        assert store.counts() == {"2": 3, "3": 3, "4": 1} and "index_replaced" not in store.recovered

@@ -1,0 +1,37 @@
+"""What the daemon's SQLite files (outbox, sample index) share: telling a damaged file from
+other errors, and moving one aside so a fresh file can start and the old one stays for a
+post-mortem."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+
+class DamagedFile(Exception):
+    """PRAGMA quick_check or the schema says the file is not what it should be."""
+
+
+def is_damaged(e: BaseException) -> bool:
+    return isinstance(e, DamagedFile) or getattr(e, "sqlite_errorname", "") in (
+        "SQLITE_CORRUPT", "SQLITE_NOTADB")
+
+
+def check(db: sqlite3.Connection) -> None:
+    """Raise DamagedFile unless PRAGMA quick_check passes (reads every page: a damaged page
+    is found at open, not at the first write months later)."""
+    result = db.execute("PRAGMA quick_check").fetchone()[0]
+    if result != "ok":
+        raise DamagedFile(result)
+
+
+def move_aside(path: Path) -> Path:
+    """path -> path.corrupt-<time>, with its -wal/-shm (openable together again)."""
+    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+    path.rename(aside)
+    for suffix in ("-wal", "-shm"):
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            side.rename(aside.with_name(aside.name + suffix))
+    return aside
