@@ -44,7 +44,13 @@ class Personalizer:
     def __init__(self, daemon: Any, gpio: bool = True, pin_factory: Any = None):
         self.daemon = daemon
         self.cfg = daemon.cfg
-        self.store = SampleStore(self.cfg.state_dir)
+        self._store_lock = threading.Lock()
+        self._store: Optional[SampleStore] = None
+        try:
+            self._store = SampleStore(self.cfg.state_dir)
+        except SampleError as e:  # e.g. a full disk at boot: counting must not depend on it
+            log.error("%s; counting goes on, capture and retrain are refused until it opens", e)
+            daemon.publish_event("error", where="samples", message=str(e))
         self.label = self._labels()[0] if self._labels() else "0"
         self._retrain_lock = threading.Lock()
         self._capture_lock = threading.Lock()  # button and MQTT captures, one at a time
@@ -58,6 +64,22 @@ class Personalizer:
                                       on_retrain=self._button_retrain, on_label=self._button_label,
                                       initial_label=self.label, **kw)
 
+    @property
+    def store(self) -> SampleStore:
+        """The sample store, opened again on use if it could not be opened before (a full
+        disk at boot that has room now); SampleError refuses the command that needed it."""
+        with self._store_lock:
+            if self._store is None:
+                self._store = SampleStore(self.cfg.state_dir)
+                log.info("sample store %s opened", self._store.root)
+            return self._store
+
+    def _counts(self) -> Optional[dict[str, int]]:
+        try:
+            return self.store.counts()
+        except SampleError:
+            return None
+
     # ---- labels ------------------------------------------------------------------------
 
     def _labels(self) -> list[str]:
@@ -65,7 +87,7 @@ class Personalizer:
         clf = self.daemon.classifier
         out = list(clf.labels)
         if clf.package.retrainable:
-            out += [lab for lab in self.store.labels() if lab not in out]
+            out += [lab for lab in (self._counts() or {}) if lab not in out]
         return out
 
     def set_label(self, payload: dict) -> dict:
@@ -228,7 +250,7 @@ class Personalizer:
     # ---- stats / shutdown ---------------------------------------------------------------
 
     def stats(self) -> dict:
-        return {"samples": self.store.counts(), "capture_label": self.label, "retraining": self.retraining}
+        return {"samples": self._counts(), "capture_label": self.label, "retraining": self.retraining}
 
     def close(self) -> None:
         if self.gpio is not None:
@@ -237,7 +259,9 @@ class Personalizer:
         t = self._retrain_thread
         if t is not None and t.is_alive():
             t.join(self.cfg.retrain.max_seconds + 5)  # training stops itself at max_seconds
-        self.store.close()
+        with self._store_lock:
+            if self._store is not None:
+                self._store.close()
 
 
 def attach(daemon: Any) -> Personalizer:

@@ -190,3 +190,29 @@ def test_a_damaged_head_is_reported_and_the_shipped_model_counts(broker: Any, tm
         assert run.predictions_after(3)[-1]["label"] in [str(i) for i in range(6)]
     finally:
         run.close()
+
+
+def test_a_full_disk_at_start_costs_captures_not_counting(broker: Any, tmp_path: Path,
+                                                          mock_factory: MockFactory) -> None:
+    mnt = tmp_path / "small"
+    if not mount_tmpfs(mnt, "1m"):
+        pytest.fail("cannot mount a tmpfs here (needs root and mount permission)")
+    run = None
+    try:
+        filler = fill_filesystem(mnt)  # e.g. logs filled the card before a reboot
+        run = Running(broker.port, mnt / "state", f"replay:{HANDS / '2'}@15")
+        err = run.sub.wait(lambda: [e for e in run.events("error") if e.get("where") == "samples"],
+                           what="sample store error")
+        assert "disk full" in err[0]["message"]
+        assert run.predictions_after(5)[-1]["label"] == "2"  # counting goes on
+        assert run.daemon.stats()["samples"] is None
+        r = run.command("capture", {"label": "2"})
+        assert not r["ok"] and "disk full" in r["error"], r
+        filler.unlink()
+        r = run.command("capture", {"label": "2"})  # the store opens once there is room
+        assert r["ok"], r
+        assert run.daemon.stats()["samples"] == {"2": 1}
+    finally:
+        if run is not None:
+            run.close()
+        umount(mnt)
