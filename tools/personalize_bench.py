@@ -15,7 +15,10 @@
      lowcontrast: flat, washed-out exposure (40 % contrast, +30 brightness, noise);
      green:      green fluorescent light, RGB x (0.75, 1.15, 0.65) + (0, 15, 0);
      mirror:     the other hand (the photo mirrored left-right);
-     lowres:     a 32x32 camera image scaled back up.
+     lowres:     a 32x32 camera image scaled back up;
+     angle:      the camera looks up at the hand at an angle (keystone: the top of the image
+                 30 % narrower on each side);
+     tilt:       the camera rolled 30 degrees clockwise.
 2. Per class, the first 10 shifted images (ordered by sha256 of the file name) are the
    user's captures; the rest of the shifted set is the evaluation set.
 3. Through the real CLI: `fingercount eval` (before), `fingercount capture --camera replay:DIR@0`
@@ -65,6 +68,8 @@ SHIFTS = {
     "green": {"scale": 1.0, "cast": False, "background": False, "light": "green"},
     "mirror": {"scale": 1.0, "cast": False, "background": False, "light": "mirror"},
     "lowres": {"scale": 1.0, "cast": False, "background": False, "light": "lowres"},
+    "angle": {"scale": 1.0, "cast": False, "background": False, "light": "angle"},
+    "tilt": {"scale": 1.0, "cast": False, "background": False, "light": "tilt"},
 }
 SHIFT_TEXT = {
     "background": "bright background -> teal/magenta gradient + noise",
@@ -79,6 +84,8 @@ SHIFT_TEXT = {
     "green": "green fluorescent light: RGB x (0.75, 1.15, 0.65) + (0, 15, 0)",
     "mirror": "the other hand: the photo mirrored left-right",
     "lowres": "a 32x32 image scaled back up (a cheap, low-resolution camera)",
+    "angle": "the camera looks up at the hand at an angle: keystone, the top 30 % narrower on each side",
+    "tilt": "the camera rolled 30 degrees clockwise",
     "strong": "hand scaled to 60 % at a random offset, bright background -> teal/magenta gradient "
               "+ noise, colour cast RGB x (1.25, 0.95, 0.70) + (10, 0, -5)",
 }
@@ -125,7 +132,7 @@ def shift(rgb: np.ndarray, seed: int, scale: float = 0.6, cast: bool = True,
 
 def relight(rgb: np.ndarray, light: str, rng: np.random.Generator) -> np.ndarray:
     """The photo as it is, seen differently: dim or flat light, a green cast, the other
-    hand, a low-resolution camera."""
+    hand, a low-resolution camera, a camera at an angle or rolled."""
     x = rgb.astype(np.float32)
     if light == "dusk":
         x = ((x / 255) ** 1.8) * 0.55 * np.array([0.9, 0.95, 1.15], np.float32) * 255
@@ -139,6 +146,15 @@ def relight(rgb: np.ndarray, light: str, rng: np.random.Generator) -> np.ndarray
     elif light == "lowres":
         small = cv2.resize(rgb, (32, 32), interpolation=cv2.INTER_AREA)
         x = cv2.resize(small, rgb.shape[1::-1], interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    elif light in ("angle", "tilt"):
+        h, w = rgb.shape[:2]
+        if light == "angle":
+            src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+            dst = np.float32([[0.3 * w, 0], [0.7 * w, 0], [w, h], [0, h]])
+            warp = cv2.getPerspectiveTransform(src, dst)
+        else:
+            warp = np.vstack([cv2.getRotationMatrix2D((w / 2, h / 2), -30, 1.0), [0, 0, 1]])
+        x = cv2.warpPerspective(rgb, warp, (w, h), borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
     return np.clip(x, 0, 255).astype(np.uint8)
 
 
