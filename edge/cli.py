@@ -103,10 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     cap.add_argument("--interval", type=float, default=0.2, help="seconds between captures")
     _model_opts(cap)
 
-    s = sub.add_parser("samples", parents=[common], help="list, count or export stored samples")
-    s.add_argument("action", choices=["list", "stats", "export"])
+    s = sub.add_parser("samples", parents=[common], help="list, count, export or remove stored samples")
+    s.add_argument("action", choices=["list", "stats", "export", "remove"])
     s.add_argument("dest", nargs="?", help="export: target directory")
-    s.add_argument("--label", help="only this label")
+    s.add_argument("--label", help="only this label (remove: required)")
     s.add_argument("--json", action="store_true", help="machine-readable output")
 
     rt = sub.add_parser("retrain", parents=[common], help="retrain the head from the samples")

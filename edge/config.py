@@ -124,6 +124,13 @@ class GPIOSection(_Section):
     bounce_s: Optional[float] = Field(0.05, ge=0, description="debounce time")
 
 
+class SamplesSection(_Section):
+    max_mb: float = Field(1024, ge=0, description="size limit of the sample store; captures beyond "
+                          "it are refused (0 = none)")
+    min_free_mb: float = Field(200, ge=0, description="captures are refused when less would stay free "
+                               "on the disk (room for the outbox, heads and logs)")
+
+
 class RetrainSection(_Section):
     holdout: float = Field(0.2, ge=0, lt=1, description="share of user samples held out for the gate "
                            "(fewer than 3 per label: the gate cross-validates instead)")
@@ -145,6 +152,7 @@ class Config(_Section):
     mqtt: MQTTSection = Field(default_factory=MQTTSection)
     publish: PublishSection = Field(default_factory=PublishSection)
     gpio: GPIOSection = Field(default_factory=GPIOSection)
+    samples: SamplesSection = Field(default_factory=SamplesSection)
     retrain: RetrainSection = Field(default_factory=RetrainSection)
 
     @field_validator("device_id")

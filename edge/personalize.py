@@ -17,7 +17,7 @@ from edge.errors import CommandError, FingercountError, RetrainError, SampleErro
 from edge.gpio import GpioControls, open_controls
 from edge.retrain import RetrainResult, retrain, rollback
 from edge.runtime.classifier import Classifier, label_count
-from edge.samples import SampleStore, validate_label
+from edge.samples import SampleStore, open_store, validate_label
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class Personalizer:
         self._store_lock = threading.Lock()
         self._store: Optional[SampleStore] = None
         try:
-            self._store = SampleStore(self.cfg.state_dir)
+            self._store = open_store(self.cfg)
         except SampleError as e:  # e.g. a full disk at boot: counting must not depend on it
             log.error("%s; counting goes on, capture and retrain are refused until it opens", e)
             daemon.publish_event("error", where="samples", message=str(e))
@@ -70,7 +70,7 @@ class Personalizer:
         disk at boot that has room now); SampleError refuses the command that needed it."""
         with self._store_lock:
             if self._store is None:
-                self._store = SampleStore(self.cfg.state_dir)
+                self._store = open_store(self.cfg)
                 log.info("sample store %s opened", self._store.root)
             return self._store
 

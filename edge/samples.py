@@ -32,6 +32,7 @@ from typing import Callable, Optional, Protocol
 import cv2
 import numpy as np
 
+from edge.config import Config
 from edge.errors import SampleError
 from edge.sqlite_files import DamagedFile, check, is_damaged, move_aside
 
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 SAMPLES_DIR = "samples"
 INDEX_FILE = "samples.sqlite3"  # beside samples/, so samples/ stays a pure class-folder dataset
 TMP_SUFFIX = ".tmp"
+REMOVING_PREFIX = ".removing-"  # a label folder being deleted (never a valid label)
 MAX_LABEL_LEN = 32
 _LABEL_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 # Errors that mean "no room": refuse the sample, keep running.
@@ -137,10 +139,16 @@ class Embedder(Protocol):
 class SampleStore:
     """Thread-safe; one instance per process. Close it (or use `with`)."""
 
-    def __init__(self, state_dir: Path | str, jpeg_quality: int = 92):
+    def __init__(self, state_dir: Path | str, jpeg_quality: int = 92, max_mb: float = 0,
+                 min_free_mb: float = 0):
         self.state_dir = Path(state_dir)
         self.root = self.state_dir / SAMPLES_DIR
         self.jpeg_quality = int(jpeg_quality)
+        # Quota: a stuck button or a runaway automation must not fill the card that the
+        # outbox, the heads and the journal live on.
+        self.max_bytes = int(max_mb * 1e6)
+        self.min_free_bytes = int(min_free_mb * 1e6)
+        self._bytes = 0  # sample files' size; rescanned when a capture would pass max_bytes
         self._lock = threading.RLock()
         self._seq = 0
         self.recovered: dict[str, int] = {"temp_removed": 0, "rows_removed": 0,
@@ -196,6 +204,9 @@ class SampleStore:
             rows = {r[0]: r[1] for r in self._db.execute("SELECT path, id FROM samples")}
             on_disk: set[str] = set()
             for label_dir in sorted(p for p in self.root.iterdir() if p.is_dir()):
+                if label_dir.name.startswith(REMOVING_PREFIX):  # a removal a power cut interrupted
+                    shutil.rmtree(label_dir, ignore_errors=True)
+                    continue
                 for f in sorted(label_dir.iterdir()):
                     if f.name.endswith(TMP_SUFFIX):
                         if _writer_alive(f.name):
@@ -204,6 +215,7 @@ class SampleStore:
                         self.recovered["temp_removed"] += 1
                     elif f.is_file() and f.suffix.lower() == ".jpg":
                         on_disk.add(f"{label_dir.name}/{f.name}")
+                        self._bytes += f.stat().st_size
             gone = [rows[p] for p in rows if p not in on_disk]
             if gone:
                 self._db.executemany("DELETE FROM samples WHERE id = ?", [(i,) for i in gone])
@@ -261,6 +273,7 @@ class SampleStore:
         digest = hashlib.sha256(data).hexdigest()
         now = datetime.now(timezone.utc)
         with self._lock:
+            self._check_room(len(data))
             label_dir = self.root / label
             final = self._final_name(label_dir, now)
             tmp = final.with_name("." + final.name + TMP_SUFFIX)
@@ -286,6 +299,7 @@ class SampleStore:
                     (label, rel, digest, source, now.isoformat(), frame.shape[1], frame.shape[0], emb,
                      backbone_sha256 if emb is not None else None))
                 row_id = int(cur.lastrowid)
+                self._bytes += len(data)
             except (OSError, sqlite3.Error) as e:
                 self._undo(tmp, final if renamed else None, label_dir)
                 if isinstance(e, OSError) and e.errno in _NO_SPACE:
@@ -294,6 +308,25 @@ class SampleStore:
                     raise SampleError(f"sample refused: disk full (index: {e})") from e
                 raise SampleError(f"sample refused: cannot write {final}: {e}") from e
         return Sample(row_id, label, final, digest, source, now.isoformat(), emb is not None)
+
+    def _check_room(self, n: int) -> None:
+        """Refuse a sample of n bytes that would break samples.min_free_mb or max_mb."""
+        if self.min_free_bytes:
+            free = _free_bytes(self.root)
+            if free is not None and free - n < self.min_free_bytes:
+                raise SampleError(f"sample refused: the disk is almost full ({free / 1e6:.1f} MB free; "
+                                  f"samples.min_free_mb keeps {self.min_free_bytes / 1e6:g} MB for the "
+                                  "outbox, heads and logs)")
+        if self.max_bytes and self._bytes + n > self.max_bytes:
+            self._bytes = self._scan_bytes()  # another process may have removed samples
+            if self._bytes + n > self.max_bytes:
+                raise SampleError(f"sample refused: the sample store is full ({self._bytes / 1e6:.0f} MB; "
+                                  f"samples.max_mb is {self.max_bytes / 1e6:.0f}): export what you need "
+                                  "(fingercount samples export DIR), then remove a label "
+                                  "(fingercount samples remove --label L)")
+
+    def _scan_bytes(self) -> int:
+        return sum(f.stat().st_size for f in self.root.glob("*/*.jpg") if f.is_file())
 
     def _undo(self, tmp: Path, final: Optional[Path], label_dir: Path) -> None:
         """Leave nothing partial behind after a failed write."""
@@ -314,8 +347,18 @@ class SampleStore:
         """Delete every sample of a label (rows first, then files). Returns how many."""
         label = validate_label(label)
         with self._lock:
+            # Renamed first, so a power cut part-way cannot leave files that the next open
+            # would index again as "recovered" samples.
+            doomed = self.root / f"{REMOVING_PREFIX}{label}-{os.getpid()}"
+            try:
+                (self.root / label).rename(doomed)
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                raise SampleError(f"cannot remove label {label!r}: {e.strerror or e}") from e
             n = self._db.execute("DELETE FROM samples WHERE label = ?", (label,)).rowcount
-            shutil.rmtree(self.root / label, ignore_errors=True)
+            shutil.rmtree(doomed, ignore_errors=True)
+            self._bytes = self._scan_bytes()
         return int(n)
 
     # ---- reading -----------------------------------------------------------------
@@ -414,6 +457,11 @@ class SampleStore:
         if not rows:
             return samples, np.zeros((0, 0), np.float32)
         return samples, np.stack([np.frombuffer(r[6], np.float32) for r in rows])
+
+
+def open_store(cfg: Config) -> SampleStore:
+    """The configured state_dir's store with the configured quota."""
+    return SampleStore(cfg.state_dir, max_mb=cfg.samples.max_mb, min_free_mb=cfg.samples.min_free_mb)
 
 
 def iter_images(root: Path | str) -> Iterator[tuple[str, Path]]:

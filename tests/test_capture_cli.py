@@ -58,6 +58,13 @@ def test_capture_samples_retrain_rollback(tmp_path: Path, capsys: pytest.Capture
     assert cli(tmp_path, "rollback") == 0
     assert "shipped head" in capsys.readouterr().out
 
+    assert cli(tmp_path, "samples", "remove") == 2  # never everything by accident
+    assert "needs --label" in capsys.readouterr().err
+    assert cli(tmp_path, "samples", "remove", "--label", "none", "--json") == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["removed"] == 4 and out["samples"] == {lab: 4 for lab in "012345"}
+    assert not (tmp_path / "state" / "samples" / "none").exists()
+
 
 def test_bad_labels_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     cam = f"replay:{HANDS / '3'}@0"
@@ -73,7 +80,9 @@ def test_bad_labels_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFi
     assert "no samples" in capsys.readouterr().err
 
 
-def test_capture_on_a_full_disk_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_capture_on_a_full_disk_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FINGERCOUNT_SAMPLES__MIN_FREE_MB", "0")  # the disk itself refuses here
     mnt = tmp_path / "small"
     if not mount_tmpfs(mnt, "2m"):
         pytest.fail("cannot mount a tmpfs here (needs root and mount permission)")

@@ -35,6 +35,7 @@ class Running:
             "camera": {"source": camera}, "mqtt": {"host": "127.0.0.1", "port": port},
             "publish": {"max_hz": 20, "stats_interval_s": 60},
             "gpio": {"hold_s": 0.5, "bounce_s": None}, "retrain": {"holdout": 0.34},
+            "samples": {"min_free_mb": 0},  # small tmpfs state dirs: the disk itself refuses
         }, environ={})
         self.sub = Collector(port, [f"{BASE}/#"])
         self.daemon = Daemon(cfg)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import sqlite3
 import subprocess
@@ -288,3 +289,56 @@ def test_a_damaged_index_is_rebuilt_from_the_class_folders(tmp_path: Path, damag
     assert len(aside) == 1 and aside[0].read_bytes() == bytes(data)  # kept for a post-mortem
     with SampleStore(tmp_path) as store:
         assert store.counts() == {"2": 3, "3": 3, "4": 1} and "index_replaced" not in store.recovered
+
+
+def test_the_store_quota_refuses_and_counts_what_others_removed(tmp_path: Path) -> None:
+    with SampleStore(tmp_path) as probe:
+        size = probe.add(hand("2", 0), "2").path.stat().st_size
+        probe.remove_label("2")
+    limit_mb = 4.5 * size / 1e6  # room for four samples of about this size
+    with SampleStore(tmp_path, max_mb=limit_mb) as store:
+        stored = 0
+        with pytest.raises(SampleError, match="sample store is full") as refused:
+            for i in range(10):
+                store.add(hand("2", i % 3), "2" if i < 2 else "3")
+                stored += 1
+        assert 3 <= stored <= 5 and "samples remove --label" in str(refused.value)
+        rows, finals, temps = raw_state(tmp_path)
+        assert len(rows) == len(finals) == stored and temps == []  # nothing partial
+        with SampleStore(tmp_path) as other:  # e.g. `fingercount samples remove` beside the daemon
+            assert other.remove_label("3") == stored - 2
+        store.add(hand("4"), "4")  # the quota sees the room another process made
+        assert store.counts() == {"2": 2, "4": 1}
+
+
+def test_min_free_keeps_room_on_the_disk(tmp_path: Path) -> None:
+    mnt = tmp_path / "small"
+    if not mount_tmpfs(mnt, "3m"):
+        pytest.fail("cannot mount a tmpfs here (needs root and mount permission)")
+    try:
+        with SampleStore(mnt, min_free_mb=2.5) as store:
+            stored = 0
+            with pytest.raises(SampleError, match="disk is almost full") as refused:
+                for i in range(200):
+                    store.add(np.random.default_rng(i).integers(0, 255, (240, 320, 3), np.uint8), "5")
+                    stored += 1
+            assert stored > 0 and "samples.min_free_mb keeps 2.5 MB" in str(refused.value)
+            free = os.statvfs(mnt).f_bavail * os.statvfs(mnt).f_frsize
+            assert free >= 2.4e6  # refused before the disk was full, not by it
+        rows, finals, temps = raw_state(mnt)
+        assert len(rows) == len(finals) == stored and temps == []
+    finally:
+        umount(mnt)
+
+
+def test_a_removal_cut_short_is_finished_at_open_not_resurrected(tmp_path: Path) -> None:
+    with SampleStore(tmp_path) as store:
+        for i in range(3):
+            store.add(hand("3", i), "3")
+        store.add(hand("2"), "2")
+    # a power cut after the rename of remove_label, before its rows were deleted
+    (tmp_path / "samples" / "3").rename(tmp_path / "samples" / ".removing-3-999")
+    with SampleStore(tmp_path) as store:
+        assert store.counts() == {"2": 1}
+        assert store.recovered["rows_removed"] == 3 and store.recovered["files_indexed"] == 0
+    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["2"]

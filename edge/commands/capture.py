@@ -11,7 +11,7 @@ from edge.config import Config
 from edge.errors import CameraError, SampleError
 from edge.personalize import check_label
 from edge.runtime.loader import open_classifier
-from edge.samples import SampleStore, counts_text
+from edge.samples import counts_text, open_store
 
 
 def main(args: argparse.Namespace, cfg: Config) -> int:
@@ -21,7 +21,7 @@ def main(args: argparse.Namespace, cfg: Config) -> int:
     label = check_label(args.label, open_classifier(cfg))
     cam = camera_from_config(cfg.camera)
     stored = 0
-    with SampleStore(cfg.state_dir) as store, cam:
+    with open_store(cfg) as store, cam:
         seq = 0
         for i in range(args.count):
             if i and args.interval > 0:

@@ -15,7 +15,7 @@ from edge.config import Config
 from edge.errors import RetrainError
 from edge.retrain import retrain, rollback
 from edge.runtime.loader import open_package
-from edge.samples import SampleStore, counts_text
+from edge.samples import counts_text, open_store
 
 
 def _fmt(x: float | None) -> str:
@@ -33,7 +33,7 @@ def main(args: argparse.Namespace, cfg: Config) -> int:
         if phase == "embedding" and detail.get("done") and detail["done"] % 50 == 0:
             print(f"embedding samples: {detail['done']}/{detail['of']}", file=sys.stderr, flush=True)
 
-    with SampleStore(cfg.state_dir) as store:
+    with open_store(cfg) as store:
         res = retrain(cfg, pkg, store, cfg.model.precision, args.force, progress)
     d = res.to_dict()
     if args.json:

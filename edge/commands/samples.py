@@ -1,4 +1,4 @@
-"""`fingercount samples list|stats|export DIR [--label L] [--json]`."""
+"""`fingercount samples list|stats|export DIR|remove [--label L] [--json]`."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from pathlib import Path
 
 from edge.config import Config
 from edge.errors import CommandError
-from edge.samples import SampleStore, counts_text
+from edge.samples import counts_text, open_store
 
 
 def main(args: argparse.Namespace, cfg: Config) -> int:
-    with SampleStore(cfg.state_dir) as store:
+    with open_store(cfg) as store:
         if args.action == "list":
             for s in store.list(args.label):
                 if args.json:
@@ -27,6 +27,14 @@ def main(args: argparse.Namespace, cfg: Config) -> int:
             else:
                 print(f"{st['total']} samples in {st['root']} ({st['bytes'] / 1e6:.1f} MB): "
                       f"{counts_text(st['per_label'])}")
+        elif args.action == "remove":
+            if not args.label:
+                raise CommandError("samples remove needs --label L (export first if you want to keep them)")
+            n = store.remove_label(args.label)
+            left = store.counts()
+            print(json.dumps({"removed": n, "label": args.label, "samples": left}) if args.json else
+                  f"removed {n} samples of label {args.label}; {counts_text(left)} left "
+                  "(a retrain makes the head forget the label)")
         else:
             if not args.dest:
                 raise CommandError("samples export needs a target directory: fingercount samples export DIR")
