@@ -40,7 +40,9 @@ def test_capture_on_full_disk(tmp_path: Path, broker, daemon_factory) -> None:
     device = "diskfull"
     w = Watcher(broker.port, device).start()
     replay = changing_replay(tmp_path / "replay", hold=2, per_label=1)
-    d = daemon_factory(broker.port, f"replay:{replay}@10", device=device)
+    # the disk itself refuses here (samples.min_free_mb would refuse long before on 3 MB)
+    d = daemon_factory(broker.port, f"replay:{replay}@10", device=device,
+                       env={"FINGERCOUNT_SAMPLES__MIN_FREE_MB": "0"})
     tmpfs = mount_tmpfs(d.state, "3m")
     try:
         d.start()
