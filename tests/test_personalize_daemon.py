@@ -3,10 +3,12 @@ gpiozero's MockFactory, the replay camera and the real model."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,17 @@ from tests.test_mqtt import Collector
 from tests.test_retrain import RETRAINABLE, models_dir
 
 BASE = "fingercount/p1"
+
+
+@contextlib.contextmanager
+def small_disk(path: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of `size` mounted at path for the with-block."""
+    if not mount_tmpfs(path, size):
+        pytest.fail("cannot mount a tmpfs here (needs root and mount permission)")
+    try:
+        yield path
+    finally:
+        umount(path)
 
 
 class Running:
@@ -59,6 +72,17 @@ class Running:
         before = len(self.sub.on(f"{BASE}/prediction"))
         self.sub.wait(lambda: len(self.sub.on(f"{BASE}/prediction")) >= before + n, timeout, "more predictions")
         return self.sub.json_on(f"{BASE}/prediction")[before:]
+
+    def errors(self, **match: str) -> list[dict]:
+        """Waits for error events whose fields match (e.g. where="capture")."""
+        return self.sub.wait(lambda: [e for e in self.events("error")
+                                      if all(e.get(k) == v for k, v in match.items())], what=f"error {match}")
+
+    def __enter__(self) -> Running:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
         self.daemon.stop_event.set()
@@ -155,27 +179,18 @@ def test_capture_label_retrain_rollback_over_mqtt_and_buttons(broker: Any, tmp_p
 
 def test_full_disk_refuses_capture_and_classification_continues(broker: Any, tmp_path: Path,
                                                                  mock_factory: MockFactory) -> None:
-    mnt = tmp_path / "small"
-    if not mount_tmpfs(mnt, "4m"):
-        pytest.fail("cannot mount a tmpfs here (needs root and mount permission)")
-    run = None
-    try:
-        run = Running(broker.port, mnt / "state", f"replay:{HANDS / '2'}@15")
+    with small_disk(tmp_path / "small", "4m") as mnt, \
+            Running(broker.port, mnt / "state", f"replay:{HANDS / '2'}@15") as run:
         assert run.command("capture", {"label": "2"})["ok"]
         fill_filesystem(mnt)
         r = run.command("capture", {"label": "2"})
         assert not r["ok"] and "disk full" in r["error"], r
-        err = run.sub.wait(lambda: [e for e in run.events("error") if e.get("where") == "capture"], what="error")
-        assert "disk full" in err[-1]["message"]
+        assert "disk full" in run.errors(where="capture")[-1]["message"]
         run.predictions_after(5)  # still classifying
         assert not [p for p in (mnt / "state" / "samples" / "2").iterdir() if p.name.endswith(".tmp")]
         (mnt / "filler").unlink()
         assert run.command("capture", {"label": "2"})["ok"]  # and it recovers once there is room
         assert run.daemon.stats()["samples"] == {"2": 2}
-    finally:
-        if run is not None:
-            run.close()
-        umount(mnt)
 
 
 def test_a_damaged_head_is_reported_and_the_shipped_model_counts(broker: Any, tmp_path: Path,
@@ -183,37 +198,24 @@ def test_a_damaged_head_is_reported_and_the_shipped_model_counts(broker: Any, tm
     head = tmp_path / "state" / "heads" / RETRAINABLE / "head.npz"
     head.parent.mkdir(parents=True)
     head.write_bytes(b"\x00" * 512)
-    run = Running(broker.port, tmp_path / "state", f"replay:{HANDS}@15")
-    try:
-        err = run.sub.wait(lambda: [e for e in run.events("error") if e.get("error") == "head"], what="head error")
-        assert "not a valid head file" in err[0]["message"] and "shipped head" in err[0]["message"]
+    with Running(broker.port, tmp_path / "state", f"replay:{HANDS}@15") as run:
+        err = run.errors(error="head")[0]["message"]
+        assert "not a valid head file" in err and "shipped head" in err
         assert not run.daemon.classifier.model_id.endswith("+head")
         assert run.predictions_after(3)[-1]["label"] in [str(i) for i in range(6)]
-    finally:
-        run.close()
 
 
 def test_a_full_disk_at_start_costs_captures_not_counting(broker: Any, tmp_path: Path,
                                                           mock_factory: MockFactory) -> None:
-    mnt = tmp_path / "small"
-    if not mount_tmpfs(mnt, "1m"):
-        pytest.fail("cannot mount a tmpfs here (needs root and mount permission)")
-    run = None
-    try:
+    with small_disk(tmp_path / "small", "1m") as mnt:
         filler = fill_filesystem(mnt)  # e.g. logs filled the card before a reboot
-        run = Running(broker.port, mnt / "state", f"replay:{HANDS / '2'}@15")
-        err = run.sub.wait(lambda: [e for e in run.events("error") if e.get("where") == "samples"],
-                           what="sample store error")
-        assert "disk full" in err[0]["message"]
-        assert run.predictions_after(5)[-1]["label"] == "2"  # counting goes on
-        assert run.daemon.stats()["samples"] is None
-        r = run.command("capture", {"label": "2"})
-        assert not r["ok"] and "disk full" in r["error"], r
-        filler.unlink()
-        r = run.command("capture", {"label": "2"})  # the store opens once there is room
-        assert r["ok"], r
-        assert run.daemon.stats()["samples"] == {"2": 1}
-    finally:
-        if run is not None:
-            run.close()
-        umount(mnt)
+        with Running(broker.port, mnt / "state", f"replay:{HANDS / '2'}@15") as run:
+            assert "disk full" in run.errors(where="samples")[0]["message"]
+            assert run.predictions_after(5)[-1]["label"] == "2"  # counting goes on
+            assert run.daemon.stats()["samples"] is None
+            r = run.command("capture", {"label": "2"})
+            assert not r["ok"] and "disk full" in r["error"], r
+            filler.unlink()
+            r = run.command("capture", {"label": "2"})  # the store opens once there is room
+            assert r["ok"], r
+            assert run.daemon.stats()["samples"] == {"2": 1}
