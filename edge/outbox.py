@@ -33,9 +33,9 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
-from edge.sqlite_files import DamagedFile, check, is_damaged, move_aside
+from edge.sqlite_files import DamagedFile, check, open_or_replace
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class Outbox:
     # ---- the store ---------------------------------------------------------------------
     def _open(self, path: Path) -> None:
         try:
-            db = self._connect(path, self._mirror)
+            db = self._open_file(path)
         except (OSError, sqlite3.Error, DamagedFile) as e:
             log.warning("outbox %s cannot be used (%s): QoS 1 messages are kept in memory only "
                         "(the file is tried again every %.0f s)", path, e, self.retry_s)
@@ -110,28 +110,23 @@ class Outbox:
             log.info("outbox: %d message(s) from the previous run to deliver, %d superseded "
                      "retained message(s) dropped", self.restored, self.superseded)
 
-    @classmethod
-    def _connect(cls, path: Path, prepare: Callable[[sqlite3.Connection], None]) -> sqlite3.Connection:
-        """The file, opened and passed to prepare; a corrupt one is moved aside first."""
+    def _open_file(self, path: Path) -> sqlite3.Connection:
+        """The file, opened and made to mirror the queue; a damaged one is moved aside first."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            return cls._prepared(path, prepare)
-        except (sqlite3.DatabaseError, DamagedFile) as e:
-            if not is_damaged(e):
-                raise
-            aside = move_aside(path)
-            log.warning("outbox %s is corrupt (%s): moved aside to %s; starting an empty outbox",
-                        path, e, aside.name)
-            return cls._prepared(path, prepare)
 
-    @staticmethod
-    def _prepared(path: Path, prepare: Callable[[sqlite3.Connection], None]) -> sqlite3.Connection:
-        db = _connect(path)
-        try:
-            prepare(db)
-        except BaseException:
-            db.close()
-            raise
+        def open_db(p: Path) -> sqlite3.Connection:
+            db = _connect(p)
+            try:
+                self._mirror(db)
+            except BaseException:
+                db.close()
+                raise
+            return db
+
+        db, replaced = open_or_replace(path, open_db)
+        if replaced is not None:
+            log.warning("outbox %s is corrupt (%s): moved aside to %s; starting an empty outbox",
+                        path, replaced[1], replaced[0].name)
         return db
 
     @staticmethod
@@ -162,7 +157,7 @@ class Outbox:
             return
         self._retry_at = time.monotonic() + self.retry_s
         try:
-            self._db = self._connect(Path(self.path), self._mirror)
+            self._db = self._open_file(Path(self.path))
         except (OSError, sqlite3.Error, DamagedFile) as e:
             log.debug("outbox %s still cannot be used: %s", self.path, e)
             return

@@ -34,7 +34,7 @@ import numpy as np
 
 from edge.config import Config
 from edge.errors import SampleError
-from edge.sqlite_files import DamagedFile, check, is_damaged, move_aside
+from edge.sqlite_files import DamagedFile, check, open_or_replace
 
 log = logging.getLogger(__name__)
 
@@ -156,18 +156,13 @@ class SampleStore:
         index = self.state_dir / INDEX_FILE
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            try:
-                self._db = self._open_index(index)
-            except (sqlite3.DatabaseError, DamagedFile) as e:
-                if not is_damaged(e):
-                    raise
+            self._db, replaced = open_or_replace(index, self._open_index)
+            if replaced is not None:
                 # The samples are the files; the index only describes them (and caches
-                # embeddings). A new one is rebuilt from the class folders below.
-                aside = move_aside(index)
+                # embeddings). The new one is rebuilt from the class folders below.
                 log.warning("sample index %s is damaged (%s): moved aside to %s; re-indexing "
-                            "the samples from %s", index, e, aside.name, self.root)
+                            "the samples from %s", index, replaced[1], replaced[0].name, self.root)
                 self.recovered["index_replaced"] = 1
-                self._db = self._open_index(index)
         except (OSError, sqlite3.Error, DamagedFile) as e:
             free = _free_bytes(self.state_dir)
             why = f"disk full ({free} bytes free)" if free is not None and free < 1 << 20 else str(e)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from pathlib import Path
+from typing import Callable, Optional
 
 
 class DamagedFile(Exception):
@@ -35,3 +36,16 @@ def move_aside(path: Path) -> Path:
         if side.exists():
             side.rename(aside.with_name(aside.name + suffix))
     return aside
+
+
+def open_or_replace(path: Path, open_db: Callable[[Path], sqlite3.Connection]
+                    ) -> tuple[sqlite3.Connection, Optional[tuple[Path, BaseException]]]:
+    """open_db(path); if the file is damaged, it is moved aside and open_db starts a new one.
+    Returns the connection and, when that happened, (where the old file went, why)."""
+    try:
+        return open_db(path), None
+    except (sqlite3.DatabaseError, DamagedFile) as e:
+        if not is_damaged(e):
+            raise
+        aside = move_aside(path)
+        return open_db(path), (aside, e)
