@@ -339,7 +339,7 @@ class SampleStore:
             pass
 
     def remove_label(self, label: str) -> int:
-        """Delete every sample of a label (rows first, then files). Returns how many."""
+        """Delete every sample of a label (folder renamed, rows, files). Returns how many."""
         label = validate_label(label)
         with self._lock:
             # Renamed first, so a power cut part-way cannot leave files that the next open
