@@ -453,7 +453,7 @@ def _pipeline_loop(pipe: Any, frames: int, warmup: int,
         dt = pc() - t0
         seconds += dt
         block_fps.append(n / dt if dt > 0 else 0.0)
-    ms: dict[str, list[float]] = {s: [t[s] for t in timings] for s in ("capture", "preprocess", "invoke", "smooth")}
+    ms: dict[str, list[float]] = {s: [t[s] for t in timings] for s in stages[:4]}  # the pipeline's own
     ms["result"] = result_ms
     ms["total"] = [t["total"] + x for t, x in zip(timings, result_ms)]
     out: dict[str, Any] = {"frames": frames, "seconds": seconds,

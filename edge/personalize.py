@@ -51,7 +51,7 @@ class Personalizer:
         except SampleError as e:  # e.g. a full disk at boot: counting must not depend on it
             log.error("%s; counting goes on, capture and retrain are refused until it opens", e)
             daemon.publish_event("error", where="samples", message=str(e))
-        self.label = self._labels()[0] if self._labels() else "0"
+        self.label = next(iter(self._labels()), "0")
         self._retrain_lock = threading.Lock()
         self._capture_lock = threading.Lock()  # button and MQTT captures, one at a time
         self._captured_seq: Optional[int] = None

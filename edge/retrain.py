@@ -37,6 +37,7 @@ from edge.runtime.classifier import (
     Head,
     current_head_path,
     head_dir,
+    load_user_head,
 )
 from edge.runtime.package import ModelPackage
 from edge.samples import Sample, SampleStore
@@ -98,9 +99,9 @@ def current_head(cfg: Config, package: ModelPackage) -> tuple[Head, bool]:
     p = current_head_path(cfg.state_dir, package.name)
     if p is not None:
         try:
-            return Head.load(p), True
-        except ModelError as e:
-            log.warning("ignoring unreadable user head: %s", e)
+            return load_user_head(p, package), True
+        except ModelError as e:  # the same fallback as Classifier's: the shipped head
+            log.warning("ignoring the retrained head: %s", e)
     return shipped_head(package), False
 
 

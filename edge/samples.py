@@ -383,8 +383,7 @@ class SampleStore:
         with self._lock:
             by_bb = dict(self._db.execute(
                 "SELECT COALESCE(backbone_sha256, ''), COUNT(*) FROM samples GROUP BY 1"))
-        total_bytes = sum(s.path.stat().st_size for s in self.list() if s.path.exists())
-        return {"total": len(self), "per_label": self.counts(), "bytes": total_bytes,
+        return {"total": len(self), "per_label": self.counts(), "bytes": self._scan_bytes(),
                 "embeddings": {k[:12] or "none": v for k, v in by_bb.items()},
                 "root": str(self.root)}
 

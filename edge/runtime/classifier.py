@@ -39,6 +39,15 @@ def current_head_path(state_dir: Optional[Path], model_name: str) -> Optional[Pa
     return p if p.is_file() else None
 
 
+def load_user_head(path: Path, package: ModelPackage) -> Head:
+    """A retrained head for package's backbone; ModelError if unreadable or the wrong size."""
+    head = Head.load(path)
+    dim = int(package.retrainable.get("embedding_dim", head.W.shape[0]))
+    if head.W.shape[0] != dim:
+        raise ModelError(f"{path}: made for embedding size {head.W.shape[0]}, the model has {dim}")
+    return head
+
+
 def softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
@@ -191,12 +200,7 @@ class Classifier:
                                        if package.retrainable else None)
         if self.head_path is not None:
             try:
-                head = Head.load(self.head_path)
-                dim = int(package.retrainable.get("embedding_dim", head.W.shape[0]))
-                if head.W.shape[0] != dim:
-                    raise ModelError(f"{self.head_path}: made for embedding size {head.W.shape[0]}, "
-                                     f"the model has {dim}")
-                self.head = head
+                self.head = load_user_head(self.head_path, package)
             except ModelError as e:
                 if head_path is not None:
                     raise
