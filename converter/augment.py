@@ -34,6 +34,10 @@ class AugmentConfig:
     background_p: float = 0.0
     hand_scale: tuple[float, float] = (0.55, 1.0)
     background_cast: float = 0.3  # per-channel gain 1 +- this, offset +- 40x this
+    # A camera looking at the hand from below, above or the side: one edge of the image
+    # narrower than the other by up to this fraction on each side (keystone). Off unless set.
+    perspective: float = 0.0
+    perspective_p: float = 0.5
 
     @classmethod
     def from_dict(cls, d: dict | None) -> AugmentConfig:
@@ -50,6 +54,21 @@ def _affine(img: np.ndarray, angle: float, scale: float, dx: float, dy: float) -
     m[0, 2] += dx * w
     m[1, 2] += dy * h
     out = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return out.reshape(img.shape)
+
+
+def _keystone(img: np.ndarray, amount: float, edge: int) -> np.ndarray:
+    """The image as seen at an angle: edge 0-3 (top, right, bottom, left) shortened by
+    amount of its length at each end, the opposite edge unchanged."""
+    h, w = img.shape[:2]
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    dst = src.copy()
+    a, b = edge, (edge + 1) % 4  # the two corners of that edge
+    along = (src[b] - src[a]) * amount
+    dst[a] += along
+    dst[b] -= along
+    m = cv2.getPerspectiveTransform(src, dst)
+    out = cv2.warpPerspective(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return out.reshape(img.shape)
 
 
@@ -142,6 +161,8 @@ def augment(img: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator,
         out = replace_background(out, cfg, rng, pool)
     if cfg.flip and rng.random() < 0.5:
         out = out[:, ::-1]
+    if cfg.perspective and rng.random() < cfg.perspective_p:
+        out = _keystone(np.ascontiguousarray(out), rng.uniform(0, cfg.perspective), int(rng.integers(4)))
     if cfg.rotate_deg or cfg.shift or cfg.scale != (1.0, 1.0):
         out = _affine(np.ascontiguousarray(out), rng.uniform(-cfg.rotate_deg, cfg.rotate_deg),
                       rng.uniform(*cfg.scale), rng.uniform(-cfg.shift, cfg.shift),

@@ -278,3 +278,20 @@ def test_background_replacement_is_off_by_default_and_seeded() -> None:
     c = augment(photo, on, np.random.default_rng(1), pool=[photo])
     d = augment(photo, on, np.random.default_rng(1), pool=[photo])
     assert np.array_equal(c, d) and not np.array_equal(a, c)
+
+
+def test_keystone_narrows_one_edge_and_is_off_by_default() -> None:
+    from converter.augment import AugmentConfig, _keystone, augment
+
+    img = np.zeros((100, 100, 3), np.uint8)
+    img[:, 10:90] = 255  # a bright band 80 px wide, top to bottom
+    width = (_keystone(img, 0.3, 0)[:, :, 0] > 127).sum(axis=1)  # seen from below: top shortened
+    assert abs(width[1] - 80 * 0.4) <= 3 and width[98] >= 78
+    band = np.ascontiguousarray(img.transpose(1, 0, 2))  # the same band, left to right
+    height = (_keystone(band, 0.3, 3)[:, :, 0] > 127).sum(axis=0)  # left edge shortened
+    assert abs(height[1] - 80 * 0.4) <= 3 and height[98] >= 78
+    photo = read_image(str(next((HANDS / "4").glob("*.JPG"))))
+    assert AugmentConfig().perspective == 0.0
+    on = AugmentConfig(perspective=0.3, perspective_p=1.0)
+    a = augment(photo, on, np.random.default_rng(3))
+    assert a.shape == photo.shape and not np.array_equal(a, augment(photo, AugmentConfig(), np.random.default_rng(3)))
