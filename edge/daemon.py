@@ -25,6 +25,7 @@ import numpy as np
 from edge import __version__
 from edge.camera import camera_from_config
 from edge.config import Config
+from edge.discovery import Controls
 from edge.errors import CommandError, FingercountError
 from edge.mqtt import MqttLink
 from edge.pipeline import Pipeline, Result
@@ -71,7 +72,10 @@ class Daemon:
         self._shutdown_hooks: list[Callable[[], None]] = []
         self.link: Optional[MqttLink] = MqttLink(cfg, self._on_command) if mqtt_enabled else None
         if self.link is not None:
-            self.link.discovery_model = self._classifier.model_id
+            self.link.discovery_controls = self._discovery_controls
+        # set by a plugin that stores samples: the labels a capture can use
+        self.capture_labels: Optional[Callable[[], list[str]]] = None
+        self._stats_now = threading.Event()
         self._threads: list[threading.Thread] = []
         self.first_prediction_at: Optional[float] = None
         self.started_at = time.monotonic()
@@ -90,8 +94,7 @@ class Daemon:
     def swap_classifier(self, new: Classifier) -> None:
         old = self.pipeline.classifier
         self.pipeline.set_classifier(new)
-        if self.link is not None:
-            self.link.discovery_model = new.model_id
+        self.refresh_discovery()  # labels and retrainability may have changed
         self.publish_event("model_swapped", model=new.model_id, previous=old.model_id,
                            labels=list(new.labels))
         log.info("model swapped: %s -> %s", old.model_id, new.model_id)
@@ -115,6 +118,20 @@ class Daemon:
 
     def add_stats_provider(self, fn: Callable[[], dict]) -> None:
         self._stats_providers.append(fn)
+
+    def publish_stats_soon(self) -> None:
+        """Publish stats now, not at the next interval: a state Home Assistant shows changed
+        (paused, the capture label, sample counts)."""
+        self._stats_now.set()
+
+    def refresh_discovery(self) -> None:
+        """Send Home Assistant's discovery configs again: the controls changed."""
+        if self.link is not None:
+            self.link.request_discovery()
+
+    def _discovery_controls(self) -> Controls:
+        labels = self.capture_labels() if self.capture_labels is not None else []
+        return Controls(tuple(labels), self.classifier.package.retrainable)
 
     def add_shutdown_hook(self, fn: Callable[[], None]) -> None:
         self._shutdown_hooks.append(fn)
@@ -189,11 +206,13 @@ class Daemon:
     def _cmd_pause(self, body: dict) -> dict:
         self._only(body, set())
         self.paused.set()
+        self.publish_stats_soon()
         return {"paused": True}
 
     def _cmd_resume(self, body: dict) -> dict:
         self._only(body, set())
         self.paused.clear()
+        self.publish_stats_soon()
         return {"paused": False}
 
     def _cmd_set_model(self, body: dict) -> dict:
@@ -258,7 +277,11 @@ class Daemon:
     def _stats_loop(self) -> None:
         interval = self.cfg.publish.stats_interval_s
         first = True
-        while not self.stop_event.wait(2.0 if first else interval):
+        while not self.stop_event.is_set():
+            self._stats_now.wait(2.0 if first else interval)
+            self._stats_now.clear()
+            if self.stop_event.is_set():
+                break
             first = False  # the first stats soon after start, then every interval
             st = self.stats()
             if self.link is not None:
@@ -383,6 +406,7 @@ class Daemon:
 
     def shutdown(self) -> None:
         self.stop_event.set()
+        self._stats_now.set()
         self.notifier.stopping()
         for fn in self._shutdown_hooks:
             try:

@@ -19,7 +19,7 @@ from typing import Any, Optional
 import paho.mqtt.client as mqtt
 
 from edge.config import Config
-from edge.discovery import discovery_messages
+from edge.discovery import Controls, discovery_messages
 from edge.embedded_broker import EmbeddedBroker
 from edge.errors import ConfigError
 from edge.outbox import Message, Outbox
@@ -61,7 +61,8 @@ class MqttLink:
         self._broker: Optional[EmbeddedBroker] = None
         self._inflight: dict[int, Message] = {}
         self._rediscover = threading.Event()
-        self.discovery_model = ""
+        # what the daemon offers Home Assistant beyond the count (buttons, label select)
+        self.discovery_controls: Callable[[], Controls] = Controls
         self.connects = 0
         self.last_error: Optional[str] = None
 
@@ -210,8 +211,13 @@ class MqttLink:
             self._client = None
 
     def _publish_discovery(self, client: mqtt.Client) -> None:
+        try:
+            controls = self.discovery_controls()
+        except Exception:  # the count must still reach Home Assistant
+            log.exception("discovery controls failed; publishing the sensors only")
+            controls = Controls()
         for topic, payload in discovery_messages(self.cfg.mqtt.discovery_prefix, self.base,
-                                                 self.cfg.device_id, self.discovery_model):
+                                                 self.cfg.device_id, controls):
             client.publish(topic, payload, qos=1, retain=True)
 
     def _drain(self, client: mqtt.Client) -> None:

@@ -2,8 +2,9 @@
 
 The daemon calls attach(daemon) once at startup. Everything here works on the daemon's
 public API only (cfg, classifier, latest_frame, swap_classifier, publish_event,
-register_command, add_stats_provider, add_shutdown_hook, stop_event), so the same
-Personalizer can be driven by a test double of that API.
+register_command, add_stats_provider, publish_stats_soon, refresh_discovery, capture_labels,
+add_shutdown_hook, stop_event), so the same Personalizer can be driven by a test double of
+that API.
 """
 
 from __future__ import annotations
@@ -90,10 +91,22 @@ class Personalizer:
             out += [lab for lab in (self._counts() or {}) if lab not in out]
         return out
 
+    def capture_labels(self) -> list[str]:
+        """What Home Assistant's label select offers: every label, and the chosen one."""
+        out = self._labels()
+        return out if self.label in out else [*out, self.label]
+
+    def _choose(self, label: str) -> None:
+        new = label not in self.capture_labels()
+        self.label = label
+        if new:
+            self.daemon.refresh_discovery()  # the select's options grow
+        self.daemon.publish_stats_soon()
+
     def set_label(self, payload: dict) -> dict:
         only(payload, {"label"})
         label = check_label(payload.get("label"), self.daemon.classifier)
-        self.label = label
+        self._choose(label)
         if self.gpio is not None:
             self.gpio.set_label(label)
         return {"label": label, "count": label_count(label)}
@@ -105,6 +118,7 @@ class Personalizer:
         label = payload.get("label", self.label)
         try:
             label = check_label(label, self.daemon.classifier)
+            new_label = label not in self.capture_labels()
             with self._capture_lock:
                 frame, ts, seq = self._fresh_frame()
                 sample = self.store.add(frame, label, source=source)
@@ -117,6 +131,9 @@ class Personalizer:
                 "sha256": sample.sha256, "source": source, "frame_seq": seq, "frame_ts": ts,
                 "samples": counts}
         self.daemon.publish_event("sample_captured", **data)
+        if new_label:
+            self.daemon.refresh_discovery()
+        self.daemon.publish_stats_soon()
         return data
 
     def _fresh_frame(self) -> tuple[Any, float, int]:
@@ -194,6 +211,7 @@ class Personalizer:
             if result.swapped:
                 self.daemon.swap_classifier(self._reload(clf))
             self.daemon.publish_event("retrain_finished", ok=True, **data)
+            self.daemon.publish_stats_soon()
             self.last_result = data
             box["result"] = data
         except FingercountError as e:
@@ -244,7 +262,7 @@ class Personalizer:
                 self.gpio.refuse()
 
     def _button_label(self, label: str) -> None:
-        self.label = label
+        self._choose(label)
         self.daemon.publish_event("label_selected", label=label, count=label_count(label), source="button")
 
     # ---- stats / shutdown ---------------------------------------------------------------
@@ -272,5 +290,6 @@ def attach(daemon: Any) -> Personalizer:
     daemon.register_command("retrain", p.retrain, slow=True)
     daemon.register_command("rollback", p.rollback)
     daemon.add_stats_provider(p.stats)
+    daemon.capture_labels = p.capture_labels
     daemon.add_shutdown_hook(p.close)
     return p

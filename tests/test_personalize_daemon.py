@@ -219,3 +219,60 @@ def test_a_full_disk_at_start_costs_captures_not_counting(broker: Any, tmp_path:
             r = run.command("capture", {"label": "2"})  # the store opens once there is room
             assert r["ok"], r
             assert run.daemon.stats()["samples"] == {"2": 1}
+
+
+def test_home_assistant_buttons_and_label_select_drive_the_daemon(broker: Any, tmp_path: Path,
+                                                                  mock_factory: MockFactory) -> None:
+    """What Home Assistant does with the discovery configs: press a button = publish its
+    payload_press to its command_topic; pick an option = render command_template. Stats are
+    published every 60 s here, so a state that follows within seconds was pushed at once."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    ha = Collector(broker.port, ["homeassistant/+/fingercount_p1/+/config"])
+    jinja = ImmutableSandboxedEnvironment()
+
+    def config(component: str, key: str) -> dict:
+        topic = f"homeassistant/{component}/fingercount_p1/{key}/config"
+        return json.loads(ha.wait(lambda: [p for p in ha.on(topic) if p], what=topic)[-1])
+
+    def press(key: str) -> None:
+        b = config("button", key)
+        run.pub.publish(b["command_topic"], b["payload_press"], qos=1)
+
+    def state(component: str, key: str, want: str) -> None:
+        tpl = jinja.from_string(config(component, key)["value_template"])
+        run.sub.wait(lambda: any(tpl.render(value_json=s) == want for s in run.sub.json_on(f"{BASE}/stats")),
+                     5, f"{component}.{key} == {want}")
+
+    run = Running(broker.port, tmp_path / "state", f"replay:{HANDS}@15")
+    try:
+        select = config("select", "capture_label")
+        assert select["options"] == ["0", "1", "2", "3", "4", "5"]
+        n_configs = len(ha.on("homeassistant/select/fingercount_p1/capture_label/config"))
+        run.pub.publish(select["command_topic"],
+                        jinja.from_string(select["command_template"]).render(value="none"), qos=1)
+        state("select", "capture_label", "none")
+        # a new label: the select's options are sent again with it
+        ha.wait(lambda: len(ha.on("homeassistant/select/fingercount_p1/capture_label/config")) > n_configs,
+                what="discovery re-sent")
+        assert config("select", "capture_label")["options"][-1] == "none"
+
+        press("capture")
+        ev = run.sub.wait(lambda: run.events("sample_captured"), what="sample_captured")[0]
+        assert ev["label"] == "none" and ev["samples"] == {"none": 1}
+        state("sensor", "samples", "1")
+
+        press("pause")
+        state("binary_sensor", "paused", "ON")
+        assert run.daemon.paused.is_set()
+        press("resume")
+        state("binary_sensor", "paused", "OFF")
+        run.predictions_after(3)
+
+        press("retrain")  # one sample: trained and judged by cross-validation, or refused; answered at once
+        r = run.sub.wait(lambda: run.sub.json_on(f"{BASE}/cmd/retrain/result"), what="retrain result")[0]
+        assert r["ok"] and r["data"].get("started"), r
+        run.sub.wait(lambda: run.events("retrain_finished"), 60, "retrain_finished")
+    finally:
+        run.close()
+        ha.close()
