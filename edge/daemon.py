@@ -101,9 +101,12 @@ class Daemon:
         self._report_head_problem(new)
 
     def publish_event(self, type: str, **data: Any) -> None:
-        payload = {"type": type, "ts": iso(time.time()), **data}
         if self.link is not None:
-            self.link.publish_reliable("event", payload)
+            self.link.publish_reliable("event", self._event(type, **data))
+
+    @staticmethod
+    def _event(type: str, **data: Any) -> dict[str, Any]:
+        return {"type": type, "ts": iso(time.time()), **data}
 
     def register_command(self, name: str, fn: Callable[[dict], dict], slow: bool = False) -> None:
         """fn(payload) -> result data. A slow command (e.g. retrain waiting for its result)
@@ -305,10 +308,12 @@ class Daemon:
         self._stable = st
         self._since = r.frame.ts
         count = self._count_payload()
-        self._publish_count()
-        self.publish_event("count_changed", count=count["count"], label=st.label,
-                           previous=label_count(prev.label) if prev.label is not None else None,
-                           confidence=count["confidence"], seq=r.seq)
+        if self.link is not None:  # the state and its event: one write to the card
+            self.link.publish_reliable_many([
+                ("count", count, True),
+                ("event", self._event("count_changed", count=count["count"], label=st.label,
+                                      previous=label_count(prev.label) if prev.label is not None else None,
+                                      confidence=count["confidence"], seq=r.seq), False)])
         if self.print_to is not None:
             shown = count["count"] if count["count"] is not None else (st.label or "unsure")
             conf = f"{st.confidence:.0%}, " if st.label is not None else ""

@@ -75,6 +75,11 @@ class MqttLink:
         data = payload if isinstance(payload, bytes) else dumps(payload)
         self.outbox.put(Message(self.topic(name), data, 1, retain))
 
+    def publish_reliable_many(self, items: list[tuple[str, Any, bool]]) -> None:
+        """(name, payload, retain) in order, durable together: one write to the card."""
+        self.outbox.put_many([Message(self.topic(name), p if isinstance(p, bytes) else dumps(p), 1, retain)
+                              for name, p, retain in items])
+
     def publish_now(self, name: str, payload: Any, qos: int = 0, retain: bool = False) -> bool:
         """Best effort, not queued: False when not connected."""
         client = self._client
@@ -112,6 +117,7 @@ class MqttLink:
         self.outbox.wakeup.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        self.outbox.close()  # acknowledged rows deleted now: a clean restart re-sends nothing
         if self._broker is not None:
             self._broker.stop()
 

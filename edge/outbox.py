@@ -5,9 +5,13 @@ leaves; when full the oldest message is dropped and counted. After a reconnect e
 not yet acknowledged is sent again from the head, so order holds (QoS 1 may duplicate; it
 never reorders).
 
-Durability: with a path (the daemon uses `<state_dir>/outbox.sqlite`) every put and every
-ack is one short SQLite transaction (WAL, synchronous=FULL), so a put that returned survives
-kill -9 and a power cut; the memory queue is a mirror of the table for the network thread.
+Durability: with a path (the daemon uses `<state_dir>/outbox.sqlite`) every put is one short
+SQLite transaction (WAL, synchronous=FULL), so a put that returned survives kill -9 and a
+power cut; the memory queue is a mirror of the table for the network thread. An SD card
+wears with every small synchronous write, so the rows of acknowledged messages are deleted
+with the next put (or within ACK_FLUSH_S): a count change costs one transaction, not four.
+A power cut in between sends those messages once more after the restart (QoS 1 is at least
+once).
 The dropped total is stored too. On open, the messages a previous run left are queued
 first, oldest first, and go out after `online` like any others, except **retained** ones
 (the `count`): a retained message is state, not history, and the new run publishes its own
@@ -41,6 +45,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 RETRY_S = 60.0  # memory only since a failure: how often to try the file again
+ACK_FLUSH_S = 10.0  # acknowledged rows are deleted at the next put, or after this at the latest
 
 
 @dataclass(eq=False)
@@ -89,6 +94,8 @@ class Outbox:
         self.wakeup = threading.Event()
         self.path = path
         self._db: Optional[sqlite3.Connection] = None
+        self._acked_ids: list[int] = []  # acknowledged, row not deleted yet
+        self._ack_flush_at = 0.0
         if path is not None:
             self._open(Path(path))
 
@@ -191,44 +198,61 @@ class Outbox:
             raise
         for m, i in zip(q, ids):
             m.id = i
+        self._acked_ids = []  # the file now holds exactly the unacknowledged queue
         self._q, self.dropped = deque(q), dropped
         if not self._loaded:
             self._loaded, self.restored, self.superseded = True, len(previous), superseded
 
     # ---- the queue ---------------------------------------------------------------------
     def put(self, msg: Message) -> None:
+        self.put_many([msg])
+
+    def put_many(self, msgs: list[Message]) -> None:
+        """Queue messages in order, durable in one transaction (a count and its event: one
+        write to the card, not two). Deletes of acknowledged rows ride along."""
         with self._lock:
             self._maybe_resume()
-            oldest = self._q[0] if len(self._q) >= self.maxlen else None
-            lost = oldest is not None and not oldest.acked
+            evicted: list[Message] = []
+            for k in range(len(msgs)):  # the oldest make room, as if put one by one
+                if len(self._q) + k - len(evicted) >= self.maxlen:
+                    evicted.append(self._q[len(evicted)])
+            lost = sum(1 for m in evicted if not m.acked)
             if self._db is not None:
+                gone = [m.id for m in evicted if m.id is not None] + self._acked_ids
                 try:
                     self._db.execute("BEGIN IMMEDIATE")
                     try:
-                        if oldest is not None and oldest.id is not None:
-                            self._db.execute("DELETE FROM msgs WHERE id = ?", (oldest.id,))
+                        self._delete(gone)
                         if lost:
                             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('dropped', ?)",
-                                             (self.dropped + 1,))
-                        msg.id = self._db.execute(
-                            "INSERT INTO msgs (topic, payload, qos, retain) VALUES (?, ?, ?, ?)",
-                            (msg.topic, msg.payload, msg.qos, int(msg.retain))).lastrowid
+                                             (self.dropped + lost,))
+                        for msg in msgs:
+                            msg.id = self._db.execute(
+                                "INSERT INTO msgs (topic, payload, qos, retain) VALUES (?, ?, ?, ?)",
+                                (msg.topic, msg.payload, msg.qos, int(msg.retain))).lastrowid
                         self._db.execute("COMMIT")
                     except BaseException:
                         if self._db.in_transaction:
                             self._db.execute("ROLLBACK")
                         raise
+                    self._acked_ids = []
+                    self._ack_flush_at = time.monotonic() + ACK_FLUSH_S
                 except sqlite3.Error as e:
-                    msg.id = None
+                    for msg in msgs:
+                        msg.id = None
                     self._give_up(e)
-            if oldest is not None:
+            for _ in evicted:
                 self._q.popleft()
-                if lost:
-                    self.dropped += 1
                 if self._sent:
                     self._sent -= 1
-            self._q.append(msg)
+            self.dropped += lost
+            self._q.extend(msgs)
         self.wakeup.set()
+
+    def _delete(self, ids: list[int]) -> None:
+        for i in range(0, len(ids), 500):  # SQLite's limit on bound parameters
+            chunk = ids[i:i + 500]
+            self._db.execute(f"DELETE FROM msgs WHERE id IN ({','.join('?' * len(chunk))})", chunk)
 
     def __len__(self) -> int:
         with self._lock:
@@ -248,19 +272,39 @@ class Outbox:
                 self._sent += 1
 
     def ack(self, msg: Message) -> None:
+        """The broker has it. Its row is deleted with the next put, or within ACK_FLUSH_S:
+        one write to the card per burst, not one per message. A power cut before that
+        re-sends it once after the restart, which QoS 1 allows."""
         with self._lock:
             if msg.acked:
                 return
             msg.acked = True
             self.delivered += 1
             if self._db is not None and msg.id is not None:
-                try:  # one statement = one transaction; lost to a power cut = one duplicate
-                    self._db.execute("DELETE FROM msgs WHERE id = ?", (msg.id,))
-                except sqlite3.Error as e:
-                    self._give_up(e)
+                self._acked_ids.append(msg.id)
+                if time.monotonic() >= self._ack_flush_at:
+                    self._flush_acks()
             while self._q and self._q[0].acked and self._sent:
                 self._q.popleft()
                 self._sent -= 1
+
+    def _flush_acks(self) -> None:
+        """Called under the lock: delete the acknowledged rows now."""
+        self._ack_flush_at = time.monotonic() + ACK_FLUSH_S
+        if self._db is None or not self._acked_ids:
+            return
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._delete(self._acked_ids)
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+            self._acked_ids = []
+        except sqlite3.Error as e:
+            self._give_up(e)
 
     def rewind(self) -> None:
         """A new connection: resend everything not acknowledged, from the oldest."""
@@ -273,6 +317,7 @@ class Outbox:
     def close(self) -> None:
         """Close the file (what is in it stays for the next start); memory only afterwards."""
         with self._lock:
+            self._flush_acks()
             db, self._db = self._db, None
             self._retry_at = math.inf
         if db is not None:

@@ -54,13 +54,61 @@ def test_order_ack_and_reopen(tmp_path: Path) -> None:
         ob.mark_sent(m)
     ob.ack(msgs[0])
     ob.ack(msgs[1])
-    assert len(ob) == 4 and len(rows(path)) == 4  # acknowledged = gone from the file at once
-    ob.close()
+    assert len(ob) == 4 and len(rows(path)) == 6  # the rows go with the next write, not one by one
+    ob.close()  # ... or at close
+    assert len(rows(path)) == 4
     again = Outbox(100, path)
     assert again.restored == 4 and numbers(again) == [2, 3, 4, 5]
     again.put(ev(6))  # new ones go after the old ones
     assert numbers(again) == [2, 3, 4, 5, 6]
     again.close()
+
+
+def test_acknowledged_rows_go_with_the_next_put_or_after_a_while(tmp_path: Path, monkeypatch) -> None:
+    """One transaction per put, none per ack: the card is written once per count change."""
+    import edge.outbox as outbox_mod
+
+    path = tmp_path / "outbox.sqlite"
+    ob = Outbox(100, path)
+    ob.put_many([ev(0), ev(1)])  # a count and its event: one transaction
+    assert len(rows(path)) == 2
+    first = ob.next_unsent()
+    ob.mark_sent(first)
+    second = ob.next_unsent()
+    ob.mark_sent(second)
+    ob.ack(first)
+    ob.ack(second)
+    assert len(ob) == 0 and len(rows(path)) == 2
+    ob.put(ev(2))  # the deletes ride along with the next write
+    assert [json.loads(p)["i"] for _, p, _ in rows(path)] == [2]
+    # an idle outbox deletes them after ACK_FLUSH_S at the latest
+    monkeypatch.setattr(outbox_mod, "ACK_FLUSH_S", 0.0)
+    ob.put(ev(3))
+    m = ob.next_unsent()
+    ob.mark_sent(m)
+    ob.ack(m)
+    assert [json.loads(p)["i"] for _, p, _ in rows(path)] == [3]
+    # killed before the rows went: those messages are sent once more (QoS 1: at least once)
+    monkeypatch.setattr(outbox_mod, "ACK_FLUSH_S", 3600.0)
+    ob.put(ev(4))
+    m = ob.next_unsent()
+    ob.mark_sent(m)
+    ob.ack(m)
+    crashed = Outbox(100, path)  # the first one never closed: as after kill -9
+    assert numbers(crashed) == [3, 4] and crashed.restored == 2
+    crashed.close()
+    ob.close()
+
+
+def test_put_many_keeps_the_bound_and_the_order(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite"
+    ob = Outbox(3, path)
+    ob.put(ev(0))
+    ob.put_many([ev(1), ev(2), ev(3)])
+    ob.put_many([ev(4), ev(5)])
+    assert ob.dropped == 3 and numbers(ob) == [3, 4, 5] and len(rows(path)) == 3
+    ob.close()
+    assert Outbox(3, path).dropped == 3
 
 
 def test_bound_drops_the_oldest_and_the_count_is_kept(tmp_path: Path) -> None:
