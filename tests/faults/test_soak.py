@@ -61,7 +61,10 @@ def test_soak_full_speed(tmp_path: Path, broker, daemon_factory) -> None:
           f"{len(lat1) + len(lat2)} predictions")
     assert len(lat1) > 50 and len(lat2) > 50, "too few predictions to judge latency"
     assert max(rss) - rss[0] < 10, "RSS grew by 10 MB or more"
-    assert max(fds[half:]) <= max(fds[:half]), "open files grew"
-    assert max(threads[half:]) <= max(threads[:half]), "threads grew"
+    # A sample can catch a file the stats thread has open for a moment (/proc, /sys): that
+    # is no leak. A leak stays: it shows in the last samples, and in most of the second half.
+    for name, xs in (("open files", fds), ("threads", threads)):
+        base = max(xs[:half])
+        assert min(xs[-5:]) <= base and sum(x > base for x in xs[half:]) <= 2, f"{name} grew: {xs}"
     # Shared CI cores make latency noisy: allow 50 % plus 2 ms before calling it a drift.
     assert p99_2 <= 1.5 * p99_1 + 2.0, "p99 latency drifted upwards"
