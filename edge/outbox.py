@@ -29,12 +29,14 @@ order, and the outbox is durable again (logged once). A corrupt file is moved as
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import sqlite3
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -76,6 +78,19 @@ def _connect(path: Path) -> sqlite3.Connection:
         db.close()
         raise
     return db
+
+
+@contextlib.contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction: committed on success, rolled back on any error."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
 
 
 class Outbox:
@@ -178,8 +193,7 @@ class Outbox:
         run's messages in it join the queue first, right after what is in flight; the oldest
         beyond maxlen (outbox_max lowered since) are dropped and counted."""
         q, dropped, previous, superseded = list(self._q), self.dropped, [], 0
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with _transaction(db):
             if not self._loaded:
                 superseded, previous, before = self._read(db)
                 room = self.maxlen - len(q)
@@ -191,11 +205,6 @@ class Outbox:
                 "INSERT INTO msgs (topic, payload, qos, retain) VALUES (?, ?, ?, ?)",
                 (m.topic, m.payload, m.qos, int(m.retain))).lastrowid for m in q]
             db.execute("INSERT OR REPLACE INTO meta VALUES ('dropped', ?)", (dropped,))
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
         for m, i in zip(q, ids):
             m.id = i
         self._acked_ids = []  # the file now holds exactly the unacknowledged queue
@@ -220,21 +229,14 @@ class Outbox:
             if self._db is not None:
                 gone = [m.id for m in evicted if m.id is not None] + self._acked_ids
                 try:
-                    self._db.execute("BEGIN IMMEDIATE")
-                    try:
+                    with _transaction(self._db) as db:
                         self._delete(gone)
                         if lost:
-                            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('dropped', ?)",
-                                             (self.dropped + lost,))
+                            db.execute("INSERT OR REPLACE INTO meta VALUES ('dropped', ?)", (self.dropped + lost,))
                         for msg in msgs:
-                            msg.id = self._db.execute(
+                            msg.id = db.execute(
                                 "INSERT INTO msgs (topic, payload, qos, retain) VALUES (?, ?, ?, ?)",
                                 (msg.topic, msg.payload, msg.qos, int(msg.retain))).lastrowid
-                        self._db.execute("COMMIT")
-                    except BaseException:
-                        if self._db.in_transaction:
-                            self._db.execute("ROLLBACK")
-                        raise
                     self._acked_ids = []
                     self._ack_flush_at = time.monotonic() + ACK_FLUSH_S
                 except sqlite3.Error as e:
@@ -294,14 +296,8 @@ class Outbox:
         if self._db is None or not self._acked_ids:
             return
         try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with _transaction(self._db):
                 self._delete(self._acked_ids)
-                self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
             self._acked_ids = []
         except sqlite3.Error as e:
             self._give_up(e)

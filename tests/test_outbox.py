@@ -34,6 +34,14 @@ def numbers(ob: Outbox) -> list[int]:
     return out
 
 
+def deliver(ob: Outbox, n: int) -> None:
+    """Hand the next n messages to the broker, which acknowledges them."""
+    for _ in range(n):
+        m = ob.next_unsent()
+        ob.mark_sent(m)
+        ob.ack(m)
+
+
 def rows(path: Path) -> list[tuple[str, bytes, int]]:
     db = sqlite3.connect(path)
     try:
@@ -72,28 +80,19 @@ def test_acknowledged_rows_go_with_the_next_put_or_after_a_while(tmp_path: Path,
     ob = Outbox(100, path)
     ob.put_many([ev(0), ev(1)])  # a count and its event: one transaction
     assert len(rows(path)) == 2
-    first = ob.next_unsent()
-    ob.mark_sent(first)
-    second = ob.next_unsent()
-    ob.mark_sent(second)
-    ob.ack(first)
-    ob.ack(second)
+    deliver(ob, 2)
     assert len(ob) == 0 and len(rows(path)) == 2
     ob.put(ev(2))  # the deletes ride along with the next write
     assert [json.loads(p)["i"] for _, p, _ in rows(path)] == [2]
     # an idle outbox deletes them after ACK_FLUSH_S at the latest
     monkeypatch.setattr(outbox_mod, "ACK_FLUSH_S", 0.0)
     ob.put(ev(3))
-    m = ob.next_unsent()
-    ob.mark_sent(m)
-    ob.ack(m)
+    deliver(ob, 1)
     assert [json.loads(p)["i"] for _, p, _ in rows(path)] == [3]
     # killed before the rows went: those messages are sent once more (QoS 1: at least once)
     monkeypatch.setattr(outbox_mod, "ACK_FLUSH_S", 3600.0)
     ob.put(ev(4))
-    m = ob.next_unsent()
-    ob.mark_sent(m)
-    ob.ack(m)
+    deliver(ob, 1)
     crashed = Outbox(100, path)  # the first one never closed: as after kill -9
     assert numbers(crashed) == [3, 4] and crashed.restored == 2
     crashed.close()
