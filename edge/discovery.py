@@ -103,7 +103,8 @@ def discovery_messages(prefix: str, base: str, device_id: str,
             continue
         # default_entity_id since Home Assistant 2025.10 (object_id is ignored from 2026.4);
         # object_id for older versions
-        cfg = {**ent, **common, "unique_id": f"{node}_{key}", "object_id": entity_slug(f"{node}_{key}"),
-               "default_entity_id": f"{component}.{entity_slug(f'{node}_{key}')}"}
+        object_id = entity_slug(f"{node}_{key}")
+        cfg = {**ent, **common, "unique_id": f"{node}_{key}", "object_id": object_id,
+               "default_entity_id": f"{component}.{object_id}"}
         out.append((topic, json.dumps(cfg).encode()))
     return out
