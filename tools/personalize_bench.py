@@ -17,7 +17,8 @@
      mirror:     the other hand (the photo mirrored left-right);
      lowres:     a 32x32 camera image scaled back up;
      angle:      the camera looks up at the hand at an angle (keystone: the top of the image
-                 30 % narrower on each side);
+                 30 % narrower on each side); angle25, angle20, angle10: the same at
+                 smaller angles (25, 20, 10 %);
      tilt:       the camera rolled 30 degrees clockwise.
 2. Per class, the first 10 shifted images (ordered by sha256 of the file name) are the
    user's captures; the rest of the shifted set is the evaluation set.
@@ -69,6 +70,9 @@ SHIFTS = {
     "mirror": {"scale": 1.0, "cast": False, "background": False, "light": "mirror"},
     "lowres": {"scale": 1.0, "cast": False, "background": False, "light": "lowres"},
     "angle": {"scale": 1.0, "cast": False, "background": False, "light": "angle"},
+    "angle25": {"scale": 1.0, "cast": False, "background": False, "light": "angle", "keystone": 0.25},
+    "angle20": {"scale": 1.0, "cast": False, "background": False, "light": "angle", "keystone": 0.2},
+    "angle10": {"scale": 1.0, "cast": False, "background": False, "light": "angle", "keystone": 0.1},
     "tilt": {"scale": 1.0, "cast": False, "background": False, "light": "tilt"},
 }
 SHIFT_TEXT = {
@@ -85,6 +89,9 @@ SHIFT_TEXT = {
     "mirror": "the other hand: the photo mirrored left-right",
     "lowres": "a 32x32 image scaled back up (a cheap, low-resolution camera)",
     "angle": "the camera looks up at the hand at an angle: keystone, the top 30 % narrower on each side",
+    "angle25": "as angle, a smaller angle: the top 25 % narrower on each side",
+    "angle20": "as angle, a smaller angle: the top 20 % narrower on each side",
+    "angle10": "as angle, a smaller angle: the top 10 % narrower on each side",
     "tilt": "the camera rolled 30 degrees clockwise",
     "strong": "hand scaled to 60 % at a random offset, bright background -> teal/magenta gradient "
               "+ noise, colour cast RGB x (1.25, 0.95, 0.70) + (10, 0, -5)",
@@ -93,13 +100,13 @@ SHIFT_TEXT = {
 
 def shift(rgb: np.ndarray, seed: int, scale: float = 0.6, cast: bool = True,
           rotate: int = 0, noir: bool = False, blur: float = 0.0, background: bool = True,
-          light: str = "") -> np.ndarray:
+          light: str = "", keystone: float = 0.3) -> np.ndarray:
     """Coloured background, optionally a smaller off-centre hand, a colour cast, a camera
     mounted `rotate` quarter turns clockwise, a NoIR camera's look, defocus, dim or flat
     light (deterministic)."""
     rng = np.random.default_rng(seed)
     if not background:
-        return relight(rgb, light, rng)
+        return relight(rgb, light, rng, keystone)
     if rotate:
         rgb = np.ascontiguousarray(np.rot90(rgb, -rotate))
     h, w = rgb.shape[:2]
@@ -130,7 +137,7 @@ def shift(rgb: np.ndarray, seed: int, scale: float = 0.6, cast: bool = True,
     return np.clip(canvas, 0, 255).astype(np.uint8)
 
 
-def relight(rgb: np.ndarray, light: str, rng: np.random.Generator) -> np.ndarray:
+def relight(rgb: np.ndarray, light: str, rng: np.random.Generator, keystone: float = 0.3) -> np.ndarray:
     """The photo as it is, seen differently: dim or flat light, a green cast, the other
     hand, a low-resolution camera, a camera at an angle or rolled."""
     x = rgb.astype(np.float32)
@@ -150,7 +157,7 @@ def relight(rgb: np.ndarray, light: str, rng: np.random.Generator) -> np.ndarray
         h, w = rgb.shape[:2]
         if light == "angle":
             src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
-            dst = np.float32([[0.3 * w, 0], [0.7 * w, 0], [w, h], [0, h]])
+            dst = np.float32([[keystone * w, 0], [(1 - keystone) * w, 0], [w, h], [0, h]])
             warp = cv2.getPerspectiveTransform(src, dst)
         else:
             warp = np.vstack([cv2.getRotationMatrix2D((w / 2, h / 2), -30, 1.0), [0, 0, 1]])
