@@ -29,19 +29,17 @@ order, and the outbox is durable again (logged once). A corrupt file is moved as
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from edge.sqlite_files import DamagedFile, check, open_or_replace
+from edge.sqlite_files import DamagedFile, connect, open_or_replace, transaction
 
 log = logging.getLogger(__name__)
 
@@ -60,37 +58,14 @@ class Message:
     id: Optional[int] = field(default=None, compare=False)  # row in the store, when persistent
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    # One connection shared by all threads, always used under Outbox._lock.
-    db = sqlite3.connect(str(path), timeout=5.0, isolation_level=None, check_same_thread=False)
-    try:
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")  # a COMMIT is on disk before put() returns
-        check(db)
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (0, SCHEMA_VERSION):
-            raise DamagedFile(f"schema version {version}, expected {SCHEMA_VERSION}")
-        db.execute("CREATE TABLE IF NOT EXISTS msgs (id INTEGER PRIMARY KEY, topic TEXT NOT NULL, "
-                   "payload BLOB NOT NULL, qos INTEGER NOT NULL, retain INTEGER NOT NULL)")
-        db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)")
-        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-    except BaseException:
-        db.close()
-        raise
-    return db
-
-
-@contextlib.contextmanager
-def _transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One write transaction: committed on success, rolled back on any error."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield db
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
+def _schema(db: sqlite3.Connection) -> None:
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version not in (0, SCHEMA_VERSION):
+        raise DamagedFile(f"schema version {version}, expected {SCHEMA_VERSION}")
+    db.execute("CREATE TABLE IF NOT EXISTS msgs (id INTEGER PRIMARY KEY, topic TEXT NOT NULL, "
+               "payload BLOB NOT NULL, qos INTEGER NOT NULL, retain INTEGER NOT NULL)")
+    db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
 class Outbox:
@@ -137,7 +112,7 @@ class Outbox:
         path.parent.mkdir(parents=True, exist_ok=True)
 
         def open_db(p: Path) -> sqlite3.Connection:
-            db = _connect(p)
+            db = connect(p, 5.0, _schema)  # one connection for all threads, under _lock
             try:
                 self._mirror(db)
             except BaseException:
@@ -193,7 +168,7 @@ class Outbox:
         run's messages in it join the queue first, right after what is in flight; the oldest
         beyond maxlen (outbox_max lowered since) are dropped and counted."""
         q, dropped, previous, superseded = list(self._q), self.dropped, [], 0
-        with _transaction(db):
+        with transaction(db):
             if not self._loaded:
                 superseded, previous, before = self._read(db)
                 room = self.maxlen - len(q)
@@ -229,7 +204,7 @@ class Outbox:
             if self._db is not None:
                 gone = [m.id for m in evicted if m.id is not None] + self._acked_ids
                 try:
-                    with _transaction(self._db) as db:
+                    with transaction(self._db) as db:
                         self._delete(gone)
                         if lost:
                             db.execute("INSERT OR REPLACE INTO meta VALUES ('dropped', ?)", (self.dropped + lost,))
@@ -296,7 +271,7 @@ class Outbox:
         if self._db is None or not self._acked_ids:
             return
         try:
-            with _transaction(self._db):
+            with transaction(self._db):
                 self._delete(self._acked_ids)
             self._acked_ids = []
         except sqlite3.Error as e:

@@ -34,7 +34,7 @@ import numpy as np
 
 from edge.config import Config
 from edge.errors import SampleError
-from edge.sqlite_files import DamagedFile, check, open_or_replace
+from edge.sqlite_files import DamagedFile, connect, open_or_replace
 
 log = logging.getLogger(__name__)
 
@@ -171,16 +171,7 @@ class SampleStore:
 
     @staticmethod
     def _open_index(path: Path) -> sqlite3.Connection:
-        db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")  # the row is durable when the commit returns
-            check(db)
-            db.executescript(_SCHEMA)
-        except BaseException:
-            db.close()
-            raise
-        return db
+        return connect(path, 30, lambda db: db.executescript(_SCHEMA))
 
     # ---- lifecycle ---------------------------------------------------------------
 

@@ -1,11 +1,13 @@
-"""What the daemon's SQLite files (outbox, sample index) share: telling a damaged file from
-other errors, and moving one aside so a fresh file can start and the old one stays for a
-post-mortem."""
+"""What the daemon's SQLite files (outbox, sample index) share: a durable, checked
+connection, write transactions, telling a damaged file from other errors, and moving one
+aside so a fresh file can start and the old one stays for a post-mortem."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -25,6 +27,35 @@ def check(db: sqlite3.Connection) -> None:
     result = db.execute("PRAGMA quick_check").fetchone()[0]
     if result != "ok":
         raise DamagedFile(result)
+
+
+def connect(path: Path, timeout: float, setup: Callable[[sqlite3.Connection], None]) -> sqlite3.Connection:
+    """An autocommit connection usable from any thread (callers serialise with their own
+    lock), WAL with synchronous=FULL (a COMMIT is on disk when it returns), checked by
+    quick_check, then setup(db) for the schema; closed again if any of that fails."""
+    db = sqlite3.connect(str(path), timeout=timeout, isolation_level=None, check_same_thread=False)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        check(db)
+        setup(db)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+@contextlib.contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction: committed on success, rolled back on any error."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
 
 
 def move_aside(path: Path) -> Path:
