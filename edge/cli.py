@@ -40,6 +40,16 @@ def _csv_ints(text: str) -> list[int]:
     return vals
 
 
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError("must be > 0")
+    return v
+
+
 def _model_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model name in the models directory, a package directory or a .tflite")
     p.add_argument("--precision", choices=["int8", "fp16", "fp32"], help="model variant")
@@ -50,36 +60,41 @@ def _model_opts(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     # SUPPRESS: an option given before the subcommand is not overwritten by the
     # subparser's default when it is absent after it.
-    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS, allow_abbrev=False)
     common.add_argument("--config", help="YAML config (default /etc/fingercount/config.yaml when present)")
     common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     common.add_argument("--models-dir", help="where model packages live (default: shipped models/)")
     common.add_argument("--state-dir", help="samples, heads, outbox (default /var/lib/fingercount)")
 
+    # allow_abbrev=False everywhere: `--model` must not quietly mean `--models-dir`.
     p = argparse.ArgumentParser(prog=PROG, description="Count fingers on a camera and publish over MQTT.",
-                                parents=[common])
+                                parents=[common], allow_abbrev=False)
     p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def _parser(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], allow_abbrev=False, help=help)
+
     sub.required = True
 
-    r = sub.add_parser("run", parents=[common], help="run the daemon")
+    r = _parser("run", help="run the daemon")
     r.add_argument("--camera", help="picamera2 | opencv:N | opencv:/dev/videoN | opencv:rtsp://… | replay:PATH[@FPS]")
     _model_opts(r)
     r.add_argument("--mqtt", help="HOST[:PORT] or 'embedded'; 'none' to run without a broker")
     r.add_argument("--device-id", help="topic id (default: hostname)")
     r.add_argument("--print", action="store_true", help="print each stable count change")
-    r.add_argument("--duration", type=float, help="stop after S seconds")
+    r.add_argument("--duration", type=_positive_float, help="stop after S seconds")
 
-    c = sub.add_parser("classify", parents=[common], help="JSON prediction per image")
+    c = _parser("classify", help="JSON prediction per image")
     c.add_argument("images", nargs="+", metavar="IMAGE")
     _model_opts(c)
 
-    e = sub.add_parser("eval", parents=[common], help="score a model on class folders")
+    e = _parser("eval", help="score a model on class folders")
     e.add_argument("--data", required=True, help="directory of class folders named by label")
     _model_opts(e)
     e.add_argument("--json", help="write the result as JSON to this file")
 
-    b = sub.add_parser("bench", parents=[common], help="latency benchmarks")
+    b = _parser("bench", help="latency benchmarks")
     b.add_argument("targets", nargs="*", metavar="MODEL_OR_TFLITE")
     b.add_argument("--precision", choices=["int8", "fp16", "fp32"], help="only this precision")
     b.add_argument("--labels", help=argparse.SUPPRESS)
@@ -96,30 +111,30 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--frames", type=int, default=None, help="frames for --pipeline")
     b.add_argument("--mqtt", help="publish to this broker during --pipeline")
 
-    cap = sub.add_parser("capture", parents=[common], help="store labelled samples from the camera")
+    cap = _parser("capture", help="store labelled samples from the camera")
     cap.add_argument("--label", required=True)
     cap.add_argument("--camera")
     cap.add_argument("--count", type=int, default=1)
     cap.add_argument("--interval", type=float, default=0.2, help="seconds between captures")
     _model_opts(cap)
 
-    s = sub.add_parser("samples", parents=[common], help="list, count, export or remove stored samples")
+    s = _parser("samples", help="list, count, export or remove stored samples")
     s.add_argument("action", choices=["list", "stats", "export", "remove"])
     s.add_argument("dest", nargs="?", help="export: target directory")
     s.add_argument("--label", help="only this label (remove: required)")
     s.add_argument("--json", action="store_true", help="machine-readable output")
 
-    rt = sub.add_parser("retrain", parents=[common], help="retrain the head from the samples")
+    rt = _parser("retrain", help="retrain the head from the samples")
     _model_opts(rt)
     rt.add_argument("--force", action="store_true", help="swap in even if it scores worse")
     rt.add_argument("--json", help="write the result as JSON")
 
-    rb = sub.add_parser("rollback", parents=[common], help="restore the previous head")
+    rb = _parser("rollback", help="restore the previous head")
     _model_opts(rb)
 
-    sub.add_parser("models", parents=[common], help="list installed models")
+    _parser("models", help="list installed models")
 
-    sub.add_parser("check-config", parents=[common], help="validate the configuration and print it")
+    _parser("check-config", help="validate the configuration and print it")
     return p
 
 
@@ -142,6 +157,9 @@ def config_overrides(args: argparse.Namespace) -> dict:
     if args.command != "bench" or getattr(args, "pipeline", False):
         put("model.name", getattr(args, "model", None))
     put("model.precision", getattr(args, "precision", None) if args.command != "bench" else None)
+    labels = getattr(args, "labels", None)
+    if labels:
+        put("model.labels", [x.strip() for x in labels.split(",")])
     threads = getattr(args, "threads", None)
     if isinstance(threads, int):
         put("model.threads", threads)
@@ -182,6 +200,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `fingercount … | head`: the reader left; say nothing more, as other tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

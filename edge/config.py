@@ -46,6 +46,8 @@ class ModelSection(_Section):
     name: str = Field("fingers-mobilenet", description="model name in models_dir, or a path")
     precision: Precision = Field("int8", description="which variant to run")
     threads: int = Field(2, ge=1, le=64, description="interpreter threads")
+    labels: Optional[list[str]] = Field(None, description="labels of a bare .tflite, in output order "
+                                        "(a package's model.json has its own)")
 
 
 class CameraSection(_Section):
@@ -165,6 +167,14 @@ class Config(_Section):
     def resolved_models_dir(self) -> Path:
         return Path(self.models_dir) if self.models_dir else shipped_models_dir()
 
+    def check_mqtt_files(self) -> None:
+        """ConfigError if the password file or a TLS file named in mqtt: cannot be read."""
+        self.mqtt_password()
+        tls = self.mqtt.tls
+        for label, path in (("ca_file", tls.ca_file), ("cert_file", tls.cert_file), ("key_file", tls.key_file)):
+            if tls.enabled and path is not None and not path.is_file():
+                raise ConfigError(f"mqtt.tls.{label}: {path} does not exist")
+
     def mqtt_password(self) -> Optional[str]:
         if self.mqtt.password is not None:
             return self.mqtt.password
@@ -191,27 +201,84 @@ class _LineLoader(yaml.SafeLoader):
     """SafeLoader that remembers the line of every mapping key."""
 
 
-def _lines(node: yaml.Node, path: tuple = (), out: Optional[dict] = None) -> dict:
+def _lines(node: yaml.Node, path: tuple = (), out: Optional[dict] = None, source: str = "config") -> dict:
+    """Line of every mapping key; a key given twice in one mapping is an error (YAML would
+    silently keep the last one)."""
     out = {} if out is None else out
     if isinstance(node, yaml.MappingNode):
         for k, v in node.value:
             key = path + (k.value,)
-            out[key] = k.start_mark.line + 1
-            _lines(v, key, out)
+            line = k.start_mark.line + 1
+            if key in out:
+                raise ConfigError(f"{source}:{line}: {'.'.join(key)}: given twice (first on line {out[key]})")
+            out[key] = line
+            _lines(v, key, out, source)
     return out
 
 
-def _format_errors(err: ValidationError, source: str, lines: dict) -> str:
+def _is_text_field(path: list[str]) -> bool:
+    """Whether the config field at path holds text (str or Optional[str])."""
+    model: Any = Config
+    for i, key in enumerate(path):
+        field = getattr(model, "model_fields", {}).get(key)
+        if field is None:
+            return False
+        ann = field.annotation
+        if i == len(path) - 1:
+            return ann is str or ann == Optional[str]
+        model = ann
+    return False
+
+
+def _has(data: dict, loc: tuple) -> bool:
+    d: Any = data
+    for k in loc:
+        if not isinstance(d, dict) or k not in d:
+            return False
+        d = d[k]
+    return True
+
+
+# Config fields that command-line flags set, for blaming the flag and not the file.
+_FLAGS = {"models_dir": "--models-dir", "state_dir": "--state-dir", "camera.source": "--camera",
+          "model.name": "--model", "model.precision": "--precision", "model.threads": "--threads",
+          "model.labels": "--labels", "device_id": "--device-id", "mqtt.host": "--mqtt",
+          "mqtt.port": "--mqtt"}
+
+
+def _plain(msg: str) -> str:
+    """pydantic's wording without its internals (class names, 'Value error, ')."""
+    msg = msg.removeprefix("Value error, ")
+    if "valid dictionary or instance of" in msg:
+        return "must be a mapping of keys"
+    if "valid path for" in msg:
+        return "must be a path"
+    return msg
+
+
+def _format_errors(err: ValidationError, layers: list[tuple[str, dict, dict]]) -> str:
+    """One line naming, for each error, the layer that gave the value: the file (with its
+    line), an environment variable or a flag. layers: (source, data, lines), lowest first."""
     parts = []
     for e in err.errors():
         loc = tuple(str(x) for x in e["loc"])
         where = ".".join(loc) or "(top)"
-        line = None
+        # The highest layer that holds the key itself, else the one holding its nearest parent.
+        source, lines = layers[0][0], layers[0][2]
+        found = False
         for n in range(len(loc), 0, -1):
-            if loc[:n] in lines:
-                line = lines[loc[:n]]
+            for name, data, layer_lines in reversed(layers):
+                if _has(data, loc[:n]):
+                    source, lines, found = name, layer_lines, True
+                    break
+            if found:
                 break
-        msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+        if source == "environment":
+            source = f"environment ({ENV_PREFIX}{'__'.join(loc).upper()})"
+        elif source == "command line":
+            source = f"command line ({_FLAGS.get(where, 'flags')})"
+        line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), None)
+        msg = "unknown key" if e["type"] == "extra_forbidden" else _plain(e["msg"])
         parts.append(f"{source}{f':{line}' if line else ''}: {where}: {msg}")
     return "; ".join(parts)
 
@@ -228,8 +295,8 @@ def env_overrides(environ: Optional[dict] = None) -> dict:
             value = yaml.safe_load(raw) if raw != "" else None
         except yaml.YAMLError:
             value = raw
-        if isinstance(value, (int, float, bool)) and path[-1] in {"host", "device_id", "username", "password", "source", "name"}:
-            value = raw  # a host called "1234" or a password "true" stays a string
+        if value is not None and not isinstance(value, str) and _is_text_field(path):
+            value = raw  # a client id "123" or a password "true" stays a string
         d = out
         for p in path[:-1]:
             d = d.setdefault(p, {})
@@ -265,9 +332,11 @@ def load_config(path: Optional[Path | str] = None, overrides: Optional[dict] = N
     source = str(path) if path else "config"
     if path is not None:
         try:
-            text = path.read_text()
+            text = path.read_text(encoding="utf-8-sig")
         except OSError as e:
             raise ConfigError(f"cannot read config {path}: {e.strerror or e}") from e
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}); save it as UTF-8") from None
         try:
             node = yaml.compose(text, Loader=_LineLoader)
             data = yaml.safe_load(text) or {}
@@ -277,27 +346,19 @@ def load_config(path: Optional[Path | str] = None, overrides: Optional[dict] = N
             raise ConfigError(f"{path}{where}: not valid YAML: {getattr(e, 'problem', e)}") from e
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of keys")
-        lines = _lines(node) if node is not None else {}
+        lines = _lines(node, source=str(path)) if node is not None else {}
     env = env_overrides(environ)
-    if env:
-        try:
-            Config.model_validate(_merge(data, env))
-        except ValidationError as e:
-            # Blame the environment only when the file alone is fine.
-            try:
-                Config.model_validate(data)
-            except ValidationError:
-                pass
-            else:
-                raise ConfigError(_format_errors(e, "environment (FINGERCOUNT_*)", {})) from None
-        data = _merge(data, env)
-    if overrides:
-        data = _merge(data, overrides)
+    layers = [(source, data, lines), ("environment", env, {}), ("command line", overrides or {}, {})]
+    merged = _merge(_merge(data, env), overrides or {})
     try:
-        return Config.model_validate(data)
+        return Config.model_validate(merged)
     except ValidationError as e:
-        raise ConfigError(_format_errors(e, source, lines)) from None
+        raise ConfigError(_format_errors(e, layers)) from None
 
 
 def dump_config(cfg: Config) -> str:
-    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+    """The effective configuration as YAML, with the MQTT password masked."""
+    data = cfg.model_dump(mode="json")
+    if data["mqtt"].get("password") is not None:
+        data["mqtt"]["password"] = "********"
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

@@ -49,11 +49,8 @@ class MqttLink:
         self.host = "127.0.0.1" if self.embedded else m.host
         self.port = m.port
         self.client_id = m.client_id or f"fingercount-{cfg.device_id}"
-        self.password = cfg.mqtt_password()  # ConfigError now, not later in a thread
-        for label, path in (("ca_file", m.tls.ca_file), ("cert_file", m.tls.cert_file),
-                            ("key_file", m.tls.key_file)):
-            if m.tls.enabled and path is not None and not path.is_file():
-                raise ConfigError(f"mqtt.tls.{label}: {path} does not exist")
+        cfg.check_mqtt_files()  # ConfigError now, not later in a thread
+        self.password = cfg.mqtt_password()
         self.connected = threading.Event()
         self.stop_event = threading.Event()
         self._client: Optional[mqtt.Client] = None

@@ -61,3 +61,72 @@ def test_camera_rotate_is_a_quarter_turn(tmp_path: Path) -> None:
         load_config(f, environ={})
     assert "\n" not in str(e.value)
     assert load_config(None, environ={"FINGERCOUNT_CAMERA__ROTATE": "180"}).camera.rotate == 180
+
+
+def test_a_config_that_is_not_utf8_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_bytes(b"device_id: caf\xe9\n")
+    assert main(["check-config", "--config", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not UTF-8" in err
+
+
+def test_a_key_given_twice_is_refused_with_both_lines(tmp_path: Path) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text("mqtt:\n  host: a\nmodel:\n  threads: 1\nmqtt:\n  port: 1884\n")
+    with pytest.raises(ConfigError, match=r"c.yaml:5: mqtt: given twice \(first on line 1\)"):
+        load_config(f, environ={})
+
+
+def test_each_error_names_the_layer_that_gave_the_value(tmp_path: Path) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text("mqtt:\n  port: 0\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(f, {"model": {"threads": 0}}, environ={"FINGERCOUNT_MQTT__KEEPALIVE": "1"})
+    parts = str(e.value).split("; ")
+    assert sorted(parts) == sorted([
+        f"{f}:2: mqtt.port: Input should be greater than or equal to 1",
+        "environment (FINGERCOUNT_MQTT__KEEPALIVE): mqtt.keepalive: Input should be greater than or equal to 5",
+        "command line (--threads): model.threads: Input should be greater than or equal to 1"])
+
+
+def test_text_settings_from_the_environment_stay_text() -> None:
+    cfg = load_config(None, environ={"FINGERCOUNT_MQTT__CLIENT_ID": "123", "FINGERCOUNT_MQTT__PASSWORD": "true",
+                                     "FINGERCOUNT_MQTT__BASE_TOPIC": "2024", "FINGERCOUNT_MQTT__PORT": "1884"})
+    assert (cfg.mqtt.client_id, cfg.mqtt.password, cfg.mqtt.base_topic, cfg.mqtt.port) == ("123", "true", "2024", 1884)
+
+
+def test_check_config_masks_the_password_and_checks_what_run_opens(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FINGERCOUNT_MQTT__PASSWORD", "s3cret-pw")
+    monkeypatch.setenv("FINGERCOUNT_CAMERA__SOURCE", "replay:tests/data/hands@8")
+    monkeypatch.setenv("FINGERCOUNT_MODEL__NAME", "fingers-cnn")
+    assert main(["check-config", "--state-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "s3cret-pw" not in out and "password: '********'" in out
+
+    monkeypatch.setenv("FINGERCOUNT_MODEL__NAME", "no-such-model")
+    monkeypatch.setenv("FINGERCOUNT_CAMERA__SOURCE", f"replay:{tmp_path / 'missing'}")
+    monkeypatch.setenv("FINGERCOUNT_MQTT__PASSWORD_FILE", str(tmp_path / "pw"))
+    monkeypatch.delenv("FINGERCOUNT_MQTT__PASSWORD")
+    assert main(["check-config", "--state-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "model 'no-such-model' not found" in err and "missing does not exist" in err and "password_file" in err
+
+
+def test_options_are_not_abbreviated(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    # `--model` on a command without it must not quietly become `--models-dir`.
+    with pytest.raises(SystemExit) as e:
+        main(["check-config", "--model", "fingers-cnn"])
+    assert e.value.code == 2 and "unrecognized arguments: --model" in capsys.readouterr().err
+
+
+def test_labels_for_a_bare_tflite_reach_the_model(tmp_path: Path) -> None:
+    from edge.cli import build_parser, config_overrides
+    from edge.runtime.loader import open_package
+
+    tflite = Path("models/fingers-cnn/fingers-cnn_int8.tflite").resolve()
+    args = build_parser().parse_args(["run", "--model", str(tflite), "--labels", "a,b,c,d,e,f"])
+    cfg = load_config(None, config_overrides(args), environ={})
+    assert open_package(cfg).labels == ["a", "b", "c", "d", "e", "f"]

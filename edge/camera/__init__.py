@@ -46,7 +46,11 @@ def parse_spec(spec: str) -> tuple[str, str, Optional[float]]:
                 fps = float(tail)
                 path = head
             except ValueError:
-                pass  # an '@' in the path itself
+                # An '@' in the path itself, unless only the part before it exists.
+                from pathlib import Path
+
+                if not Path(rest).exists() and Path(head).exists():
+                    raise CameraError(f"camera {spec!r}: FPS {tail!r} is not a number") from None
             if fps is not None and fps < 0:
                 raise CameraError(f"camera {spec!r}: FPS must be >= 0 (0 = as fast as possible)")
         return "replay", path, fps

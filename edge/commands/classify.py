@@ -15,8 +15,7 @@ from edge.runtime.preprocess import read_image
 
 
 def main(args: argparse.Namespace, cfg: Config) -> int:
-    labels = args.labels.split(",") if getattr(args, "labels", None) else None
-    clf = open_classifier(cfg, labels)  # ModelError: one line, exit 2
+    clf = open_classifier(cfg)  # ModelError: one line, exit 2 (--labels arrives as model.labels)
     failed = 0
     for path in args.images:
         try:

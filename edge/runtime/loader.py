@@ -11,7 +11,7 @@ from edge.runtime.package import ModelPackage, resolve_package
 
 
 def open_package(cfg: Config, labels: Optional[Sequence[str]] = None) -> ModelPackage:
-    return resolve_package(cfg.model.name, cfg.resolved_models_dir(), labels)
+    return resolve_package(cfg.model.name, cfg.resolved_models_dir(), labels or cfg.model.labels)
 
 
 def open_classifier(cfg: Config, labels: Optional[Sequence[str]] = None,
