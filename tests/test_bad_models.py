@@ -90,6 +90,55 @@ def test_bad_model_json(tmp_path: Path) -> None:
     assert_one_clear_line(run_cli("classify", IMAGE, "--model", "no-such-model"), "not found")
 
 
+@pytest.mark.parametrize("field, value, needle", [
+    ("labels", None, "'labels' must be a non-empty list"),
+    ("labels", ["0", "0", "1", "2", "3", "4"], "duplicates"),
+    ("variants", {"int8": "x.tflite"}, "variants.int8 must be"),
+    ("input", [96, 96], "bad 'input'"),
+    ("retrainable", 3, "'retrainable' must be an object"),
+])
+def test_a_wrong_field_in_model_json_is_one_line_and_does_not_break_the_others(
+        tmp_path: Path, field: str, value: object, needle: str) -> None:
+    models = tmp_path / "models"
+    shutil.copytree(MODELS / "fingers-cnn", models / "fingers-cnn")
+    corrupt_package(tmp_path, lambda b: b).rename(models / "broken")
+    meta = json.loads((models / "broken" / "model.json").read_text())
+    meta[field] = value
+    (models / "broken" / "model.json").write_text(json.dumps(meta))
+    assert_one_clear_line(run_cli("classify", IMAGE, "--models-dir", str(models), "--model", "broken"), needle)
+    # The listing names the broken package and still shows the good one; lookups of it still work.
+    p = run_cli("models", "--models-dir", str(models))
+    assert p.returncode == 0 and "broken: BROKEN" in p.stdout and needle in p.stdout, p.stdout + p.stderr
+    assert "fingers-cnn 1.0.0" in p.stdout
+    p = run_cli("classify", IMAGE, "--models-dir", str(models), "--model", "fingers-cnn")
+    assert p.returncode == 0 and json.loads(p.stdout)["count"] == 3, p.stderr
+
+
+def test_models_shows_missing_and_corrupt_files_and_a_copy_is_found_by_its_name(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    pkg = corrupt_package(models, lambda b: b[:-1] + bytes([b[-1] ^ 0xFF]), fix_sha=False)
+    pkg.rename(models / "my-copy")
+    meta = json.loads((models / "my-copy" / "model.json").read_text())
+    (models / "my-copy" / meta["variants"]["fp16"]["file"]).unlink()
+    p = run_cli("models", "--models-dir", str(models))
+    lines = {ln.split()[0]: ln for ln in p.stdout.splitlines() if ln.startswith("  ")}
+    assert "my-copy (fingers-cnn) 1.0.0" in p.stdout
+    assert lines["int8"].endswith("CORRUPT (does not match its sha256)")
+    assert lines["fp16"].endswith("MISSING")
+    assert lines["fp32"].endswith("(test, n=147)")
+    # --model with the name inside model.json finds the copy in its differently named folder.
+    p = run_cli("classify", IMAGE, "--models-dir", str(models), "--model", "fingers-cnn", "--precision", "fp32")
+    assert p.returncode == 0 and json.loads(p.stdout)["count"] == 3, p.stderr
+
+
+def test_a_package_variant_without_sha256_is_refused(tmp_path: Path) -> None:
+    pkg = corrupt_package(tmp_path, lambda b: b)
+    meta = json.loads((pkg / "model.json").read_text())
+    del meta["variants"]["int8"]["sha256"]
+    (pkg / "model.json").write_text(json.dumps(meta))
+    assert_one_clear_line(run_cli("classify", IMAGE, "--model", str(pkg), "--precision", "int8"), "no sha256")
+
+
 def test_set_model_to_a_bad_package_keeps_the_old_model(tmp_path: Path) -> None:
     from edge.daemon import Daemon
     from tests.test_daemon import daemon_cfg

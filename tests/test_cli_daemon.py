@@ -60,7 +60,15 @@ def test_models_lists_variants_with_bytes_and_metrics() -> None:
 
 def test_models_with_no_models_says_so(tmp_path: Path) -> None:
     p = cli("models", "--models-dir", str(tmp_path))
-    assert p.returncode == 1 and "no models" in p.stdout
+    assert p.returncode == 2 and p.stderr.startswith("fingercount: error: no models in")
+    p = cli("models", "--models-dir", str(tmp_path / "absent"))
+    assert p.returncode == 2 and "absent does not exist" in p.stderr
+
+
+def test_models_output_piped_into_head_ends_quietly() -> None:
+    p = subprocess.run(f"{sys.executable} -m edge models | head -1", shell=True, capture_output=True,
+                       text=True, timeout=60)
+    assert p.stdout.startswith("models in") and "Traceback" not in p.stderr and "BrokenPipe" not in p.stderr
 
 
 def test_run_print_shows_count_changes_without_a_broker(tmp_path: Path) -> None:

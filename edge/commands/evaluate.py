@@ -8,13 +8,14 @@ import sys
 from pathlib import Path
 
 from edge.config import Config
+from edge.errors import FingercountError
 from edge.evaluate import evaluate_dir, format_table
+from edge.report_file import write_report
 from edge.runtime.loader import open_classifier
 
 
 def main(args: argparse.Namespace, cfg: Config) -> int:
-    labels = args.labels.split(",") if getattr(args, "labels", None) else None
-    clf = open_classifier(cfg, labels)
+    clf = open_classifier(cfg)  # --labels arrives as model.labels
     res = evaluate_dir(clf, Path(args.data))
     res["model"] = clf.model_id
     res["precision"] = clf.precision
@@ -22,9 +23,9 @@ def main(args: argparse.Namespace, cfg: Config) -> int:
         print(f"note: folder '{name}' is not one of the model's labels; ignored", file=sys.stderr)
     for path in res["skipped_files"]:
         print(f"note: {path}: not a readable image; skipped", file=sys.stderr)
+    if not res["n"]:
+        raise FingercountError(f"{args.data}: no readable image in the label folders; nothing to score")
     print(f"{clf.model_id}: " + format_table(res))
     if args.json:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(res, indent=2) + "\n")
+        write_report(args.json, json.dumps(res, indent=2) + "\n")
     return 0

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Optional
 
 from edge.config import Config
-from edge.errors import ModelError
+from edge.errors import FingercountError, ModelError
 from edge.runtime.classifier import current_head_path
-from edge.runtime.package import PRECISIONS, load_package
+from edge.runtime.package import PRECISIONS, ModelPackage, load_package, sha256_file
 
 
 def _metric(m: dict) -> str:
@@ -23,12 +24,27 @@ def _metric(m: dict) -> str:
     return "  ".join(parts) + (f"  ({where})" if where else "")
 
 
+def _file_state(pkg: ModelPackage, entry: dict) -> tuple[Optional[int], str]:
+    """(bytes on disk, '' or what is wrong with the file): what loading it would find."""
+    path = pkg.root / entry["file"]
+    if not path.is_file():
+        return None, "  MISSING"
+    size = path.stat().st_size
+    want = entry.get("sha256")
+    if not want:
+        return size, "  UNVERIFIABLE (no sha256 in model.json)"
+    if sha256_file(path) != want:
+        return size, "  CORRUPT (does not match its sha256)"
+    return size, ""
+
+
 def main(args: argparse.Namespace, cfg: Config) -> int:
-    root = cfg.resolved_models_dir()
-    dirs = sorted(d for d in Path(root).iterdir() if (d / "model.json").is_file()) if Path(root).is_dir() else []
+    root = Path(cfg.resolved_models_dir())
+    if not root.is_dir():
+        raise FingercountError(f"models_dir {root} does not exist")
+    dirs = sorted(d for d in root.iterdir() if (d / "model.json").is_file())
     if not dirs:
-        print(f"no models in {root} (build them with `make models`, or set models_dir)")
-        return 1
+        raise FingercountError(f"no models in {root} (build them with `make models`, or set models_dir)")
     print(f"models in {root}:")
     for d in dirs:
         try:
@@ -38,8 +54,9 @@ def main(args: argparse.Namespace, cfg: Config) -> int:
             continue
         i = pkg.input
         rt = pkg.retrainable
-        active = " (active)" if pkg.name == cfg.model.name else ""
-        print(f"\n{pkg.name} {pkg.version}{active}  task {pkg.task}  labels {','.join(pkg.labels)}  "
+        active = " (active)" if cfg.model.name in (d.name, str(d)) else ""
+        title = pkg.name if pkg.name == d.name else f"{d.name} ({pkg.name})"
+        print(f"\n{title} {pkg.version}{active}  task {pkg.task}  labels {','.join(pkg.labels)}  "
               f"input {i.height}x{i.width}x{i.channels} {i.color}"
               + (f"  retrainable (embedding {rt.get('embedding_dim')})" if rt else ""))
         head = current_head_path(cfg.state_dir, pkg.name) if rt else None
@@ -49,8 +66,6 @@ def main(args: argparse.Namespace, cfg: Config) -> int:
             v = pkg.variants.get(prec)
             if not v:
                 continue
-            size = v.get("bytes")
-            if size is None and (pkg.root / v.get("file", "")).is_file():
-                size = (pkg.root / v["file"]).stat().st_size
-            print(f"  {prec:5s} {size or 0:>12,} bytes  {_metric(pkg.metrics.get(prec, {}))}")
+            size, problem = _file_state(pkg, v)
+            print(f"  {prec:5s} {size or 0:>12,} bytes  {_metric(pkg.metrics.get(prec, {}))}{problem}")
     return 0

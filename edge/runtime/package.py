@@ -67,6 +67,9 @@ class ModelPackage:
         except OSError as e:
             raise ModelError(f"{self.name}: cannot read {path}: {e.strerror or e}") from e
         want = entry.get("sha256")
+        if not want and not self.single_file:
+            raise ModelError(f"{self.name}: model.json gives no sha256 for {what}; "
+                             "a package's files must be verifiable")
         if want and sha256_bytes(data) != want:
             raise ModelError(f"{self.name}: {path.name} does not match its sha256 in model.json "
                              "(corrupt or replaced file)")
@@ -120,13 +123,25 @@ def load_package(root: Path | str) -> ModelPackage:
         spec = InputSpec(height=int(inp["height"]), width=int(inp["width"]),
                          channels=int(inp.get("channels", 3)), color=str(inp.get("color", "rgb")),
                          range=tuple(inp.get("range", (0, 255))))
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise ModelError(f"{mj}: bad 'input' ({e})") from e
-    labels = [str(x) for x in _require(meta, "labels", mj)]
+    labels = _require(meta, "labels", mj)
+    if not isinstance(labels, list) or not labels or not all(isinstance(x, (str, int)) for x in labels):
+        raise ModelError(f"{mj}: 'labels' must be a non-empty list of labels")
+    labels = [str(x) for x in labels]
+    if len(set(labels)) != len(labels):
+        raise ModelError(f"{mj}: 'labels' has duplicates")
     variants = _require(meta, "variants", mj)
     if not isinstance(variants, dict) or not variants:
         raise ModelError(f"{mj}: 'variants' must name at least one precision")
-    return ModelPackage(root=root, name=str(meta.get("name", root.name)), version=str(meta.get("version", "0")),
+    for prec, entry in variants.items():
+        if prec not in PRECISIONS or not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
+            raise ModelError(f"{mj}: variants.{prec} must be one of {', '.join(PRECISIONS)} "
+                             "with a 'file'")
+    for key in ("retrainable", "metrics", "provenance"):
+        if meta.get(key) is not None and not isinstance(meta[key], dict):
+            raise ModelError(f"{mj}: '{key}' must be an object")
+    return ModelPackage(root=root, name=str(meta.get("name") or root.name), version=str(meta.get("version", "0")),
                         task=str(meta.get("task", "finger-count")), labels=labels, input=spec,
                         variants=variants, retrainable=meta.get("retrainable"),
                         metrics=meta.get("metrics") or {}, provenance=meta.get("provenance") or {},
@@ -169,7 +184,17 @@ def resolve_package(spec: str, models_dir: Path, labels: Optional[Sequence[str]]
     cand = Path(models_dir) / spec
     if (cand / "model.json").exists():
         return load_package(cand)
-    known = ", ".join(sorted(x.name for x in list_packages(models_dir))) or "none"
+    if cand.is_dir():
+        raise ModelError(f"{cand}: has no model.json, so it is not a model package")
+    installed = list_packages(models_dir)
+    # A package copied to a folder of another name is still found by the name inside it.
+    by_name = [pkg for pkg in installed if pkg.name == spec]
+    if len(by_name) == 1:
+        return by_name[0]
+    known = ", ".join(sorted(x.root.name for x in installed)) or "none"
+    if by_name:
+        raise ModelError(f"model '{spec}': {len(by_name)} packages carry that name ({known}); "
+                         "give the folder name")
     raise ModelError(f"model '{spec}' not found in {models_dir} (installed: {known})")
 
 
