@@ -413,6 +413,9 @@ class Daemon:
         self.stop_event.set()
         self._stats_now.set()
         self.notifier.stopping()
+        for t in self._threads:
+            if t.name == "stats":
+                t.join(0.5)  # a report in progress reads what the hooks below close
         for fn in self._shutdown_hooks:
             try:
                 fn()

@@ -255,3 +255,27 @@ def test_a_camera_that_cannot_open_is_reported_and_retried(broker, tmp_path: Pat
     finally:
         r.stop()
         sub.close()
+
+
+def test_shutdown_lets_a_stats_report_in_progress_finish_first(tmp_path: Path,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    # The sample store is closed by a shutdown hook; a stats report reading it must not see it closed.
+    d = Daemon(daemon_cfg(1, tmp_path), mqtt_enabled=False)
+    closed, reporting = threading.Event(), threading.Event()
+
+    def provider() -> dict:
+        reporting.set()
+        time.sleep(0.2)
+        if closed.is_set():
+            raise RuntimeError("read after close")
+        return {}
+
+    d.add_stats_provider(provider)
+    d.add_shutdown_hook(closed.set)
+    runner = threading.Thread(target=d.run, kwargs={"duration": 30})
+    runner.start()
+    assert reporting.wait(10)  # the first report comes 2 s after start
+    d.stop_event.set()
+    runner.join(10)
+    assert not runner.is_alive() and closed.is_set()
+    assert "stats provider failed" not in caplog.text
