@@ -102,6 +102,9 @@ def test_unit_contract() -> None:
     families = set(one["RestrictAddressFamilies"].split())
     assert {"AF_UNIX", "AF_INET", "AF_INET6"} <= families <= {"AF_UNIX", "AF_INET", "AF_INET6", "AF_NETLINK"}
     assert one["ProtectSystem"] == "strict" and one["NoNewPrivileges"] == "yes"
+    # With / read-only, lgpio needs a writable working directory for its pipes (gpiozero#1106).
+    writable = {f"/run/{one.get('RuntimeDirectory')}", f"/var/lib/{one['StateDirectory']}"}
+    assert one.get("WorkingDirectory") in writable, one.get("WorkingDirectory")
 
 
 def test_edge_extras_never_pull_tensorflow() -> None:
