@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from edge.errors import ConfigError
 
@@ -118,12 +126,23 @@ class PublishSection(_Section):
 
 class GPIOSection(_Section):
     enabled: bool = Field(True, description="use buttons and LED when a pin factory is available")
-    capture_pin: Optional[int] = Field(17, ge=0, le=53, description="BCM pin of the capture button")
-    label_pin: Optional[int] = Field(27, ge=0, le=53, description="BCM pin of the label button")
-    led_pin: Optional[int] = Field(22, ge=0, le=53, description="BCM pin of the status LED")
+    # GPIO 0-27 are the ones on the 40-pin header; strict: `true` is not pin 1.
+    capture_pin: Optional[StrictInt] = Field(17, ge=0, le=27, description="BCM pin of the capture button")
+    label_pin: Optional[StrictInt] = Field(27, ge=0, le=27, description="BCM pin of the label button")
+    led_pin: Optional[StrictInt] = Field(22, ge=0, le=27, description="BCM pin of the status LED")
     hold_s: float = Field(3, gt=0, description="hold capture this long to retrain")
     pull_up: bool = Field(True, description="buttons connect the pin to ground")
     bounce_s: Optional[float] = Field(0.05, ge=0, description="debounce time")
+
+    @model_validator(mode="after")
+    def _distinct(self) -> GPIOSection:
+        pins = [("capture_pin", self.capture_pin), ("label_pin", self.label_pin), ("led_pin", self.led_pin)]
+        used = [(k, v) for k, v in pins if v is not None]
+        for i, (k, v) in enumerate(used):
+            for k2, v2 in used[:i]:
+                if v == v2:
+                    raise ValueError(f"{k2} and {k} are both GPIO {v}; each needs its own pin")
+        return self
 
 
 class SamplesSection(_Section):

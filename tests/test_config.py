@@ -130,3 +130,16 @@ def test_labels_for_a_bare_tflite_reach_the_model(tmp_path: Path) -> None:
     args = build_parser().parse_args(["run", "--model", str(tflite), "--labels", "a,b,c,d,e,f"])
     cfg = load_config(None, config_overrides(args), environ={})
     assert open_package(cfg).labels == ["a", "b", "c", "d", "e", "f"]
+
+
+@pytest.mark.parametrize("gpio, needle", [
+    ("capture_pin: 17\n  label_pin: 17", "capture_pin and label_pin are both GPIO 17"),
+    ("led_pin: 27", "label_pin and led_pin are both GPIO 27"),
+    ("capture_pin: true", "gpio.capture_pin: Input should be a valid integer"),
+    ("capture_pin: 28", "gpio.capture_pin: Input should be less than or equal to 27"),
+])
+def test_gpio_pins_are_header_pins_and_distinct(tmp_path: Path, gpio: str, needle: str) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text(f"gpio:\n  {gpio}\n")
+    with pytest.raises(ConfigError, match=needle):
+        load_config(f, environ={})
