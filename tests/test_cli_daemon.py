@@ -36,10 +36,13 @@ def test_classify_an_unreadable_image_is_one_line_and_the_others_still_go(tmp_pa
     bad = tmp_path / "not-an-image.jpg"
     bad.write_text("hello")
     good = str(sorted((HANDS / "2").glob("*.JPG"))[0])
-    p = cli("classify", str(bad), good, "--model", str(model_dir()))
+    missing = tmp_path / "missing.jpg"
+    p = cli("classify", str(bad), good, str(missing), str(tmp_path), "--model", str(model_dir()))
     assert p.returncode == 2
     assert len(p.stdout.splitlines()) == 1 and json.loads(p.stdout)["image"] == good
     assert f"fingercount: error: {bad}: not a readable image" in p.stderr
+    assert f"fingercount: error: {missing}: no such file" in p.stderr
+    assert f"fingercount: error: {tmp_path}: a directory" in p.stderr
     assert "Traceback" not in p.stderr
 
 

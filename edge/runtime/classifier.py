@@ -216,8 +216,9 @@ class Classifier:
                                      f"{package.name} {precision}", self.input_shape, want_uint8)
             self.labels = list(package.labels)
             if self.model.out_dim != len(self.labels):
+                given = "--labels / model.labels give" if package.single_file else "model.json lists"
                 raise ModelError(f"{package.name} {precision}: output has {self.model.out_dim} "
-                                 f"classes, model.json lists {len(self.labels)} labels")
+                                 f"classes, {given} {len(self.labels)} labels")
 
     @property
     def model_id(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Optional
 
 import cv2
@@ -73,5 +74,7 @@ def read_image(path: str) -> np.ndarray:
     """An image file as an RGB uint8 array (ValueError if unreadable)."""
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
-        raise ValueError(f"{path}: not a readable image")
+        p = Path(path)
+        why = "no such file" if not p.exists() else "a directory" if p.is_dir() else "not a readable image"
+        raise ValueError(f"{path}: {why}")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
