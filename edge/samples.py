@@ -5,15 +5,21 @@ nothing or a complete sample): JPEG bytes -> temporary name (".<name>.tmp") -> f
 rename to the final name -> fsync the directory -> index row (WAL, synchronous=FULL)
 -> only then is the capture acknowledged.
 
-Recovery on open (decided): stray temporary files are deleted; an index row whose file
-is gone is deleted; a final-named file without a row is complete by construction (it
-was fsynced before the rename), so it is indexed with source "recovered" -- unless it
-does not decode as an image, then it is removed. Each repair is logged and counted in
-`SampleStore.recovered`.
+Recovery on open (decided): stray temporary files and label folders being removed are
+deleted; an index row whose file is gone is deleted; a final-named file without a row is
+complete by construction (it was fsynced before the rename), so it is indexed with source
+"recovered" and the capture time its name carries -- unless it does not decode as an
+image, then it is removed. The index changes are one transaction, and no sample file is
+removed before it commits: a repair that fails (a full disk) leaves the samples as they
+were. Each repair is logged and counted in `SampleStore.recovered`.
+
+Every SQLite or OS error while opening, repairing, reading or changing the store is a
+one-line SampleError: the CLI prints it, the daemon refuses captures and keeps counting.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import logging
@@ -34,7 +40,7 @@ import numpy as np
 
 from edge.config import Config
 from edge.errors import SampleError
-from edge.sqlite_files import DamagedFile, connect, open_or_replace
+from edge.sqlite_files import DamagedFile, connect, open_or_replace, transaction
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +117,29 @@ def _free_bytes(path: Path) -> Optional[int]:
     return None
 
 
+def _is_full(e: BaseException) -> bool:
+    if isinstance(e, OSError):
+        return e.errno in _NO_SPACE
+    return getattr(e, "sqlite_errorname", "") == "SQLITE_FULL"
+
+
+def _why(e: BaseException, where: Path) -> str:
+    """The reason in a few words; a nearly full disk is named as such, whatever SQLite said."""
+    free = _free_bytes(where)
+    if _is_full(e) or (free is not None and free < 1 << 20):
+        return "disk full" + (f" ({free} bytes free)" if free is not None else "")
+    return (e.strerror if isinstance(e, OSError) else None) or str(e)
+
+
+def _capture_time(name: str, path: Path) -> str:
+    """A sample's capture time: its file name's <utc> part (as add() wrote it), else the mtime."""
+    try:
+        t = datetime.strptime(name.split("-", 1)[0], "%Y%m%dT%H%M%S%fZ").replace(tzinfo=timezone.utc)
+    except ValueError:
+        t = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+    return t.isoformat()
+
+
 def _no_space_message(e: OSError) -> str:
     what = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded",
             errno.EFBIG: "file size limit reached"}.get(e.errno, e.strerror or str(e))
@@ -154,24 +183,37 @@ class SampleStore:
         self.recovered: dict[str, int] = {"temp_removed": 0, "rows_removed": 0,
                                           "files_indexed": 0, "files_removed": 0}
         index = self.state_dir / INDEX_FILE
+        db: Optional[sqlite3.Connection] = None
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            self._db, replaced = open_or_replace(index, self._open_index)
+            db, replaced = open_or_replace(index, self._open_index)
+            self._db = db
             if replaced is not None:
                 # The samples are the files; the index only describes them (and caches
                 # embeddings). The new one is rebuilt from the class folders below.
                 log.warning("sample index %s is damaged (%s): moved aside to %s; re-indexing "
                             "the samples from %s", index, replaced[1], replaced[0].name, self.root)
                 self.recovered["index_replaced"] = 1
+            self._recover()
         except (OSError, sqlite3.Error, DamagedFile) as e:
-            free = _free_bytes(self.state_dir)
-            why = f"disk full ({free} bytes free)" if free is not None and free < 1 << 20 else str(e)
-            raise SampleError(f"cannot open the sample store in {self.state_dir}: {why}") from e
-        self._recover()
+            if db is not None:
+                db.close()
+            raise SampleError(f"cannot open the sample store in {self.state_dir}: "
+                              f"{_why(e, self.state_dir)}") from e
 
     @staticmethod
     def _open_index(path: Path) -> sqlite3.Connection:
         return connect(path, 30, lambda db: db.executescript(_SCHEMA))
+
+    @contextlib.contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        """SQLite and OS errors as one SampleError line: '<what>: <why>'."""
+        try:
+            yield
+        except SampleError:
+            raise
+        except (OSError, sqlite3.Error) as e:
+            raise SampleError(f"{what}: {_why(e, self.state_dir)}") from e
 
     # ---- lifecycle ---------------------------------------------------------------
 
@@ -197,24 +239,33 @@ class SampleStore:
                     if f.name.endswith(TMP_SUFFIX):
                         if _writer_alive(f.name):
                             continue  # another process is writing this sample right now
-                        f.unlink(missing_ok=True)
+                        f.unlink(missing_ok=True)  # never acknowledged: not a sample
                         self.recovered["temp_removed"] += 1
                     elif f.is_file() and f.suffix.lower() == ".jpg":
                         on_disk.add(f"{label_dir.name}/{f.name}")
                         self._bytes += f.stat().st_size
             gone = [rows[p] for p in rows if p not in on_disk]
-            if gone:
-                self._db.executemany("DELETE FROM samples WHERE id = ?", [(i,) for i in gone])
-                self.recovered["rows_removed"] += len(gone)
-            for rel in sorted(on_disk - set(rows)):
-                if not _writer_alive(rel.split("/", 1)[1]):  # a live writer indexes it in a moment
-                    self._index_orphan(rel)
+            orphans = [rel for rel in sorted(on_disk - set(rows))
+                       if not _writer_alive(rel.split("/", 1)[1])]  # a live writer indexes it in a moment
+            undecodable: list[Path] = []
+            if gone or orphans:
+                with transaction(self._db):  # all or nothing: a full disk changes nothing
+                    self._db.executemany("DELETE FROM samples WHERE id = ?", [(i,) for i in gone])
+                    for rel in orphans:
+                        if not self._index_orphan(rel):
+                            undecodable.append(self.root / rel)
+            self.recovered["rows_removed"] += len(gone)
+            self.recovered["files_indexed"] += len(orphans) - len(undecodable)
+            for path in undecodable:  # only once the index no longer needs to change
+                path.unlink(missing_ok=True)
+                self.recovered["files_removed"] += 1
             if any(self.recovered.values()):
                 log.warning("sample store %s repaired: %s", self.root, self.recovered)
 
-    def _index_orphan(self, rel: str) -> None:
+    def _index_orphan(self, rel: str) -> bool:
+        """Index a final-named file that has no row; False if it is not a sample (to remove)."""
         path = self.root / rel
-        label = rel.split("/", 1)[0]
+        label, name = rel.split("/", 1)
         data = path.read_bytes()
         img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
         try:
@@ -222,14 +273,13 @@ class SampleStore:
         except SampleError:
             img = None
         if img is None:
-            path.unlink(missing_ok=True)
-            self.recovered["files_removed"] += 1
-            return
-        mtime = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).isoformat()
+            return False
+        # The source is not in the file (so "recovered"); the capture time is, in its name.
         self._db.execute(
             "INSERT INTO samples(label, path, sha256, source, time, width, height) VALUES (?,?,?,?,?,?,?)",
-            (label, rel, hashlib.sha256(data).hexdigest(), "recovered", mtime, img.shape[1], img.shape[0]))
-        self.recovered["files_indexed"] += 1
+            (label, rel, hashlib.sha256(data).hexdigest(), "recovered", _capture_time(name, path),
+             img.shape[1], img.shape[0]))
+        return True
 
     # ---- writing -----------------------------------------------------------------
 
@@ -312,7 +362,11 @@ class SampleStore:
                                   "(fingercount samples remove --label L)")
 
     def _scan_bytes(self) -> int:
-        return sum(f.stat().st_size for f in self.root.glob("*/*.jpg") if f.is_file())
+        total = 0
+        for f in self.root.glob("*/*.jpg"):
+            with contextlib.suppress(FileNotFoundError):  # removed meanwhile by another process
+                total += f.stat().st_size
+        return total
 
     def _undo(self, tmp: Path, final: Optional[Path], label_dir: Path) -> None:
         """Leave nothing partial behind after a failed write."""
@@ -330,11 +384,14 @@ class SampleStore:
             pass
 
     def remove_label(self, label: str) -> int:
-        """Delete every sample of a label (folder renamed, rows, files). Returns how many."""
+        """Delete every sample of a label (folder renamed, files, rows). Returns how many.
+
+        The rename is the point of no return: a power cut after it is finished by the next
+        open, never undone. The files go before the rows, so a full disk gets its room back
+        first and can then record the removal; if it still cannot, the next open does.
+        """
         label = validate_label(label)
         with self._lock:
-            # Renamed first, so a power cut part-way cannot leave files that the next open
-            # would index again as "recovered" samples.
             doomed = self.root / f"{REMOVING_PREFIX}{label}-{os.getpid()}"
             try:
                 (self.root / label).rename(doomed)
@@ -342,22 +399,24 @@ class SampleStore:
                 pass
             except OSError as e:
                 raise SampleError(f"cannot remove label {label!r}: {e.strerror or e}") from e
-            n = self._db.execute("DELETE FROM samples WHERE label = ?", (label,)).rowcount
             shutil.rmtree(doomed, ignore_errors=True)
             self._bytes = self._scan_bytes()
+            with self._errors(f"removed the files of label {label!r}, but not yet its index rows "
+                              "(the next open of the store drops them)"):
+                n = self._db.execute("DELETE FROM samples WHERE label = ?", (label,)).rowcount
         return int(n)
 
     # ---- reading -----------------------------------------------------------------
 
     def counts(self) -> dict[str, int]:
-        with self._lock:
+        with self._lock, self._errors("cannot read the sample index"):
             return dict(self._db.execute("SELECT label, COUNT(*) FROM samples GROUP BY label ORDER BY label"))
 
     def labels(self) -> list[str]:
         return list(self.counts())
 
     def __len__(self) -> int:
-        with self._lock:
+        with self._lock, self._errors("cannot read the sample index"):
             return int(self._db.execute("SELECT COUNT(*) FROM samples").fetchone()[0])
 
     def list(self, label: Optional[str] = None) -> list[Sample]:
@@ -366,12 +425,12 @@ class SampleStore:
         if label is not None:
             q += " WHERE label = ?"
             args = (validate_label(label),)
-        with self._lock:
+        with self._lock, self._errors("cannot read the sample index"):
             rows = self._db.execute(q + " ORDER BY id", args).fetchall()
         return [Sample(r[0], r[1], self.root / r[2], r[3], r[4], r[5], bool(r[6])) for r in rows]
 
     def stats(self) -> dict:
-        with self._lock:
+        with self._lock, self._errors("cannot read the sample index"):
             by_bb = dict(self._db.execute(
                 "SELECT COALESCE(backbone_sha256, ''), COUNT(*) FROM samples GROUP BY 1"))
         return {"total": len(self), "per_label": self.counts(), "bytes": self._scan_bytes(),
@@ -382,15 +441,19 @@ class SampleStore:
         """Copy samples into DEST/<label>/*.jpg (a dataset `fingercount-convert build --data` reads)."""
         dest = Path(dest)
         out: dict[str, int] = {}
-        for s in self.list(label):
+        todo = self.list(label)
+        for s in todo:
             target = dest / s.label / s.path.name
+            tmp = target.with_name("." + target.name + TMP_SUFFIX)
             try:
                 target.parent.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_name("." + target.name + TMP_SUFFIX)
                 shutil.copyfile(s.path, tmp)
                 os.replace(tmp, target)
             except OSError as e:
-                raise SampleError(f"export to {dest} failed: {e.strerror or e}") from e
+                with contextlib.suppress(OSError):
+                    tmp.unlink(missing_ok=True)  # no partial copy left behind
+                raise SampleError(f"export to {dest} failed after {sum(out.values())} of {len(todo)} "
+                                  f"samples ({counts_text(out)} exported): {e.strerror or e}") from e
             out[s.label] = out.get(s.label, 0) + 1
         return out
 
@@ -409,7 +472,7 @@ class SampleStore:
         Cached rows made by the same backbone (sha256) are reused. Work done before a
         deadline is kept, so a later call continues where this one stopped.
         """
-        with self._lock:
+        with self._lock, self._errors("cannot read the sample index"):
             todo = self._db.execute(
                 "SELECT id, path FROM samples WHERE embedding IS NULL OR backbone_sha256 IS NOT ? "
                 "ORDER BY id", (embedder.sha256,)).fetchall()
@@ -423,7 +486,7 @@ class SampleStore:
                 log.warning("skipping unreadable sample %s", rel)
                 continue
             emb = np.asarray(embedder.embed_frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)), np.float32)
-            with self._lock:
+            with self._lock, self._errors(f"cannot store an embedding ({done} of {len(todo)} kept)"):
                 self._db.execute("UPDATE samples SET embedding = ?, backbone_sha256 = ? WHERE id = ?",
                                  (emb.tobytes(), embedder.sha256, row_id))
             done += 1
@@ -433,7 +496,7 @@ class SampleStore:
 
     def embeddings(self, backbone_sha256: str) -> tuple[list[Sample], np.ndarray]:
         """(samples, float32 N x D) of every sample embedded by this backbone."""
-        with self._lock:
+        with self._lock, self._errors("cannot read the sample index"):
             rows = self._db.execute(
                 "SELECT id, label, path, sha256, source, time, embedding FROM samples "
                 "WHERE backbone_sha256 = ? AND embedding IS NOT NULL ORDER BY id",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import pytest
 
 from edge.errors import SampleError
 from edge.samples import INDEX_FILE, SampleStore, validate_label
-from tests.conftest import HANDS, ROOT, mount_tmpfs, umount
+from tests.conftest import HANDS, ROOT, fill_filesystem, mount_tmpfs, umount
 
 
 def hand(label: str = "3", i: int = 0) -> np.ndarray:
@@ -273,6 +274,7 @@ def test_a_damaged_index_is_rebuilt_from_the_class_folders(tmp_path: Path, damag
         for lab in ("2", "3"):
             for i in range(3):
                 store.add(hand(lab, i), lab, source="test")
+        times = {s.path: s.time for s in store.list()}
     index = tmp_path / INDEX_FILE
     data = bytearray(index.read_bytes())
     if damage == "not-a-database":
@@ -282,7 +284,8 @@ def test_a_damaged_index_is_rebuilt_from_the_class_folders(tmp_path: Path, damag
     index.write_bytes(bytes(data))
     with SampleStore(tmp_path) as store:
         assert store.counts() == {"2": 3, "3": 3}
-        assert {s.source for s in store.list()} == {"recovered"}
+        assert {s.source for s in store.list()} == {"recovered"}  # the files do not hold it
+        assert {s.path: s.time for s in store.list()} == times  # their names hold the time
         assert store.recovered["index_replaced"] == 1 and store.recovered["files_indexed"] == 6
         store.add(hand("4"), "4", source="test")  # and it takes new samples
     aside = list(tmp_path.glob(f"{INDEX_FILE}.corrupt-*"))
@@ -342,3 +345,119 @@ def test_a_removal_cut_short_is_finished_at_open_not_resurrected(tmp_path: Path)
         assert store.counts() == {"2": 1}
         assert store.recovered["rows_removed"] == 3 and store.recovered["files_indexed"] == 0
     assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["2"]
+
+
+def leave_free(mnt: Path, nbytes: int) -> Path:
+    """Fill the filesystem, then give nbytes (whole pages) of it back; returns the filler."""
+    filler = mnt / "filler"
+    fill_filesystem(mnt)
+    os.truncate(filler, max(0, filler.stat().st_size - nbytes))
+    return filler
+
+
+def files_of(state: Path) -> dict[str, bytes]:
+    return {f"{p.parent.name}/{p.name}": p.read_bytes() for p in (state / "samples").glob("*/*.jpg")}
+
+
+def test_a_repair_on_a_nearly_full_disk_is_one_line_and_loses_nothing(tmp_path: Path) -> None:
+    """The tester's recipe (D1), swept over the free space: 5 samples, one file deleted, the
+    disk filled to 0-96 KB free. Somewhere in that band the index opens but the repair
+    cannot be written; every open must then be a SampleError, never sqlite3's own error."""
+    snap = tmp_path / "snap"
+    with SampleStore(snap) as store:
+        for i in range(5):
+            store.add(hand("1", i), "1")
+    next((snap / "samples" / "1").iterdir()).unlink()  # a row without its file
+    kept = files_of(snap)
+    mnt = tmp_path / "small"
+    if not mount_tmpfs(mnt, "300k"):
+        pytest.fail("cannot mount a tmpfs here (needs root and mount permission)")
+    outcomes: dict[int, str] = {}
+    try:
+        for kb in range(0, 100, 4):
+            state = mnt / "state"
+            shutil.rmtree(state, ignore_errors=True)
+            (mnt / "filler").unlink(missing_ok=True)
+            shutil.copytree(snap, state)
+            filler = leave_free(mnt, kb << 10)
+            try:
+                with SampleStore(state) as store:
+                    assert store.counts() == {"1": 4}
+                outcomes[kb] = "opened"
+            except SampleError as e:
+                assert str(e).startswith(f"cannot open the sample store in {state}: disk full"), e
+                outcomes[kb] = "refused"
+            assert files_of(state) == kept, kb  # no sample lost or changed
+            filler.unlink()
+            with SampleStore(state) as store:  # with room, the repair is done
+                assert store.counts() == {"1": 4}
+    finally:
+        umount(mnt)
+    assert set(outcomes.values()) == {"opened", "refused"}, outcomes
+
+
+def test_an_index_rebuild_without_room_keeps_every_sample(tmp_path: Path) -> None:
+    """A lost index and a card with room to open a new one but not to fill it: the rebuild
+    (one transaction) is refused with one line, and every file stays for the next open."""
+    mnt = tmp_path / "small"
+    if not mount_tmpfs(mnt, "12m"):
+        pytest.fail("cannot mount a tmpfs here (needs root and mount permission)")
+    try:
+        state = mnt / "state"
+        d = state / "samples" / "1"
+        d.mkdir(parents=True)
+        jpg = cv2.imencode(".jpg", np.full((16, 16, 3), 128, np.uint8))[1].tobytes()
+        for i in range(2000):  # complete files of a writer long gone (no such pid)
+            (d / f"20260101T000000{i:06d}Z-99999999-{i}.jpg").write_bytes(jpg)
+        kept = files_of(state)
+        filler = leave_free(mnt, 128 << 10)
+        with pytest.raises(SampleError, match="disk full"):
+            SampleStore(state)
+        assert files_of(state) == kept
+        filler.unlink()
+        with SampleStore(state) as store:
+            assert store.counts() == {"1": 2000} and store.recovered["files_indexed"] == 2000
+            # the capture time is in the file name, so a rebuild keeps it
+            assert store.list()[3].time == "2026-01-01T00:00:00.000003+00:00"
+    finally:
+        umount(mnt)
+
+
+def test_removing_a_label_on_a_full_disk_makes_room_first(tmp_path: Path) -> None:
+    """docs/raspberry-pi.md's remedy for a full card: the files go first, then the rows."""
+    mnt = tmp_path / "small"
+    if not mount_tmpfs(mnt, "1m"):
+        pytest.fail("cannot mount a tmpfs here (needs root and mount permission)")
+    try:
+        with SampleStore(mnt / "state") as store:
+            for i in range(4):
+                store.add(hand("2", i), "2")
+            store.add(hand("3"), "3")
+            three = files_of(mnt / "state")
+            fill_filesystem(mnt)
+            assert store.remove_label("2") == 4
+            assert store.counts() == {"3": 1}
+        rows, finals, temps = raw_state(mnt / "state")
+        assert set(rows) == set(finals) and temps == []
+        assert files_of(mnt / "state") == {k: v for k, v in three.items() if k.startswith("3/")}
+    finally:
+        umount(mnt)
+
+
+def test_export_to_a_full_disk_says_how_far_it_got_and_leaves_no_partial_file(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    with SampleStore(tmp_path / "state") as store:
+        for _ in range(10):
+            store.add(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8), "4")  # ~25 KB each
+        mnt = tmp_path / "small"
+        if not mount_tmpfs(mnt, "100k"):
+            pytest.fail("cannot mount a tmpfs here (needs root and mount permission)")
+        try:
+            with pytest.raises(SampleError) as refused:
+                store.export(mnt / "ds")
+            done = sorted((mnt / "ds" / "4").iterdir())
+            assert done and all(not p.name.endswith(".tmp") for p in done), done
+            assert f"failed after {len(done)} of 10 samples (4: {len(done)} exported)" in str(refused.value)
+            assert "No space left on device" in str(refused.value)
+        finally:
+            umount(mnt)
