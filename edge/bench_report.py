@@ -131,6 +131,8 @@ def _atomic_write(path: str, text: str) -> None:
         tmp.write_text(text)
         os.replace(tmp, p)
     except OSError as e:
+        if tmp.is_file():  # a failed write leaves nothing behind (only our own temp file)
+            tmp.unlink()
         raise FingercountError(f"cannot write {p}: {e.strerror or e}") from e
 
 

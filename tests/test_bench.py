@@ -285,3 +285,13 @@ def test_pipeline_bench_builds_payloads_at_the_daemons_rate(tiny_models, tmp_pat
     # pipeline and raw-invoke blocks alternate (one per 100 frames here), so machine load hits both
     b = r["ratio_blocks"]
     assert r["blocks"] == 3 and 0 < b["min"] <= b["median"] <= b["max"]
+
+
+@pytest.mark.parametrize("flag", ["--json", "--markdown"])
+def test_a_failed_report_write_leaves_no_temp_file(tiny_models, tmp_path, capsys, flag):
+    target = tmp_path / "ev"
+    target.mkdir()  # a directory where the report file should go
+    rc = _run(["bench", str(tiny_models["odd"]), "--runs", "10", "--warmup", "1", flag, str(target)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err[-1].startswith(f"fingercount: error: cannot write {target}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ev"] and not any(target.iterdir())
