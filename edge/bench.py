@@ -466,6 +466,7 @@ def _pipeline_loop(pipe: Any, frames: int, warmup: int,
         a = np.asarray(ms[s])
         out[f"{s}_ms"] = float(a.mean())
         out[f"{s}_p50_ms"] = float(np.median(a))
+        out[f"{s}_p90_ms"] = float(np.percentile(a, 90))
     return out
 
 

@@ -136,8 +136,16 @@ def _atomic_write(path: str, text: str) -> None:
         raise FingercountError(f"cannot write {p}: {e.strerror or e}") from e
 
 
+# what each report kind plots: (bar key, whisker-top key, y label)
+PLOTTED = {
+    "invoke": ("p50_ms", "p90_ms", "invoke latency, ms (bar p50, whisker p50 to p90)"),
+    "pipeline": ("total_p50_ms", "total_p90_ms",
+                 "pipeline latency per frame, ms (bar p50, whisker p50 to p90)"),
+}
+
+
 def plot(doc: dict, path: str) -> None:
-    """Latency per model and precision (p50 bar, p90 whisker), one group per model/threads."""
+    """Latency per model and precision (p50 bar, whisker up to p90), one group per model/threads."""
     try:
         import matplotlib
 
@@ -147,7 +155,7 @@ def plot(doc: dict, path: str) -> None:
         raise FingercountError("--plot needs matplotlib, which is not an edge dependency: "
                                "pip install matplotlib") from None
     recs = doc["records"]
-    key = "invoke_p50_ms" if doc["kind"] == "pipeline" else "p50_ms"
+    key, top, ylabel = PLOTTED[doc["kind"]]
     groups = sorted({(r["model"], r["threads"]) for r in recs}, key=lambda g: (g[0], g[1]))
     precs = [p for p in ("fp32", "fp16", "int8") if any(r["precision"] == p for r in recs)]
     precs += sorted({r["precision"] for r in recs} - set(precs))
@@ -161,11 +169,12 @@ def plot(doc: dict, path: str) -> None:
                 continue
             xs.append(i + (j - (len(precs) - 1) / 2) * width)
             ys.append(r[key])
-            err.append(max(0.0, r.get("p90_ms", r[key]) - r[key]))
-        ax.bar(xs, ys, width, yerr=err, capsize=3, label=prec)
+            err.append(max(0.0, r[top] - r[key]))
+        # asymmetric: nothing below the bar, p90 above it (p90 >= p50 always)
+        ax.bar(xs, ys, width, yerr=[[0.0] * len(err), err], capsize=3, label=prec)
     ax.set_xticks(range(len(groups)))
     ax.set_xticklabels([f"{m}\n{t} thr" for m, t in groups], fontsize=8)
-    ax.set_ylabel("invoke latency, ms (bar p50, whisker p90)")
+    ax.set_ylabel(ylabel)
     m = doc["machine"]
     ax.set_title(f"{m.get('cpu') or '?'}; {m.get('runtime')} {m.get('runtime_version')}", fontsize=9)
     ax.legend()

@@ -295,3 +295,72 @@ def test_a_failed_report_write_leaves_no_temp_file(tiny_models, tmp_path, capsys
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and err[-1].startswith(f"fingercount: error: cannot write {target}")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ev"] and not any(target.iterdir())
+
+
+def _drawn_bars(monkeypatch: pytest.MonkeyPatch) -> list:
+    """Every figure bench saves, kept for inspection of what it drew."""
+    from matplotlib.figure import Figure
+
+    figs: list = []
+    save = Figure.savefig
+
+    def keep(self, *a, **k):
+        figs.append(self)
+        return save(self, *a, **k)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    return figs
+
+
+def _whiskers(fig) -> tuple[str, list[tuple[float, float, float]]]:
+    """(y label, [(bar height, whisker bottom, whisker top)]) of a saved bench plot."""
+    from matplotlib.container import BarContainer
+
+    (ax,) = fig.axes
+    got = []
+    for bars in (c for c in ax.containers if isinstance(c, BarContainer)):
+        segs = bars.errorbar.lines[2][0].get_segments()
+        for rect, seg in zip(bars.patches, segs):
+            got.append((rect.get_height(), float(min(seg[:, 1])), float(max(seg[:, 1]))))
+    return ax.get_ylabel(), sorted(got)
+
+
+def test_plot_whiskers_go_from_p50_up_to_p90(tiny_models, tmp_path, monkeypatch):
+    figs = _drawn_bars(monkeypatch)
+    out = tmp_path / "b.json"
+    assert _run(["bench", str(tiny_models["package"]), "--threads", "1", "--runs", "30",
+                 "--warmup", "2", "--json", str(out), "--plot", str(tmp_path / "b.png")]) == 0
+    recs = json.loads(out.read_text())["records"]
+    label, got = _whiskers(figs[-1])
+    assert "bar p50" in label and "p90" in label
+    want = sorted((r["p50_ms"], r["p50_ms"], r["p90_ms"]) for r in recs)
+    assert len(got) == 3 and all(g == pytest.approx(w) for g, w in zip(got, want))
+
+
+def test_pipeline_report_describes_the_machine_as_the_invoke_report(tiny_models, tmp_path,
+                                                                     monkeypatch, capsys):
+    """Same header lines (CPU, cores, OS, Python, runtime and version, XNNPACK, governor) in
+    both text reports, and the pipeline plot draws what its axis says."""
+    figs = _drawn_bars(monkeypatch)
+    out = tmp_path / "p.json"
+    assert _run(["bench", "--pipeline", "--model", str(tiny_models["package"]), "--frames", "100",
+                 "--warmup", "2", "--threads", "1", "--precision", "int8",
+                 "--state-dir", str(tmp_path / "state"), "--json", str(out),
+                 "--plot", str(tmp_path / "p.png")]) == 0
+    pipe_head = capsys.readouterr().out.split("\n\n")[0].splitlines()
+    assert _run(["bench", str(tiny_models["package"]), "--precision", "int8", "--threads", "1",
+                 "--runs", "10"]) == 0
+    inv_head = capsys.readouterr().out.split("\n\n")[0].splitlines()
+    from edge.runtime.interpreter import interpreter_backend
+
+    _, name, version = interpreter_backend()
+    for head in (pipe_head, inv_head):
+        assert [line.split(":")[0] for line in head] == ["CPU", "OS", "Runtime", "CPU governor"]
+        assert head[2].startswith(f"Runtime: {name} {version}; XNNPACK on (")
+        assert f"Python {sys.version.split()[0]}" in head[1] and "cores" in head[0]
+    assert pipe_head[:2] == inv_head[:2]
+    (r,) = json.loads(out.read_text())["records"]
+    label, got = _whiskers(figs[-1])
+    assert label.startswith("pipeline latency per frame") and "bar p50" in label
+    assert got == [pytest.approx((r["total_p50_ms"], r["total_p50_ms"], r["total_p90_ms"]))]
+    assert r["total_p90_ms"] >= r["total_p50_ms"]
