@@ -23,7 +23,7 @@ import numpy as np
 from edge.errors import FingercountError, ModelError
 from edge.machine import machine_info, xnnpack_status
 from edge.runtime.interpreter import make_interpreter
-from edge.runtime.package import PRECISIONS, ModelPackage, list_packages, resolve_package
+from edge.runtime.package import PRECISIONS, ModelPackage, load_package, resolve_package
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +43,15 @@ class Target:
     """One .tflite to benchmark, named as the report shows it."""
 
     model: str
-    precision: str
-    version: str
+    precision: Optional[str]  # None only for a package too broken to list its precisions
+    version: Optional[str]
     file: Path
     package: Optional[ModelPackage] = None
+    error: Optional[str] = None  # why it cannot be benchmarked (a broken package), if known
 
     def data(self) -> bytes:
+        if self.error is not None:
+            raise ModelError(self.error)
         if self.package is not None and not self.package.single_file:
             return self.package.variant_bytes(self.precision)  # sha256-verified
         try:
@@ -76,18 +79,32 @@ def _package_targets(pkg: ModelPackage, precisions: Sequence[str]) -> list[Targe
     return out
 
 
+def installed_targets(models_dir: Path, precisions: Sequence[str]) -> list[Target]:
+    """Every package in models_dir; one whose model.json is unusable becomes a Target with
+    .error, so that the report names it instead of skipping it without a word."""
+    d = Path(models_dir)
+    dirs = sorted(x for x in d.iterdir() if (x / "model.json").is_file()) if d.is_dir() else []
+    if not dirs:
+        raise BenchError(f"no model packages in {models_dir}; name a model or a .tflite "
+                         "(fingercount bench path/to/model.tflite)")
+    targets: list[Target] = []
+    for sub in dirs:
+        try:
+            pkg = load_package(sub)
+        except ModelError as e:
+            targets.append(Target(sub.name, None, None, sub / "model.json", error=str(e)))
+            continue
+        targets += _package_targets(pkg, precisions)
+    return targets
+
+
 def resolve_targets(specs: Sequence[str], models_dir: Path,
                     precision: Optional[str] = None) -> list[Target]:
     """Bench targets: every installed model and precision, or the named models / .tflite files."""
     precisions = [precision] if precision else list(PRECISIONS)
     targets: list[Target] = []
     if not specs:
-        pkgs = list_packages(models_dir)
-        if not pkgs:
-            raise BenchError(f"no model packages in {models_dir}; name a model or a .tflite "
-                             "(fingercount bench path/to/model.tflite)")
-        for pkg in pkgs:
-            targets += _package_targets(pkg, precisions)
+        targets = installed_targets(models_dir, precisions)
     for spec in specs:
         p = Path(spec).expanduser()
         if p.suffix == ".tflite":
@@ -238,18 +255,37 @@ def bench_model(data: bytes, threads: int, runs: int = DEFAULT_RUNS, warmup: int
 
 def run_invoke_bench(targets: Sequence[Target], threads: Sequence[int], runs: int = DEFAULT_RUNS,
                      warmup: int = DEFAULT_WARMUP,
-                     progress: Optional[Callable[[dict], None]] = None) -> list[dict]:
-    records = []
+                     progress: Optional[Callable[[dict], None]] = None,
+                     keep_going: bool = True) -> tuple[list[dict], list[dict]]:
+    """(records, errors). A case that cannot load or run becomes an error record (model,
+    precision, file, error) and the others are still measured; keep_going=False raises instead."""
+    records: list[dict] = []
+    errors: list[dict] = []
+
+    def done(rec: dict, e: Optional[ModelError] = None) -> None:
+        if e is not None:
+            if not keep_going:
+                raise e
+            rec["error"] = str(e)
+        (errors if e is not None else records).append(rec)
+        if progress:
+            progress(rec)
+
     for t in targets:
-        data = t.data()
+        base = {"model": t.model, "precision": t.precision, "version": t.version, "file": str(t.file)}
+        try:
+            data = t.data()
+        except ModelError as e:
+            done({**base, "threads": None}, e)  # unreadable: one record for every thread count
+            continue
         for n in threads:
-            rec = {"model": t.model, "precision": t.precision, "version": t.version,
-                   "file": str(t.file)}
-            rec.update(bench_model(data, n, runs, warmup, f"{t.model} {t.precision}"))
-            records.append(rec)
-            if progress:
-                progress(rec)
-    return records
+            try:
+                rec = bench_model(data, n, runs, warmup, f"{t.model} {t.precision}")
+            except ModelError as e:
+                done({**base, "threads": int(n)}, e)
+            else:
+                done({**base, **rec})
+    return records, errors
 
 
 # ---- accuracy (--data) -----------------------------------------------------------------
@@ -495,8 +531,10 @@ def _mqtt_publisher(cfg: Any, target: tuple[str, int]) -> Callable[[Optional[str
     return publish
 
 
-def report(kind: str, records: list[dict], settings: dict) -> dict:
-    """The JSON document: machine, settings, one record per case."""
+def report(kind: str, records: list[dict], settings: dict,
+           errors: Optional[list[dict]] = None) -> dict:
+    """The JSON document: machine, settings, one record per measured case, and one error
+    record (model, precision, threads, file, error) per case that could not be measured."""
     x = next((r.get("xnnpack") for r in records if r.get("xnnpack")), None)
     return {"kind": kind, "machine": machine_info(x), "settings": settings, "records": records,
-            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            "errors": errors or [], "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}

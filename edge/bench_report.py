@@ -86,6 +86,19 @@ def overhead_line(records: list[dict]) -> Optional[str]:
             f"median {o[len(o) // 2]:+.1f} %, range {o[0]:+.1f} % .. {o[-1]:+.1f} %")
 
 
+def failed_line(e: dict) -> str:
+    """A case that could not be measured: which model and file, and why."""
+    what = " ".join(str(x) for x in (e["model"], e.get("precision")) if x is not None)
+    if e.get("threads") is not None:
+        what += f" x{e['threads']}"
+    where = "" if e["file"] in e["error"] else f" ({e['file']})"
+    return f"{what}{where}: {e['error']}"
+
+
+def failed_lines(doc: dict) -> list[str]:
+    return [failed_line(e) for e in doc.get("errors") or []]
+
+
 def text_table(doc: dict) -> str:
     head, rows = _rows(doc)
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
@@ -95,6 +108,9 @@ def text_table(doc: dict) -> str:
                          for i, (c, w) in enumerate(zip(cells, widths)))
     lines = describe(doc["machine"]) + [""] + [fmt(head), fmt(["-" * w for w in widths])]
     lines += [fmt(r) for r in rows]
+    failed = failed_lines(doc)
+    if failed:
+        lines += ["", "failed (not measured):"] + [f"  {f}" for f in failed]
     extra = overhead_line(doc["records"]) if doc["kind"] == "invoke" else None
     if extra:
         lines += ["", extra]
@@ -109,6 +125,9 @@ def markdown(doc: dict, title: Optional[str] = None) -> str:
     out.append(f"- Date: {doc['date']}; command: `{s.get('command', '')}`")
     out += ["", "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     out += ["| " + " | ".join(r) + " |" for r in rows]
+    failed = failed_lines(doc)
+    if failed:
+        out += ["", "Failed (not measured):", ""] + [f"- {f}" for f in failed]
     extra = overhead_line(doc["records"]) if doc["kind"] == "invoke" else None
     if extra:
         out += ["", extra]

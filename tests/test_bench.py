@@ -287,6 +287,56 @@ def test_pipeline_bench_builds_payloads_at_the_daemons_rate(tiny_models, tmp_pat
     assert r["blocks"] == 3 and 0 < b["min"] <= b["median"] <= b["max"]
 
 
+def _broken_models_dir(tiny_models: dict, root: Path) -> Path:
+    """tiny-fingers (good), zero (its int8 file emptied) and badjson (model.json not JSON)."""
+    d = root / "models"
+    shutil.copytree(tiny_models["package"], d / "tiny-fingers")
+    shutil.copytree(tiny_models["package"], d / "zero")
+    meta = json.loads((d / "zero" / "model.json").read_text())
+    (d / "zero" / "model.json").write_text(json.dumps({**meta, "name": "zero"}))
+    (d / "zero" / "tiny-fingers_int8.tflite").write_bytes(b"")
+    (d / "badjson").mkdir()
+    (d / "badjson" / "model.json").write_text('{"format": 1,')
+    return d
+
+
+def test_a_broken_case_is_reported_and_the_others_are_measured(tiny_models, tmp_path, capsys):
+    models = _broken_models_dir(tiny_models, tmp_path)
+    out, md = tmp_path / "b.json", tmp_path / "b.md"
+    rc = _run(["bench", "--models-dir", str(models), "--threads", "1", "--runs", "10",
+               "--warmup", "1", "--json", str(out), "--markdown", str(md)])
+    cap = capsys.readouterr()
+    assert rc == 2
+    doc = json.loads(out.read_text())
+    assert sorted((r["model"], r["precision"]) for r in doc["records"]) == \
+        [("tiny-fingers", p) for p in ("fp16", "fp32", "int8")] + [("zero", "fp16"), ("zero", "fp32")]
+    for r in doc["records"]:
+        check_record(r)
+    errs = {e["model"]: e for e in doc["errors"]}
+    assert sorted(errs) == ["badjson", "zero"]
+    assert errs["zero"]["precision"] == "int8" and "sha256" in errs["zero"]["error"]
+    assert errs["zero"]["file"] == str(models / "zero" / "tiny-fingers_int8.tflite")
+    assert errs["badjson"]["precision"] is None and "not valid JSON" in errs["badjson"]["error"]
+    assert errs["badjson"]["file"] == str(models / "badjson" / "model.json")
+    table = cap.out.split("failed (not measured):")
+    assert len(table) == 2 and sum(line.startswith(("tiny-fingers", "zero"))
+                                   for line in table[0].splitlines()) == 5
+    assert "zero int8" in table[1] and "tiny-fingers_int8.tflite" in table[1] and "badjson" in table[1]
+    assert "zero int8" in md.read_text() and "badjson/model.json" in md.read_text()
+    assert cap.err.strip().splitlines()[-1] == \
+        "fingercount: error: 2 bench case(s) could not be measured (see 'failed' above)"
+
+
+def test_one_named_broken_target_is_still_one_line(tiny_models, tmp_path, capsys):
+    models = _broken_models_dir(tiny_models, tmp_path)
+    out = tmp_path / "b.json"
+    rc = _run(["bench", "zero", "--models-dir", str(models), "--precision", "int8",
+               "--runs", "10", "--json", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("fingercount: error: zero: ")
+    assert "sha256" in err[0] and not out.exists()
+
+
 @pytest.mark.parametrize("flag", ["--json", "--markdown"])
 def test_a_failed_report_write_leaves_no_temp_file(tiny_models, tmp_path, capsys, flag):
     target = tmp_path / "ev"

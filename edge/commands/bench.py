@@ -9,7 +9,7 @@ import sys
 from edge import bench
 from edge import bench_report as rep
 from edge.config import Config
-from edge.errors import FingercountError
+from edge.errors import FingercountError, ModelError
 from edge.runtime.package import resolve_package
 
 
@@ -32,6 +32,9 @@ def main(args: argparse.Namespace, cfg: Config) -> int:
         rep.write_markdown(doc, args.markdown)
     if args.plot:
         rep.plot(doc, args.plot)
+    if doc["errors"]:  # the measured cases are reported above; the exit status says not all were
+        n = len(doc["errors"])
+        raise FingercountError(f"{n} bench case(s) could not be measured (see 'failed' above)")
     return 0
 
 
@@ -41,23 +44,34 @@ def _invoke(args: argparse.Namespace, cfg: Config, threads: list[int], warmup: i
         raise FingercountError("--camera, --frames and --mqtt belong to bench --pipeline")
     runs = args.runs or bench.DEFAULT_RUNS
     settings["runs"] = runs
-    targets = bench.resolve_targets(args.targets or ([args.model] if args.model else []),
-                                    cfg.resolved_models_dir(), args.precision)
+    specs = args.targets or ([args.model] if args.model else [])
+    targets = bench.resolve_targets(specs, cfg.resolved_models_dir(), args.precision)
 
     def progress(r: dict) -> None:
+        if "error" in r:
+            print(f"  FAILED {rep.failed_line(r)}", file=sys.stderr, flush=True)
+            return
         print(f"  {r['model']} {r['precision']} x{r['threads']}: p50 {r['p50_ms']:.2f} ms",
               file=sys.stderr, flush=True)
 
-    records = bench.run_invoke_bench(targets, threads, runs, warmup, progress)
+    # One named target that fails is one error line; over several, a broken one is reported
+    # and the rest are still measured.
+    records, errors = bench.run_invoke_bench(targets, threads, runs, warmup, progress,
+                                             keep_going=len(specs) != 1)
     if args.data:
-        _add_accuracy(records, targets, args, cfg, threads[0])
+        measured = [t for t in targets if any(r["model"] == t.model and r["precision"] == t.precision
+                                              for r in records)]
+        errors += _add_accuracy(records, measured, args, cfg, threads[0])
         settings["data"] = args.data
-    return bench.report("invoke", records, settings)
+    return bench.report("invoke", records, settings, errors)
 
 
 def _add_accuracy(records: list[dict], targets: list, args: argparse.Namespace, cfg: Config,
-                  threads: int) -> None:
+                  threads: int) -> list[dict]:
+    """Accuracy per measured model and precision; a model whose accuracy cannot be computed
+    becomes an error record instead of ending the run."""
     done: dict[str, dict] = {}
+    errors: list[dict] = []
     for t in targets:
         if t.model in done:
             continue
@@ -68,10 +82,17 @@ def _add_accuracy(records: list[dict], targets: list, args: argparse.Namespace, 
         precs = [x.precision for x in targets if x.model == t.model]
         if "fp32" in pkg.variants and "fp32" not in precs:
             precs.append("fp32")  # agreement needs fp32's labels even when not benchmarked
-        done[t.model] = bench.accuracy_by_precision(pkg, precs, args.data, threads,
-                                                    cfg.state_dir, cfg.camera.roi)
+        try:
+            done[t.model] = bench.accuracy_by_precision(pkg, precs, args.data, threads,
+                                                        cfg.state_dir, cfg.camera.roi)
+        except ModelError as e:
+            done[t.model] = {}
+            errors.append({"model": t.model, "precision": ",".join(precs), "version": t.version,
+                           "file": str(t.file), "threads": threads, "error": f"--data: {e}"})
+            print(f"  {t.model}: accuracy FAILED: {e}", file=sys.stderr, flush=True)
     for r in records:
         r.update(done.get(r["model"], {}).get(r["precision"], {}))
+    return errors
 
 
 def _pipeline(args: argparse.Namespace, cfg: Config, threads: list[int], warmup: int,
