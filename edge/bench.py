@@ -8,6 +8,9 @@ bare one (a timer read per block of invokes) and every record carries the result
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
 import json
 import logging
 import os
@@ -140,6 +143,37 @@ def rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3  # peak, KB on Linux
 
 
+def _malloc_trim() -> Callable[[], Any]:
+    """glibc's malloc_trim(0), or a no-op where the C library has none (musl, macOS)."""
+    try:
+        fn = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return lambda: None
+    fn.argtypes = [ctypes.c_size_t]
+    return partial(fn, 0)
+
+
+_trim = _malloc_trim()
+
+
+def release_memory() -> None:
+    """Free the previous case's interpreter and hand freed heap back to the OS, so the next
+    case's RSS delta is its own and not hidden by memory the allocator kept from before."""
+    gc.collect()
+    _trim()
+
+
+def prime_runtime(data: bytes, threads: int) -> bool:
+    """One throwaway case (interpreter, invokes, statistics) before the first measured one, so
+    that no row pays for loading the runtime, XNNPACK or numpy's lazily imported parts. False
+    if this model would not run; the measured case then reports why."""
+    try:
+        bench_model(data, threads, runs=1, warmup=1, what="priming", bare=False)
+    except ModelError:
+        return False
+    return True
+
+
 def fill_inputs(interp: Any, seed: int = 0) -> list[dict]:
     """Random input of the right dtype and shape for every input (any model, any signature).
 
@@ -224,6 +258,7 @@ def bench_model(data: bytes, threads: int, runs: int = DEFAULT_RUNS, warmup: int
     """One model at one thread count: init, first, warm-up, timed runs, RSS delta."""
     if runs < 1 or warmup < 0:
         raise BenchError("--runs must be >= 1 and --warmup >= 0")
+    release_memory()
     rss0 = rss_mb()
     t0 = time.perf_counter()
     interp = make_interpreter(data, threads, what)
@@ -261,6 +296,7 @@ def run_invoke_bench(targets: Sequence[Target], threads: Sequence[int], runs: in
     precision, file, error) and the others are still measured; keep_going=False raises instead."""
     records: list[dict] = []
     errors: list[dict] = []
+    primed = False
 
     def done(rec: dict, e: Optional[ModelError] = None) -> None:
         if e is not None:
@@ -279,6 +315,7 @@ def run_invoke_bench(targets: Sequence[Target], threads: Sequence[int], runs: in
             done({**base, "threads": None}, e)  # unreadable: one record for every thread count
             continue
         for n in threads:
+            primed = primed or prime_runtime(data, n)
             try:
                 rec = bench_model(data, n, runs, warmup, f"{t.model} {t.precision}")
             except ModelError as e:

@@ -287,6 +287,25 @@ def test_pipeline_bench_builds_payloads_at_the_daemons_rate(tiny_models, tmp_pat
     assert r["blocks"] == 3 and 0 < b["min"] <= b["median"] <= b["max"]
 
 
+def _bench_subprocess(argv: list[str], tmp_path: Path) -> dict:
+    """bench in a fresh Python, where the runtime is not loaded yet (as for a user)."""
+    out = tmp_path / "fresh.json"
+    subprocess.run([sys.executable, "-m", "edge.cli", "bench", *argv, "--json", str(out)],
+                   check=True, cwd=ROOT, capture_output=True)
+    return json.loads(out.read_text())
+
+
+def test_first_case_does_not_pay_for_loading_the_runtime(tiny_models, tmp_path):
+    """The same case measured first and second in one process: loading the runtime (~17 MB
+    here) and numpy's lazily imported parts (~2 MB) must not land in the first row."""
+    pkg = str(tiny_models["package"])
+    doc = _bench_subprocess([pkg, pkg, "--precision", "fp32", "--threads", "1",
+                             "--runs", "10", "--warmup", "1"], tmp_path)
+    first, second = doc["records"]
+    assert (first["model"], first["precision"]) == (second["model"], second["precision"])
+    assert first["rss_mb"] <= second["rss_mb"] + 1.0, (first["rss_mb"], second["rss_mb"])
+
+
 def _broken_models_dir(tiny_models: dict, root: Path) -> Path:
     """tiny-fingers (good), zero (its int8 file emptied) and badjson (model.json not JSON)."""
     d = root / "models"
