@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 from edge.errors import CommandError, FingercountError, RetrainError, SampleError
 from edge.gpio import GpioControls, open_controls
-from edge.retrain import RetrainResult, retrain, rollback
+from edge.retrain import RetrainResult, finish_head_swap, retrain, rollback
 from edge.runtime.classifier import Classifier, label_count
 from edge.samples import SampleStore, open_store, validate_label
 
@@ -49,9 +49,12 @@ class Personalizer:
         self._store: Optional[SampleStore] = None
         try:
             self._store = open_store(self.cfg)
-        except SampleError as e:  # e.g. a full disk at boot: counting must not depend on it
+        except Exception as e:  # e.g. a full disk at boot: counting must not depend on it
+            if not isinstance(e, SampleError):  # a bug, not a reason: keep the traceback
+                log.exception("cannot open the sample store")
             log.error("%s; counting goes on, capture and retrain are refused until it opens", e)
             daemon.publish_event("error", where="samples", message=str(e))
+        self._finish_head_swap()
         self.label = next(iter(self._labels()), "0")
         self._retrain_lock = threading.Lock()
         self._capture_lock = threading.Lock()  # button and MQTT captures, one at a time
@@ -74,6 +77,19 @@ class Personalizer:
                 self._store = open_store(self.cfg)
                 log.info("sample store %s opened", self._store.root)
             return self._store
+
+    def _finish_head_swap(self) -> None:
+        """A head change that a crash cut short is finished now, and the daemon runs its result."""
+        clf = self.daemon.classifier
+        if not clf.package.retrainable:
+            return
+        try:
+            if finish_head_swap(self.cfg, clf.package):
+                log.warning("finished a head change that was interrupted")
+                self.daemon.swap_classifier(self._reload(clf))
+        except FingercountError as e:
+            log.error("%s; counting goes on with the head it has", e)
+            self.daemon.publish_event("error", where="head", message=str(e))
 
     def _counts(self) -> Optional[dict[str, int]]:
         try:

@@ -12,12 +12,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
 from gpiozero.pins.mock import MockFactory
 
 from edge.config import load_config
 from edge.daemon import Daemon
+from edge.retrain import STAGED, SWAP_FILE
+from edge.runtime.classifier import HEAD_FILE, PREVIOUS_HEAD_FILE, Head, head_dir
 from tests.conftest import HANDS, fill_filesystem, mount_tmpfs, umount
 from tests.test_gpio import blinks, press
 from tests.test_mqtt import Collector
@@ -219,6 +223,50 @@ def test_a_full_disk_at_start_costs_captures_not_counting(broker: Any, tmp_path:
             r = run.command("capture", {"label": "2"})  # the store opens once there is room
             assert r["ok"], r
             assert run.daemon.stats()["samples"] == {"2": 1}
+
+
+def test_a_store_that_cannot_be_repaired_at_start_costs_captures_not_counting(
+        broker: Any, tmp_path: Path, mock_factory: MockFactory) -> None:
+    """D1: room to open the index but not to write its repair (here a rebuild of 4000 rows).
+    The daemon used to die at start (sqlite3's error escaped attach_plugins)."""
+    with small_disk(tmp_path / "small", "24m") as mnt:
+        folder = mnt / "state" / "samples" / "2"
+        folder.mkdir(parents=True)
+        jpg = cv2.imencode(".jpg", np.full((16, 16, 3), 128, np.uint8))[1].tobytes()
+        for i in range(4000):  # an index lost with the files kept (a writer long gone)
+            (folder / f"20260101T000000{i:06d}Z-99999999-{i}.jpg").write_bytes(jpg)
+        filler = fill_filesystem(mnt)
+        os.truncate(filler, filler.stat().st_size - (256 << 10))
+        with Running(broker.port, mnt / "state", f"replay:{HANDS / '2'}@15") as run:
+            assert "disk full" in run.errors(where="samples")[0]["message"]
+            assert run.predictions_after(5)[-1]["label"] == "2"  # counting goes on
+            assert run.daemon.stats()["samples"] is None
+            r = run.command("capture", {"label": "2"})
+            assert not r["ok"] and "disk full" in r["error"], r
+            assert len(list(folder.iterdir())) == 4000  # nothing stored was lost
+            filler.unlink()
+            assert run.command("capture", {"label": "2"})["ok"]  # repaired once there is room
+            assert run.daemon.stats()["samples"] == {"2": 4001}
+
+
+def test_a_head_change_cut_short_is_finished_when_the_daemon_starts(broker: Any, tmp_path: Path,
+                                                                    mock_factory: MockFactory) -> None:
+    """A power cut after a retrain committed its swap-in (swap.json written) but before the
+    staged head became head.npz: the daemon finishes the change and counts with the new head."""
+    d = head_dir(tmp_path / "state", RETRAINABLE)
+    labels = [*"012345", "none"]
+    new = Head(np.random.default_rng(0).normal(size=(1024, 7)).astype(np.float32), np.zeros(7, np.float32),
+               tuple(labels))
+    new.save(d / (HEAD_FILE + STAGED), info_json=json.dumps({"origin": "retrained"}))
+    shipped = Head.load(models_dir() / RETRAINABLE / "head.npz")
+    shipped.save(d / (PREVIOUS_HEAD_FILE + STAGED), info_json=json.dumps({"origin": "shipped"}))
+    (d / SWAP_FILE).write_text(json.dumps({HEAD_FILE: "replace", PREVIOUS_HEAD_FILE: "replace"}))
+    with Running(broker.port, tmp_path / "state", f"replay:{HANDS}@15") as run:
+        assert run.daemon.classifier.labels == labels
+        assert run.daemon.classifier.model_id.endswith("+head")
+        assert sorted(p.name for p in d.iterdir() if p.name != ".lock") == [HEAD_FILE, PREVIOUS_HEAD_FILE]
+        assert run.command("rollback", {})["ok"]  # and the shipped head is the one to roll back to
+        assert run.daemon.classifier.labels == list("012345")
 
 
 def test_home_assistant_buttons_and_label_select_drive_the_daemon(broker: Any, tmp_path: Path,
