@@ -114,7 +114,7 @@ class MQTTSection(_Section):
     @field_validator("base_topic", "discovery_prefix")
     @classmethod
     def _topic(cls, v: str) -> str:
-        if not v or any(c in v for c in "#+\0") or v.startswith("/") or v.endswith("/"):
+        if not v or any(c in v for c in "#+\0") or not v.isprintable() or v.startswith("/") or v.endswith("/"):
             raise ValueError("must be a plain topic without wildcards or leading/trailing '/'")
         return v
 
@@ -179,8 +179,8 @@ class Config(_Section):
     @field_validator("device_id")
     @classmethod
     def _device_id(cls, v: str) -> str:
-        if not v or any(c in v for c in "/#+\0 "):
-            raise ValueError("device_id must be non-empty without '/', '#', '+' or spaces")
+        if not v or any(c in v for c in "/#+\0 ") or not v.isprintable():
+            raise ValueError("device_id must be non-empty without '/', '#', '+', spaces or control characters")
         return v
 
     def resolved_models_dir(self) -> Path:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import queue
 import signal
 import sys
@@ -42,6 +43,36 @@ log = logging.getLogger(__name__)
 # not hold the service in "activating" for longer than this (results wait in the outbox).
 READY_MQTT_WAIT_S = 10.0
 COMMAND_QUEUE = 64
+
+
+def _reject_constant(name: str) -> Any:
+    raise CommandError(f"not valid JSON: {name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise CommandError(f"not valid JSON: {text} is out of range")
+    return value
+
+
+def parse_command(payload: bytes) -> dict:
+    """A command's JSON object (strict JSON: no NaN or Infinity, which no reply could carry)."""
+    text = payload.strip()
+    try:
+        body = json.loads(text, parse_constant=_reject_constant, parse_float=_finite) if text else {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CommandError(f"not valid JSON: {e}") from None
+    if not isinstance(body, dict):
+        raise CommandError(f"the command must be a JSON object, got {type(body).__name__}")
+    return body
+
+
+def _command_id(body: dict) -> Any:
+    cid = body.get("id")
+    if cid is not None and (isinstance(cid, bool) or not isinstance(cid, (str, int, float))):
+        raise CommandError("'id' must be a string or a number")
+    return cid
 
 
 def iso(ts: float) -> str:
@@ -145,7 +176,11 @@ class Daemon:
         try:
             self._cmd_queue.put_nowait((name, payload, size))
         except queue.Full:
-            self._reply(name, None, False, error="busy: too many commands waiting")
+            try:
+                cid = _command_id(parse_command(payload)) if payload is not None else None
+            except CommandError:
+                cid = None
+            self._reply(name, cid, False, error="busy: too many commands waiting")
 
     def _reply(self, name: str, cid: Any, ok: bool, data: Optional[dict] = None,
                error: Optional[str] = None) -> None:
@@ -160,17 +195,9 @@ class Daemon:
             if payload is None:
                 raise CommandError(f"command too large: {size} bytes (mqtt.max_command_bytes is "
                                    f"{self.cfg.mqtt.max_command_bytes})")
-            text = payload.strip()
-            try:
-                body = json.loads(text) if text else {}
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                raise CommandError(f"not valid JSON: {e}") from None
-            if not isinstance(body, dict):
-                raise CommandError(f"the command must be a JSON object, got {type(body).__name__}")
-            cid = body.pop("id", None)
-            if cid is not None and (isinstance(cid, bool) or not isinstance(cid, (str, int, float))):
-                cid = None
-                raise CommandError("'id' must be a string or a number")
+            body = parse_command(payload)
+            cid = _command_id(body)
+            body.pop("id", None)
             fn = self._commands.get(name)
             if fn is None:
                 raise CommandError(f"unknown command {name!r} (known: {', '.join(sorted(self._commands))})")
@@ -198,7 +225,10 @@ class Daemon:
         res = self.execute(name, payload, size)
         if not res["ok"]:
             log.warning("command %s refused: %s", name, res["error"])
-        self._reply(name, res["id"], res["ok"], res["data"], res["error"])
+        try:
+            self._reply(name, res["id"], res["ok"], res["data"], res["error"])
+        except Exception:  # this thread must outlive any one command
+            log.exception("command %s: the result could not be sent", name)
 
     @staticmethod
     def _only(body: dict, allowed: set[str]) -> None:

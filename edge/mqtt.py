@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 CommandCallback = Callable[[str, Optional[bytes], int], None]
 
 WINDOW = 50  # QoS 1 messages handed to paho but not yet acknowledged
+SHORT_SESSION_S = 5.0  # a connection dropped sooner than this was refused in effect: back off
 
 
 def dumps(obj: Any) -> bytes:
@@ -94,7 +95,7 @@ class MqttLink:
         return {"connected": self.connected.is_set(), "outbox_depth": len(self.outbox),
                 "outbox_dropped": self.outbox.dropped, "outbox_persistent": self.outbox.persistent,
                 "connects": self.connects,
-                "error": self.last_error}
+                "error": None if self.connected.is_set() else self.last_error}
 
     # ---- lifecycle ---------------------------------------------------------------------
     def start(self) -> MqttLink:
@@ -114,7 +115,9 @@ class MqttLink:
         self.outbox.wakeup.set()
         if self._thread is not None:
             self._thread.join(timeout)
-        self.outbox.close()  # acknowledged rows deleted now: a clean restart re-sends nothing
+        if self._thread is None or not self._thread.is_alive():
+            self.outbox.close()  # acknowledged rows deleted now: a clean restart re-sends nothing
+        # else: still inside a connect; it sees stop_event and ends, the outbox left open for it
         if self._broker is not None:
             self._broker.stop()
 
@@ -181,13 +184,28 @@ class MqttLink:
                     return
                 delay = min(delay * 2, self.reconnect[1])
                 continue
-            delay = self.reconnect[0]
+            if self.stop_event.is_set():
+                client.disconnect()
+                return
+            began = time.monotonic()
             self._session(client)
             if self.stop_event.is_set():
                 return
+            lasted = time.monotonic() - began
+            if lasted >= SHORT_SESSION_S:
+                self.last_error = None
+                self._fail("connection lost")
+                delay = self.reconnect[0]
+                continue
+            # Accepted, then dropped at once: back off, or two clients with one id (two Pis
+            # both called raspberrypi) would take turns kicking each other out many times a second.
+            self._fail(f"the broker closed the connection {lasted:.1f} s after accepting it "
+                       f"(another client with the id {self.client_id!r}? set device_id or mqtt.client_id)")
+            if self.stop_event.wait(delay):
+                return
+            delay = min(delay * 2, self.reconnect[1])
 
     def _session(self, client: mqtt.Client) -> None:
-        self.last_error = None
         self.connects += 1
         self._inflight.clear()
         self.outbox.rewind()
@@ -206,8 +224,7 @@ class MqttLink:
                         self._publish_discovery(client)
                 self._drain(client)
                 if client.loop(0.05) != mqtt.MQTT_ERR_SUCCESS or not self.connected.is_set():
-                    self._fail("connection lost")
-                    return
+                    return  # _run says why and when it tries again
             self._shutdown(client)
         finally:
             self.connected.clear()
@@ -268,6 +285,16 @@ class MqttLink:
         name = msg.topic[len(self.base) + len("/cmd/"):]
         size = len(msg.payload)
         if self.on_command is None:
+            return
+        if msg.retain:
+            # Kept by the broker from before we subscribed: running it would repeat it at
+            # every start and reconnect (a retained pause would start every run paused).
+            log.warning("ignoring a retained command on %s; clear it with: mosquitto_pub -r -n -t '%s'",
+                        msg.topic, msg.topic)
+            return
+        if size == 0:
+            log.info("ignoring an empty payload on %s (how a retained message is cleared); "
+                     "a command is a JSON object, at least {}", msg.topic)
             return
         # Only hand over what we will parse: an oversized payload is refused, not queued.
         payload = msg.payload if size <= self.cfg.mqtt.max_command_bytes else None

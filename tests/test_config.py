@@ -143,3 +143,9 @@ def test_gpio_pins_are_header_pins_and_distinct(tmp_path: Path, gpio: str, needl
     f.write_text(f"gpio:\n  {gpio}\n")
     with pytest.raises(ConfigError, match=needle):
         load_config(f, environ={})
+
+
+def test_a_control_character_in_the_device_id_is_refused() -> None:
+    # A tab reached the topics, and the broker dropped every connection that carried it.
+    with pytest.raises(ConfigError, match="device_id: .*control characters"):
+        load_config(None, environ={"FINGERCOUNT_DEVICE_ID": "kitchen\tpi"})

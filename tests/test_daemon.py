@@ -66,13 +66,15 @@ def running(broker, tmp_path: Path) -> Iterator[tuple[Running, Collector]]:
         sub.close()
 
 
-def command(port: int, name: str, payload: bytes) -> None:
+def command(port: int, name: str, *payloads: bytes) -> None:
+    """Publish payloads to …/cmd/<name> in order, as a client of its own would."""
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
     c.connect("127.0.0.1", port)
     c.loop_start()
-    c.publish(f"{BASE}/cmd/{name}", payload, qos=1).wait_for_publish(5)
+    for payload in payloads:
+        c.publish(f"{BASE}/cmd/{name}", payload, qos=1).wait_for_publish(5)
+    c.disconnect()  # before loop_stop: otherwise the loop sits out its select timeout
     c.loop_stop()
-    c.disconnect()
 
 
 def result(sub: Collector, name: str, cid: Any, timeout: float = 10) -> dict:
@@ -137,6 +139,9 @@ def test_commands_answer_with_the_request_id(running, broker) -> None:
     ("pause", b'{"id": 9, "bogus": 1}', "unexpected field"),
     ("self_destruct", b'{"id": 10}', "unknown command"),
     ("status", b'{"id": 11, "pad": "' + b"x" * 400 + b'"}', "too large"),
+    ("status", b'{"id": NaN}', "NaN is not a JSON number"),
+    ("status", b'{"id": 12, "x": -Infinity}', "-Infinity is not a JSON number"),
+    ("status", b'{"id": 1e400}', "1e400 is out of range"),
 ])
 def test_bad_commands_get_ok_false_and_a_reason(tmp_path: Path, name: str, payload: bytes, reason: str) -> None:
     d = Daemon(daemon_cfg(1, tmp_path), mqtt_enabled=False)
@@ -279,3 +284,56 @@ def test_shutdown_lets_a_stats_report_in_progress_finish_first(tmp_path: Path,
     runner.join(10)
     assert not runner.is_alive() and closed.is_set()
     assert "stats provider failed" not in caplog.text
+
+
+def test_a_command_no_reply_could_carry_does_not_stop_the_commands_behind_it(running, broker) -> None:
+    # NaN, Infinity and 1e400 are not JSON: the reply is refused, and the command thread lives on.
+    r, sub = running
+    sub.wait(lambda: sub.on(f"{BASE}/prediction"), what="first prediction")
+    command(broker.port, "status", b'{"id": NaN}', b'{"id": Infinity}', b'{"id": 1e400}', b'{"id": 1, "x": NaN}')
+    refused = sub.wait(lambda: (lambda m: m if len(m) == 4 else None)(
+        [m for m in sub.json_on(f"{BASE}/cmd/status/result") if not m["ok"]]), what="four refusals")
+    assert all("not a JSON number" in m["error"] or "out of range" in m["error"] for m in refused), refused
+    command(broker.port, "pause", b'{"id": "after"}')
+    assert result(sub, "pause", "after")["ok"] is True and r.d.paused.is_set()
+
+
+def test_retained_and_empty_commands_are_not_run(broker, tmp_path: Path) -> None:
+    # A retained pause would pause every start; clearing it (an empty retained payload) must not
+    # pause either. Only a live JSON command runs.
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    c.connect("127.0.0.1", broker.port)
+    c.loop_start()
+    c.publish(f"{BASE}/cmd/pause", b'{"id": "kept"}', qos=1, retain=True).wait_for_publish(5)
+    sub = Collector(broker.port, [f"{BASE}/#"])
+    r = Running(Daemon(daemon_cfg(broker.port, tmp_path)))
+    try:
+        sub.wait(lambda: len(sub.on(f"{BASE}/prediction")) >= 3, what="predictions")
+        c.publish(f"{BASE}/cmd/pause", b"", qos=1, retain=True).wait_for_publish(5)  # the clear
+        command(broker.port, "status", b'{"id": "s"}')
+        assert result(sub, "status", "s")["data"]["paused"] is False
+        assert not r.d.paused.is_set()
+        assert not [m for m in sub.json_on(f"{BASE}/cmd/pause/result")], "a retained or empty pause ran"
+        command(broker.port, "pause", b'{"id": "live"}')
+        assert result(sub, "pause", "live")["ok"] is True and r.d.paused.is_set()
+    finally:
+        r.stop()
+        sub.close()
+        c.loop_stop()
+        c.disconnect()
+
+
+def test_a_busy_refusal_carries_the_request_id(broker, tmp_path: Path) -> None:
+    from edge.daemon import COMMAND_QUEUE
+
+    sub = Collector(broker.port, [f"{BASE}/cmd/#"])
+    d = Daemon(daemon_cfg(broker.port, tmp_path))
+    d.link.start()  # the link only: no command thread drains the queue
+    try:
+        assert d.link.wait_connected(5)
+        command(broker.port, "status", *(json.dumps({"id": f"q{i}"}).encode() for i in range(COMMAND_QUEUE + 1)))
+        busy = result(sub, "status", f"q{COMMAND_QUEUE}")
+        assert busy["ok"] is False and busy["error"].startswith("busy")
+    finally:
+        d.link.stop()
+        sub.close()

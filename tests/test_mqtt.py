@@ -85,6 +85,21 @@ def test_online_on_connect_offline_on_clean_stop(broker, tmp_path: Path) -> None
     late.close()
 
 
+def test_two_clients_with_one_id_back_off_instead_of_kicking_each_other_out(broker, tmp_path: Path) -> None:
+    # Two Pis both called raspberrypi: the broker drops the older connection whenever the other
+    # connects. Without a back-off they reconnected hundreds of times a second.
+    a = MqttLink(link_cfg(broker.port, tmp_path / "a"), reconnect=(0.2, 2.0)).start()
+    b = MqttLink(link_cfg(broker.port, tmp_path / "b"), reconnect=(0.2, 2.0)).start()
+    try:
+        time.sleep(6)
+        assert a.connects + b.connects <= 20, (a.connects, b.connects)
+        assert a.connects >= 2 and b.connects >= 1  # both keep trying
+        assert "another client with the id 'fingercount-t1'" in (a.last_error or "") + (b.last_error or "")
+    finally:
+        a.stop()
+        b.stop()
+
+
 @pytest.fixture
 def persist_dir() -> Iterator[Path]:
     # mosquitto started as root drops to its own user before writing its database, and
