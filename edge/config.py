@@ -108,7 +108,7 @@ class MQTTSection(_Section):
     base_topic: str = Field("fingercount", description="topics are <base_topic>/<device_id>/...")
     discovery: bool = Field(True, description="publish Home Assistant discovery configs")
     discovery_prefix: str = Field("homeassistant", description="Home Assistant discovery prefix")
-    outbox_max: int = Field(1000, ge=1, le=1_000_000, description="QoS 1 messages kept while offline")
+    outbox_max: int = Field(1000, ge=1, le=1_000_000, description="QoS 1 messages kept until acknowledged (offline and in flight)")
     max_command_bytes: int = Field(4096, ge=64, description="larger commands are refused")
 
     @field_validator("base_topic", "discovery_prefix")
