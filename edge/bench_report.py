@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 from typing import Any, Optional
 
 from edge.errors import FingercountError
 from edge.machine import describe
+from edge.report_file import write_report
 
 
 def _size(n: Optional[int]) -> str:
@@ -135,24 +134,11 @@ def markdown(doc: dict, title: Optional[str] = None) -> str:
 
 
 def write_json(doc: dict, path: str) -> None:
-    _atomic_write(path, json.dumps(doc, indent=1, default=str) + "\n")
+    write_report(path, json.dumps(doc, indent=1, default=str) + "\n")
 
 
 def write_markdown(doc: dict, path: str) -> None:
-    _atomic_write(path, markdown(doc))
-
-
-def _atomic_write(path: str, text: str) -> None:
-    p = Path(path)
-    tmp = p.with_name(p.name + ".tmp")
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text)
-        os.replace(tmp, p)
-    except OSError as e:
-        if tmp.is_file():  # a failed write leaves nothing behind (only our own temp file)
-            tmp.unlink()
-        raise FingercountError(f"cannot write {p}: {e.strerror or e}") from e
+    write_report(path, markdown(doc))
 
 
 # what each report kind plots: (bar key, whisker-top key, y label)

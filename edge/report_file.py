@@ -17,5 +17,6 @@ def write_report(path: str | Path, text: str) -> None:
         tmp.write_text(text)
         os.replace(tmp, p)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
+        if tmp.is_file():  # only our own temporary file
+            tmp.unlink()
         raise FingercountError(f"cannot write {p}: {e.strerror or e}") from e
