@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -12,9 +14,9 @@ import pytest
 
 from edge.cli import main
 from edge.samples import SampleStore
-from tests.conftest import HANDS, fill_filesystem, mount_tmpfs, umount
+from tests.conftest import HANDS, ROOT, fill_filesystem, mount_tmpfs, umount
 from tests.test_retrain import RETRAINABLE, models_dir
-from tests.test_samples import raw_state
+from tests.test_samples import files_of, lost_index_on_a_nearly_full_disk, raw_state
 
 
 def cli(tmp: Path, *argv: str) -> int:
@@ -117,3 +119,41 @@ def test_samples_from_a_rotated_camera_are_stored_upright(tmp_path: Path, monkey
     assert stored.shape == (160, 120, 3)  # turned a quarter anticlockwise: 160 high, 120 wide
     expected = cv2.rotate(img, cv2.ROTATE_90_COUNTERCLOCKWISE).astype(int)
     assert abs(stored.astype(int) - expected).mean() < 3  # JPEG round trip
+
+
+def test_a_store_that_cannot_be_repaired_is_one_line_and_run_still_counts(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """D1 from the command line: `samples stats` / `samples remove` print one line (exit 2)
+    instead of sqlite3's traceback, and `run` counts instead of exiting 1 at start."""
+    mnt = tmp_path / "small"
+    if not mount_tmpfs(mnt, "24m"):
+        pytest.fail("cannot mount a tmpfs here (needs root and mount permission)")
+    try:
+        state, filler = lost_index_on_a_nearly_full_disk(mnt, "2", 4000, 256 << 10)
+        kept = files_of(state)
+        args = ["--state-dir", str(state), "--models-dir", str(models_dir())]
+        for argv in (["samples", "stats"], ["samples", "remove", "--label", "3"]):
+            assert main([*argv, *args]) == 2
+            err = capsys.readouterr().err.splitlines()
+            assert len(err) == 1 and err[0].startswith(
+                f"fingercount: error: cannot open the sample store in {state}: disk full"), err
+        p = subprocess.run([sys.executable, "-m", "edge", "run", *args, "--camera", f"replay:{HANDS / '2'}@15",
+                            "--mqtt", "none", "--print", "--duration", "3",
+                            "--model", os.environ.get("FC_TEST_RETRAINABLE", RETRAINABLE)],
+                           cwd=ROOT, capture_output=True, text=True, timeout=120,
+                           env={k: v for k, v in os.environ.items() if not k.startswith("FINGERCOUNT_")})
+        assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+        assert "counting goes on" in p.stderr and "count 2" in p.stdout, (p.stdout, p.stderr)
+        assert files_of(state) == kept  # nothing stored was lost
+        filler.unlink()
+        assert main(["samples", "stats", "--json", *args]) == 0
+        assert json.loads(capsys.readouterr().out)["per_label"] == {"2": 4000}
+    finally:
+        umount(mnt)
+
+
+def test_rollback_of_a_model_that_cannot_be_retrained_says_so(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture) -> None:
+    assert main(["rollback", "--state-dir", str(tmp_path / "state"), "--models-dir", str(models_dir()),
+                 "--model", "fingers-cnn"]) == 2
+    assert "fingers-cnn cannot be retrained" in capsys.readouterr().err

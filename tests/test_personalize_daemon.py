@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
@@ -26,6 +25,7 @@ from tests.conftest import HANDS, fill_filesystem, mount_tmpfs, umount
 from tests.test_gpio import blinks, press
 from tests.test_mqtt import Collector
 from tests.test_retrain import RETRAINABLE, models_dir
+from tests.test_samples import lost_index_on_a_nearly_full_disk
 
 BASE = "fingercount/p1"
 
@@ -230,14 +230,9 @@ def test_a_store_that_cannot_be_repaired_at_start_costs_captures_not_counting(
     """D1: room to open the index but not to write its repair (here a rebuild of 4000 rows).
     The daemon used to die at start (sqlite3's error escaped attach_plugins)."""
     with small_disk(tmp_path / "small", "24m") as mnt:
-        folder = mnt / "state" / "samples" / "2"
-        folder.mkdir(parents=True)
-        jpg = cv2.imencode(".jpg", np.full((16, 16, 3), 128, np.uint8))[1].tobytes()
-        for i in range(4000):  # an index lost with the files kept (a writer long gone)
-            (folder / f"20260101T000000{i:06d}Z-99999999-{i}.jpg").write_bytes(jpg)
-        filler = fill_filesystem(mnt)
-        os.truncate(filler, filler.stat().st_size - (256 << 10))
-        with Running(broker.port, mnt / "state", f"replay:{HANDS / '2'}@15") as run:
+        state, filler = lost_index_on_a_nearly_full_disk(mnt, "2", 4000, 256 << 10)
+        folder = state / "samples" / "2"
+        with Running(broker.port, state, f"replay:{HANDS / '2'}@15") as run:
             assert "disk full" in run.errors(where="samples")[0]["message"]
             assert run.predictions_after(5)[-1]["label"] == "2"  # counting goes on
             assert run.daemon.stats()["samples"] is None

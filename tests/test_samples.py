@@ -355,6 +355,18 @@ def leave_free(mnt: Path, nbytes: int) -> Path:
     return filler
 
 
+def lost_index_on_a_nearly_full_disk(mnt: Path, label: str, n: int, free: int) -> tuple[Path, Path]:
+    """n complete sample files of `label` under mnt/state without an index (lost; their
+    writer long gone: no such pid), then the disk filled to `free` bytes: room to open a
+    new index, not to write its n rows. Returns (state dir, filler)."""
+    folder = mnt / "state" / "samples" / label
+    folder.mkdir(parents=True)
+    jpg = cv2.imencode(".jpg", np.full((16, 16, 3), 128, np.uint8))[1].tobytes()
+    for i in range(n):
+        (folder / f"20260101T000000{i:06d}Z-99999999-{i}.jpg").write_bytes(jpg)
+    return mnt / "state", leave_free(mnt, free)
+
+
 def files_of(state: Path) -> dict[str, bytes]:
     return {f"{p.parent.name}/{p.name}": p.read_bytes() for p in (state / "samples").glob("*/*.jpg")}
 
@@ -403,14 +415,8 @@ def test_an_index_rebuild_without_room_keeps_every_sample(tmp_path: Path) -> Non
     if not mount_tmpfs(mnt, "12m"):
         pytest.fail("cannot mount a tmpfs here (needs root and mount permission)")
     try:
-        state = mnt / "state"
-        d = state / "samples" / "1"
-        d.mkdir(parents=True)
-        jpg = cv2.imencode(".jpg", np.full((16, 16, 3), 128, np.uint8))[1].tobytes()
-        for i in range(2000):  # complete files of a writer long gone (no such pid)
-            (d / f"20260101T000000{i:06d}Z-99999999-{i}.jpg").write_bytes(jpg)
+        state, filler = lost_index_on_a_nearly_full_disk(mnt, "1", 2000, 128 << 10)
         kept = files_of(state)
-        filler = leave_free(mnt, 128 << 10)
         with pytest.raises(SampleError, match="disk full"):
             SampleStore(state)
         assert files_of(state) == kept
