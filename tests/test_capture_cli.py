@@ -152,6 +152,15 @@ def test_a_store_that_cannot_be_repaired_is_one_line_and_run_still_counts(
         umount(mnt)
 
 
+def test_retrain_json_is_written_when_retrain_fails(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "r.json"
+    assert cli(tmp_path, "retrain", "--json", str(out)) == 2
+    err = capsys.readouterr().err.strip()
+    res = json.loads(out.read_text())
+    assert res["ok"] is False and res["swapped"] is False and res["model"] == RETRAINABLE
+    assert err == f"fingercount: error: {res['reason']}" and "no samples" in res["reason"]
+
+
 def test_rollback_of_a_model_that_cannot_be_retrained_says_so(tmp_path: Path,
                                                               capsys: pytest.CaptureFixture) -> None:
     assert main(["rollback", "--state-dir", str(tmp_path / "state"), "--models-dir", str(models_dir()),
