@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     cap.add_argument("--label", required=True)
     cap.add_argument("--camera")
     cap.add_argument("--count", type=int, default=1)
-    cap.add_argument("--interval", type=float, default=0.2, help="seconds between captures")
+    cap.add_argument("--interval", type=importlib.import_module("edge.commands.capture").seconds, default=0.2, help="seconds between captures (0 or more)")
     _model_opts(cap)
 
     s = _parser("samples", help="list, count, export or remove stored samples")

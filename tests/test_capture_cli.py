@@ -161,6 +161,18 @@ def test_retrain_json_is_written_when_retrain_fails(tmp_path: Path, capsys: pyte
     assert err == f"fingercount: error: {res['reason']}" and "no samples" in res["reason"]
 
 
+def test_a_negative_capture_interval_is_refused_by_the_parser(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture) -> None:
+    for bad in ("-1", "nan", "inf", "soon"):
+        with pytest.raises(SystemExit) as exited:
+            cli(tmp_path, "capture", "--label", "2", "--interval", bad, "--camera", f"replay:{HANDS / '2'}@0")
+        assert exited.value.code == 2
+        assert "argument --interval: " in capsys.readouterr().err.splitlines()[-1]
+    assert not (tmp_path / "state" / "samples").exists()  # refused before anything ran
+    assert cli(tmp_path, "capture", "--label", "2", "--interval", "0", "--count", "2",
+               "--camera", f"replay:{HANDS / '2'}@0") == 0
+
+
 def test_rollback_of_a_model_that_cannot_be_retrained_says_so(tmp_path: Path,
                                                               capsys: pytest.CaptureFixture) -> None:
     assert main(["rollback", "--state-dir", str(tmp_path / "state"), "--models-dir", str(models_dir()),

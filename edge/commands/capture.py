@@ -1,20 +1,40 @@
-"""`fingercount capture --label L [--camera SPEC] [--count N] [--interval S]`: store labelled samples."""
+"""`fingercount capture --label L [--camera SPEC] [--count N] [--interval S]`: store labelled samples.
+
+Light at import (the camera, model and store come in main): edge/cli.py uses `seconds`
+as the type of --interval while it builds the parser for every command.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
+from typing import TYPE_CHECKING
 
-from edge.camera import camera_from_config
-from edge.config import Config
 from edge.errors import CameraError, SampleError
-from edge.personalize import check_label
-from edge.runtime.loader import open_classifier
-from edge.samples import counts_text, open_store
+
+if TYPE_CHECKING:
+    from edge.config import Config
+
+
+def seconds(text: str) -> float:
+    """argparse type of --interval: a finite number of seconds, 0 or more."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not (math.isfinite(v) and v >= 0):
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {text!r}")
+    return v
 
 
 def main(args: argparse.Namespace, cfg: Config) -> int:
+    from edge.camera import camera_from_config
+    from edge.personalize import check_label
+    from edge.runtime.loader import open_classifier
+    from edge.samples import counts_text, open_store
+
     if args.count < 1:
         raise SampleError("--count must be at least 1")
     # The model decides which labels are allowed (a non-retrainable one cannot learn new labels).
