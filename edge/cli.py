@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Optional
 
 from edge import __version__
@@ -40,14 +41,18 @@ def _csv_ints(text: str) -> list[int]:
     return vals
 
 
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError("must be > 0")
-    return v
+def _seconds(allow_zero: bool) -> Callable[[str], float]:
+    """argparse type: a finite number of seconds, > 0 (or >= 0 with allow_zero)."""
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+        if not (math.isfinite(v) and (v >= 0 if allow_zero else v > 0)):
+            raise argparse.ArgumentTypeError(f"must be {'0 or more' if allow_zero else 'more than 0'} "
+                                             f"seconds, got {text!r}")
+        return v
+    return parse
 
 
 def _model_opts(p: argparse.ArgumentParser) -> None:
@@ -83,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--mqtt", help="HOST[:PORT] or 'embedded'; 'none' to run without a broker")
     r.add_argument("--device-id", help="topic id (default: hostname)")
     r.add_argument("--print", action="store_true", help="print each stable count change")
-    r.add_argument("--duration", type=_positive_float, help="stop after S seconds")
+    r.add_argument("--duration", type=_seconds(allow_zero=False), help="stop after S seconds")
 
     c = _parser("classify", help="JSON prediction per image")
     c.add_argument("images", nargs="+", metavar="IMAGE")
@@ -115,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     cap.add_argument("--label", required=True)
     cap.add_argument("--camera")
     cap.add_argument("--count", type=int, default=1)
-    cap.add_argument("--interval", type=importlib.import_module("edge.commands.capture").seconds, default=0.2, help="seconds between captures (0 or more)")
+    cap.add_argument("--interval", type=_seconds(allow_zero=True), default=0.2,
+                     help="seconds between captures (0 or more)")
     _model_opts(cap)
 
     s = _parser("samples", help="list, count, export or remove stored samples")

@@ -382,7 +382,11 @@ class Daemon:
 
     def run(self, duration: Optional[float] = None) -> int:
         """Run until stop_event (SIGTERM, Ctrl-C, duration); returns the exit code."""
-        self.attach_plugins()
+        try:
+            self.attach_plugins()
+        except Exception as e:  # a bug in capture/retrain/GPIO must not stop the counting
+            log.exception("personalisation unavailable; counting without it")
+            self.publish_event("error", where="plugins", message=f"{type(e).__name__}: {e}")
         if self.link is not None:
             self.link.start()
         self.camera.start()

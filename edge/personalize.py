@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 from edge.errors import CommandError, FingercountError, RetrainError, SampleError
 from edge.gpio import GpioControls, open_controls
+from edge.head_watch import HeadWatch
 from edge.retrain import RetrainResult, finish_head_swap, retrain, rollback
 from edge.runtime.classifier import Classifier, label_count
 from edge.samples import SampleStore, open_store, validate_label
@@ -54,12 +55,13 @@ class Personalizer:
                 log.exception("cannot open the sample store")
             log.error("%s; counting goes on, capture and retrain are refused until it opens", e)
             daemon.publish_event("error", where="samples", message=str(e))
+        self._retrain_thread: Optional[threading.Thread] = None
+        self.heads = HeadWatch(daemon, self._reload, busy=lambda: self.retraining)
         self._finish_head_swap()
         self.label = next(iter(self._labels()), "0")
         self._retrain_lock = threading.Lock()
         self._capture_lock = threading.Lock()  # button and MQTT captures, one at a time
         self._captured_seq: Optional[int] = None
-        self._retrain_thread: Optional[threading.Thread] = None
         self.last_result: Optional[dict] = None
         self.gpio: Optional[GpioControls] = None
         if gpio:
@@ -84,9 +86,11 @@ class Personalizer:
         if not clf.package.retrainable:
             return
         try:
-            if finish_head_swap(self.cfg, clf.package):
-                log.warning("finished a head change that was interrupted")
-                self.daemon.swap_classifier(self._reload(clf))
+            with self.heads.lock:
+                if finish_head_swap(self.cfg, clf.package):
+                    log.warning("finished a head change that was interrupted")
+                    self.daemon.swap_classifier(self._reload(clf))
+                self.heads.note()
         except FingercountError as e:
             log.error("%s; counting goes on with the head it has", e)
             self.daemon.publish_event("error", where="head", message=str(e))
@@ -225,7 +229,9 @@ class Personalizer:
             result: RetrainResult = retrain(self.cfg, pkg, self.store, precision, force, progress)
             data = result.to_dict()
             if result.swapped:
-                self.daemon.swap_classifier(self._reload(clf))
+                with self.heads.lock:
+                    self.daemon.swap_classifier(self._reload(clf))
+                    self.heads.note()
             self.daemon.publish_event("retrain_finished", ok=True, **data)
             self.daemon.publish_stats_soon()
             self.last_result = data
@@ -253,8 +259,10 @@ class Personalizer:
         if self.retraining:
             raise CommandError("a retrain is running; roll back when it has finished")
         clf = self.daemon.classifier
-        data = rollback(self.cfg, clf.package)
-        self.daemon.swap_classifier(self._reload(clf))
+        with self.heads.lock:
+            data = rollback(self.cfg, clf.package)
+            self.daemon.swap_classifier(self._reload(clf))
+            self.heads.note()
         return data
 
     # ---- GPIO ---------------------------------------------------------------------------
@@ -308,4 +316,5 @@ def attach(daemon: Any) -> Personalizer:
     daemon.add_stats_provider(p.stats)
     daemon.capture_labels = p.capture_labels
     daemon.add_shutdown_hook(p.close)
+    p.heads.start()
     return p

@@ -319,3 +319,35 @@ def test_home_assistant_buttons_and_label_select_drive_the_daemon(broker: Any, t
     finally:
         run.close()
         ha.close()
+
+
+def test_a_retrain_or_rollback_from_the_command_line_reaches_the_running_daemon(broker: Any, tmp_path: Path,
+                                                                                mock_factory: MockFactory) -> None:
+    """`fingercount retrain` over SSH writes the head files from a process of its own; the
+    service picks the new head up without a restart, and a CLI rollback as well."""
+    import subprocess
+    import sys
+
+    from edge.retrain import install_head
+    from edge.runtime.package import load_package
+
+    state = tmp_path / "state"
+    with Running(broker.port, state, f"replay:{HANDS}@15") as run:
+        assert run.daemon.classifier.labels == list("012345")
+        labels = [*"012345", "none"]
+        new = Head(np.random.default_rng(0).normal(size=(1024, 7)).astype(np.float32), np.zeros(7, np.float32),
+                   tuple(labels))
+        pkg = load_package(models_dir() / RETRAINABLE)
+        install_head(run.daemon.cfg, pkg, new, Head.load(models_dir() / RETRAINABLE / "head.npz"), False, {})
+        ev = run.sub.wait(lambda: run.events("head_reloaded"), 15, "head_reloaded")[0]
+        assert ev["labels"] == labels and run.daemon.classifier.labels == labels
+        assert set(run.predictions_after(3)[-1]["scores"]) == set(labels)
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FINGERCOUNT_")}
+        p = subprocess.run([sys.executable, "-m", "edge", "rollback", "--state-dir", str(state),
+                            "--models-dir", str(models_dir()), "--model", RETRAINABLE],
+                           capture_output=True, text=True, timeout=120, env=env)
+        assert p.returncode == 0, p.stderr
+        run.sub.wait(lambda: len(run.events("head_reloaded")) == 2, 15, "the second head_reloaded")
+        assert run.daemon.classifier.labels == list("012345")
+        assert not run.events("error")

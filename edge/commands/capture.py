@@ -1,14 +1,9 @@
-"""`fingercount capture --label L [--camera SPEC] [--count N] [--interval S]`: store labelled samples.
-
-Light at import (the camera, model and store come in main): edge/cli.py uses `seconds`
-as the type of --interval while it builds the parser for every command.
-"""
+"""`fingercount capture --label L [--camera SPEC] [--count N] [--interval S]`: store labelled samples."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from typing import TYPE_CHECKING
 
@@ -16,17 +11,6 @@ from edge.errors import CameraError, SampleError
 
 if TYPE_CHECKING:
     from edge.config import Config
-
-
-def seconds(text: str) -> float:
-    """argparse type of --interval: a finite number of seconds, 0 or more."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not (math.isfinite(v) and v >= 0):
-        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {text!r}")
-    return v
 
 
 def main(args: argparse.Namespace, cfg: Config) -> int:

@@ -3,8 +3,8 @@
 `--json F` gets the result with `"ok": true`, or, when the retrain could not run,
 `{"ok": false, "model", "swapped": false, "reason"}` (the same line the error prints).
 
-A running daemon keeps its head until restarted or told over MQTT (cmd/retrain, cmd/rollback);
-these commands change the files every later run/classify/eval/bench uses.
+These commands change the head files that every later run/classify/eval/bench uses; a
+running daemon sees head.npz change and reloads within 2 s (edge/head_watch.py).
 """
 
 from __future__ import annotations
