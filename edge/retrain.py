@@ -89,6 +89,7 @@ class RetrainResult:
     timing_s: dict[str, float] = field(default_factory=dict)
     head_path: Optional[str] = None
     gate: str = "held-out samples"  # or "cross-validation, K folds"
+    warning: Optional[str] = None  # e.g. samples of only some labels
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -313,13 +314,14 @@ def retrain(cfg: Config, package: ModelPackage, store: SampleStore, precision: O
                                f"trained on ({gate}), the current one {before:.3f} (use force to "
                                f"swap anyway){gate_note}")
     per = {lab: counts[lab] for lab in sorted(keep)}
+    warning = _coverage_warning(list(cur.labels), sorted(keep))
     result = RetrainResult(
         model=package.name, precision=precision, swapped=swap, forced=force, reason=reason,
         labels=classes, new_labels=new_labels, samples_per_label=per,
         train_per_label=_count([samples[i].label for i in train_i]),
         holdout_per_label=_count(truth), base_samples=int(len(Xb)), accuracy_before=before,
         accuracy_after=after, embeddings_computed=computed, steps=fit.steps, stopped=fit.stopped,
-        duration_s=0.0, timing_s=timing, gate=gate)
+        duration_s=0.0, timing_s=timing, gate=gate, warning=warning)
     if swap:
         result.head_path = str(install_head(cfg, package, new, cur, cur_is_user, {
             "trained_at": datetime.now(timezone.utc).isoformat(), "precision": precision,
@@ -328,6 +330,19 @@ def retrain(cfg: Config, package: ModelPackage, store: SampleStore, precision: O
             "trained_on": sorted(samples[i].sha256 for i in train_i)}))
     result.duration_s = round(time.monotonic() - t0, 3)
     return result
+
+
+def _coverage_warning(labels: list[str], sampled: list[str]) -> Optional[str]:
+    """Samples of only some labels teach the head that the look they share (a dark room, a
+    new background) means one of those labels; the gate, scoring those labels only, cannot
+    see what that does to the others."""
+    missing = [lab for lab in labels if lab not in sampled]
+    if not missing:
+        return None
+    return (f"the samples cover {len(labels) - len(missing)} of {len(labels)} labels: if they were taken "
+            "in new conditions (light, background, camera angle), the new head may read every hand "
+            f"there as {'/'.join(lab for lab in labels if lab in sampled) or 'a new label'}; capture "
+            f"{', '.join(missing)} there too")
 
 
 def _count(labels: list[str]) -> dict[str, int]:

@@ -172,6 +172,19 @@ def test_enough_samples_use_a_held_out_part(tmp_path: Path) -> None:
     assert res.gate == "held-out samples"
     assert res.train_per_label == {lab: 5 for lab in FINGERS}
     assert res.holdout_per_label == {lab: 3 for lab in FINGERS}
+    assert res.warning is None  # every label sampled
+
+
+def test_samples_of_only_some_labels_come_with_a_warning(tmp_path: Path) -> None:
+    # Dark photos of "3" alone teach the head that dark means 3; the gate, scoring 3 only,
+    # cannot see that, so the result says what to capture as well.
+    cfg = make_cfg(tmp_path)
+    with SampleStore(cfg.state_dir) as store:
+        fill(store, 6, {"3": "3"})
+        res = retrain(cfg, open_package(cfg), store, "int8", force=True)
+    assert res.warning is not None
+    assert "cover 1 of 6 labels" in res.warning and "as 3" in res.warning
+    assert res.warning.endswith("capture 0, 1, 2, 4, 5 there too")
 
 
 def test_holdout_is_stratified_and_deterministic() -> None:

@@ -13,10 +13,10 @@ import argparse
 import contextlib
 import json
 import sys
-from pathlib import Path
 
 from edge.config import Config
-from edge.errors import FingercountError, RetrainError
+from edge.errors import FingercountError
+from edge.report_file import write_report
 from edge.retrain import RetrainResult, retrain, rollback
 from edge.runtime.loader import open_package
 from edge.runtime.package import ModelPackage
@@ -28,10 +28,7 @@ def _fmt(x: float | None) -> str:
 
 
 def _write_json(path: str, data: dict) -> None:
-    try:
-        Path(path).write_text(json.dumps(data, indent=2) + "\n")
-    except OSError as e:
-        raise RetrainError(f"cannot write {path}: {e.strerror or e}") from e
+    write_report(path, json.dumps(data, indent=2) + "\n")
 
 
 def main(args: argparse.Namespace, cfg: Config) -> int:
@@ -57,6 +54,8 @@ def main(args: argparse.Namespace, cfg: Config) -> int:
           f"after {_fmt(res.accuracy_after)}; {res.embeddings_computed} embeddings computed; "
           f"{res.duration_s:.2f} s")
     print(("swapped in: " if res.swapped else "") + res.reason)
+    if res.warning:
+        print(f"note: {res.warning}", file=sys.stderr)
     return 0 if res.swapped else 1
 
 
