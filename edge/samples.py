@@ -126,9 +126,13 @@ def _is_full(e: BaseException) -> bool:
 def _why(e: BaseException, where: Path) -> str:
     """The reason in a few words; a nearly full disk is named as such, whatever SQLite said."""
     free = _free_bytes(where)
-    if _is_full(e) or (free is not None and free < 1 << 20):
+    not_writable = (isinstance(e, OSError) and e.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
+                    or getattr(e, "sqlite_errorname", "") in ("SQLITE_READONLY", "SQLITE_PERM")
+                    or (where.exists() and not os.access(where, os.W_OK)))
+    if not not_writable and (_is_full(e) or (free is not None and free < 1 << 20)):
         return "disk full" + (f" ({free} bytes free)" if free is not None else "")
-    return (e.strerror if isinstance(e, OSError) else None) or str(e)
+    why = (e.strerror if isinstance(e, OSError) else None) or str(e)
+    return f"{why} ({where} is not writable)" if not_writable else why
 
 
 def _capture_time(name: str, path: Path) -> str:

@@ -467,3 +467,18 @@ def test_export_to_a_full_disk_says_how_far_it_got_and_leaves_no_partial_file(tm
             assert "No space left on device" in str(refused.value)
         finally:
             umount(mnt)
+
+
+def test_a_read_only_state_dir_is_called_that_not_a_full_disk(tmp_path: Path) -> None:
+    # A small read-only filesystem (an SD card the kernel remounted read-only after errors)
+    # was reported as "disk full (102400 bytes free)": the wrong thing to go and fix.
+    disk = tmp_path / "ro"
+    if not mount_tmpfs(disk, "100k"):
+        pytest.fail("cannot mount a tmpfs here (needs root and mount permission)")
+    try:
+        assert subprocess.run(["mount", "-o", "remount,ro", str(disk)]).returncode == 0
+        with pytest.raises(SampleError) as e:
+            SampleStore(disk / "state")
+        assert "disk full" not in str(e.value) and "not writable" in str(e.value), str(e.value)
+    finally:
+        umount(disk)
