@@ -315,3 +315,23 @@ def test_a_previous_runs_messages_join_when_the_file_comes_back(tmp_path: Path) 
         again.close()
     finally:
         umount(mnt)
+
+
+def test_the_write_ahead_log_stays_small(tmp_path: Path) -> None:
+    # SQLite's default let outbox.sqlite-wal grow to 4 MB and stay that size: on a nearly
+    # full card that is room the samples and logs need.
+    from edge.sqlite_files import WAL_LIMIT_BYTES
+
+    path = tmp_path / "outbox.sqlite"
+    ob = Outbox(1000, path)
+    wal, largest = Path(f"{path}-wal"), 0
+    for i in range(1500):
+        ob.put_many([Message("t/count", b'{"count": %d}' % (i % 6), 1, True), Message("t/event", b"{}" * 40, 1, False)])
+        for _ in range(2):
+            m = ob.next_unsent()
+            assert m is not None
+            ob.mark_sent(m)
+            ob.ack(m)
+        largest = max(largest, wal.stat().st_size if wal.exists() else 0)
+    ob.close()
+    assert 0 < largest <= WAL_LIMIT_BYTES, largest
