@@ -38,6 +38,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from edge.config import Config
+from edge.durable import fsync_dir
 from edge.errors import FingercountError, ModelError, RetrainError
 from edge.runtime.classifier import (
     HEAD_FILE,
@@ -352,14 +353,6 @@ def _count(labels: list[str]) -> dict[str, int]:
     return dict(sorted(out.items()))
 
 
-def _fsync_dir(d: Path) -> None:
-    fd = os.open(d, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 @contextlib.contextmanager
 def _heads_locked(d: Path) -> Iterator[None]:
     """One head change at a time, across processes and threads (each call its own flock)."""
@@ -394,9 +387,9 @@ def _apply_swap(d: Path) -> bool:
             (d / name).unlink(missing_ok=True)
         elif staged.is_file():
             os.replace(staged, d / name)
-    _fsync_dir(d)
+    fsync_dir(d)
     journal.unlink()
-    _fsync_dir(d)
+    fsync_dir(d)
     return True
 
 
@@ -426,7 +419,7 @@ def _swap_heads(d: Path, current: Optional[tuple[Head, dict]], previous: tuple[H
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, d / SWAP_FILE)  # the commit point
-    _fsync_dir(d)
+    fsync_dir(d)
     _apply_swap(d)
 
 

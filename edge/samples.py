@@ -39,6 +39,7 @@ import cv2
 import numpy as np
 
 from edge.config import Config
+from edge.durable import fsync_dir
 from edge.errors import SampleError
 from edge.sqlite_files import DamagedFile, connect, open_or_replace, transaction
 
@@ -79,14 +80,6 @@ def validate_label(label: object) -> str:
     if not _LABEL_RE.match(label):
         raise SampleError(f"label {label!r} may only contain letters, digits, '_' and '-'")
     return label
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _writer_alive(name: str) -> bool:
@@ -330,7 +323,7 @@ class SampleStore:
                     os.close(fd)
                 os.rename(tmp, final)
                 renamed = True
-                _fsync_dir(label_dir)
+                fsync_dir(label_dir)
                 rel = f"{label}/{final.name}"
                 emb = None if embedding is None else np.asarray(embedding, np.float32).tobytes()
                 cur = self._db.execute(
@@ -381,7 +374,7 @@ class SampleStore:
                 except OSError:
                     pass
         try:
-            _fsync_dir(label_dir)
+            fsync_dir(label_dir)
             if not any(label_dir.iterdir()):
                 label_dir.rmdir()
         except OSError:

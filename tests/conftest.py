@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -127,6 +128,17 @@ def mount_tmpfs(path: Path, size: str) -> bool:
 
 def umount(path: Path) -> None:
     subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+@contextlib.contextmanager
+def small_disk(path: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of `size` mounted at path for the with-block."""
+    if not mount_tmpfs(path, size):
+        pytest.fail("cannot mount a tmpfs here (needs root and mount permission)")
+    try:
+        yield path
+    finally:
+        umount(path)
 
 
 def fill_filesystem(path: Path, name: str = "filler") -> Path:

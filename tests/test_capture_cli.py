@@ -14,7 +14,7 @@ import pytest
 
 from edge.cli import main
 from edge.samples import SampleStore
-from tests.conftest import HANDS, ROOT, fill_filesystem, mount_tmpfs, umount
+from tests.conftest import HANDS, ROOT, fill_filesystem, small_disk
 from tests.test_retrain import RETRAINABLE, models_dir
 from tests.test_samples import files_of, lost_index_on_a_nearly_full_disk, raw_state
 
@@ -85,10 +85,7 @@ def test_bad_labels_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFi
 def test_capture_on_a_full_disk_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FINGERCOUNT_SAMPLES__MIN_FREE_MB", "0")  # the disk itself refuses here
-    mnt = tmp_path / "small"
-    if not mount_tmpfs(mnt, "2m"):
-        pytest.fail("cannot mount a tmpfs here (needs root and mount permission)")
-    try:
+    with small_disk(tmp_path / "small", "2m") as mnt:
         state = mnt / "state"
         cam = f"replay:{HANDS / '2'}@0"
         args = ["--state-dir", str(state), "--models-dir", str(models_dir()),
@@ -102,8 +99,6 @@ def test_capture_on_a_full_disk_is_refused(tmp_path: Path, capsys: pytest.Captur
         (mnt / "filler").unlink()  # room for sqlite to read the index (it needs its -shm file)
         rows, finals, temps = raw_state(state)
         assert temps == [] and set(rows) == set(finals) and len(rows) == 1
-    finally:
-        umount(mnt)
 
 
 def test_samples_from_a_rotated_camera_are_stored_upright(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -125,10 +120,7 @@ def test_a_store_that_cannot_be_repaired_is_one_line_and_run_still_counts(
         tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """D1 from the command line: `samples stats` / `samples remove` print one line (exit 2)
     instead of sqlite3's traceback, and `run` counts instead of exiting 1 at start."""
-    mnt = tmp_path / "small"
-    if not mount_tmpfs(mnt, "24m"):
-        pytest.fail("cannot mount a tmpfs here (needs root and mount permission)")
-    try:
+    with small_disk(tmp_path / "small", "24m") as mnt:
         state, filler = lost_index_on_a_nearly_full_disk(mnt, "2", 4000, 256 << 10)
         kept = files_of(state)
         args = ["--state-dir", str(state), "--models-dir", str(models_dir())]
@@ -148,8 +140,6 @@ def test_a_store_that_cannot_be_repaired_is_one_line_and_run_still_counts(
         filler.unlink()
         assert main(["samples", "stats", "--json", *args]) == 0
         assert json.loads(capsys.readouterr().out)["per_label"] == {"2": 4000}
-    finally:
-        umount(mnt)
 
 
 def test_retrain_json_is_written_when_retrain_fails(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

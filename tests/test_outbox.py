@@ -13,10 +13,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 from edge.outbox import Message, Outbox
-from tests.conftest import fill_filesystem, mount_tmpfs, umount
+from tests.conftest import fill_filesystem, mount_tmpfs, small_disk, umount
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -250,10 +248,7 @@ def fill_until_memory_only(ob: Outbox, first: int) -> int:
 
 
 def test_a_freed_disk_makes_the_outbox_durable_again(tmp_path: Path, caplog) -> None:
-    mnt = tmp_path / "small"
-    if not mount_tmpfs(mnt, "1m"):
-        pytest.fail("cannot mount a tmpfs here (needs root and mount permission)")
-    try:
+    with small_disk(tmp_path / "small", "1m") as mnt:
         path = mnt / "outbox.sqlite"
         ob = Outbox(5000, path, retry_s=0)  # retry at every put (the daemon: every 60 s)
         for i in range(5):
@@ -280,15 +275,10 @@ def test_a_freed_disk_makes_the_outbox_durable_again(tmp_path: Path, caplog) -> 
         again = Outbox(5000, path)
         assert again.restored == n and numbers(again) == expect + [n + 2]
         again.close()
-    finally:
-        umount(mnt)
 
 
 def test_a_previous_runs_messages_join_when_the_file_comes_back(tmp_path: Path) -> None:
-    mnt = tmp_path / "small"
-    if not mount_tmpfs(mnt, "1m"):
-        pytest.fail("cannot mount a tmpfs here (needs root and mount permission)")
-    try:
+    with small_disk(tmp_path / "small", "1m") as mnt:
         path = mnt / "outbox.sqlite"
         first = Outbox(100, path)
         for i in range(3):
@@ -313,8 +303,6 @@ def test_a_previous_runs_messages_join_when_the_file_comes_back(tmp_path: Path) 
         again = Outbox(100, path)
         assert numbers(again) == [10, 0, 1, 2, 11, 12]
         again.close()
-    finally:
-        umount(mnt)
 
 
 def test_the_write_ahead_log_stays_small(tmp_path: Path) -> None:

@@ -3,42 +3,28 @@ gpiozero's MockFactory, the replay camera and the real model."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import paho.mqtt.client as mqtt
-import pytest
 from gpiozero.pins.mock import MockFactory
 
 from edge.config import load_config
 from edge.daemon import Daemon
 from edge.retrain import STAGED, SWAP_FILE
 from edge.runtime.classifier import HEAD_FILE, PREVIOUS_HEAD_FILE, Head, head_dir
-from tests.conftest import HANDS, fill_filesystem, mount_tmpfs, umount
+from tests.conftest import HANDS, fill_filesystem, small_disk
 from tests.test_gpio import blinks, press
 from tests.test_mqtt import Collector
 from tests.test_retrain import RETRAINABLE, models_dir
 from tests.test_samples import lost_index_on_a_nearly_full_disk
 
 BASE = "fingercount/p1"
-
-
-@contextlib.contextmanager
-def small_disk(path: Path, size: str) -> Iterator[Path]:
-    """A tmpfs of `size` mounted at path for the with-block."""
-    if not mount_tmpfs(path, size):
-        pytest.fail("cannot mount a tmpfs here (needs root and mount permission)")
-    try:
-        yield path
-    finally:
-        umount(path)
 
 
 class Running:

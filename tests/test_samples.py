@@ -19,7 +19,7 @@ import pytest
 
 from edge.errors import SampleError
 from edge.samples import INDEX_FILE, SampleStore, validate_label
-from tests.conftest import HANDS, ROOT, fill_filesystem, mount_tmpfs, umount
+from tests.conftest import HANDS, ROOT, fill_filesystem, mount_tmpfs, small_disk, umount
 
 
 def hand(label: str = "3", i: int = 0) -> np.ndarray:
@@ -315,10 +315,7 @@ def test_the_store_quota_refuses_and_counts_what_others_removed(tmp_path: Path) 
 
 
 def test_min_free_keeps_room_on_the_disk(tmp_path: Path) -> None:
-    mnt = tmp_path / "small"
-    if not mount_tmpfs(mnt, "3m"):
-        pytest.fail("cannot mount a tmpfs here (needs root and mount permission)")
-    try:
+    with small_disk(tmp_path / "small", "3m") as mnt:
         with SampleStore(mnt, min_free_mb=2.5) as store:
             stored = 0
             with pytest.raises(SampleError, match="disk is almost full") as refused:
@@ -330,8 +327,6 @@ def test_min_free_keeps_room_on_the_disk(tmp_path: Path) -> None:
             assert free >= 2.4e6  # refused before the disk was full, not by it
         rows, finals, temps = raw_state(mnt)
         assert len(rows) == len(finals) == stored and temps == []
-    finally:
-        umount(mnt)
 
 
 def test_a_removal_cut_short_is_finished_at_open_not_resurrected(tmp_path: Path) -> None:
@@ -411,10 +406,7 @@ def test_a_repair_on_a_nearly_full_disk_is_one_line_and_loses_nothing(tmp_path: 
 def test_an_index_rebuild_without_room_keeps_every_sample(tmp_path: Path) -> None:
     """A lost index and a card with room to open a new one but not to fill it: the rebuild
     (one transaction) is refused with one line, and every file stays for the next open."""
-    mnt = tmp_path / "small"
-    if not mount_tmpfs(mnt, "12m"):
-        pytest.fail("cannot mount a tmpfs here (needs root and mount permission)")
-    try:
+    with small_disk(tmp_path / "small", "12m") as mnt:
         state, filler = lost_index_on_a_nearly_full_disk(mnt, "1", 2000, 128 << 10)
         kept = files_of(state)
         with pytest.raises(SampleError, match="disk full"):
@@ -425,16 +417,11 @@ def test_an_index_rebuild_without_room_keeps_every_sample(tmp_path: Path) -> Non
             assert store.counts() == {"1": 2000} and store.recovered["files_indexed"] == 2000
             # the capture time is in the file name, so a rebuild keeps it
             assert store.list()[3].time == "2026-01-01T00:00:00.000003+00:00"
-    finally:
-        umount(mnt)
 
 
 def test_removing_a_label_on_a_full_disk_makes_room_first(tmp_path: Path) -> None:
     """docs/raspberry-pi.md's remedy for a full card: the files go first, then the rows."""
-    mnt = tmp_path / "small"
-    if not mount_tmpfs(mnt, "1m"):
-        pytest.fail("cannot mount a tmpfs here (needs root and mount permission)")
-    try:
+    with small_disk(tmp_path / "small", "1m") as mnt:
         with SampleStore(mnt / "state") as store:
             for i in range(4):
                 store.add(hand("2", i), "2")
@@ -446,8 +433,6 @@ def test_removing_a_label_on_a_full_disk_makes_room_first(tmp_path: Path) -> Non
         rows, finals, temps = raw_state(mnt / "state")
         assert set(rows) == set(finals) and temps == []
         assert files_of(mnt / "state") == {k: v for k, v in three.items() if k.startswith("3/")}
-    finally:
-        umount(mnt)
 
 
 def test_export_to_a_full_disk_says_how_far_it_got_and_leaves_no_partial_file(tmp_path: Path) -> None:
@@ -455,30 +440,20 @@ def test_export_to_a_full_disk_says_how_far_it_got_and_leaves_no_partial_file(tm
     with SampleStore(tmp_path / "state") as store:
         for _ in range(10):
             store.add(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8), "4")  # ~25 KB each
-        mnt = tmp_path / "small"
-        if not mount_tmpfs(mnt, "100k"):
-            pytest.fail("cannot mount a tmpfs here (needs root and mount permission)")
-        try:
+        with small_disk(tmp_path / "small", "100k") as mnt:
             with pytest.raises(SampleError) as refused:
                 store.export(mnt / "ds")
             done = sorted((mnt / "ds" / "4").iterdir())
             assert done and all(not p.name.endswith(".tmp") for p in done), done
             assert f"failed after {len(done)} of 10 samples (4: {len(done)} exported)" in str(refused.value)
             assert "No space left on device" in str(refused.value)
-        finally:
-            umount(mnt)
 
 
 def test_a_read_only_state_dir_is_called_that_not_a_full_disk(tmp_path: Path) -> None:
     # A small read-only filesystem (an SD card the kernel remounted read-only after errors)
     # was reported as "disk full (102400 bytes free)": the wrong thing to go and fix.
-    disk = tmp_path / "ro"
-    if not mount_tmpfs(disk, "100k"):
-        pytest.fail("cannot mount a tmpfs here (needs root and mount permission)")
-    try:
+    with small_disk(tmp_path / "ro", "100k") as disk:
         assert subprocess.run(["mount", "-o", "remount,ro", str(disk)]).returncode == 0
         with pytest.raises(SampleError) as e:
             SampleStore(disk / "state")
         assert "disk full" not in str(e.value) and "not writable" in str(e.value), str(e.value)
-    finally:
-        umount(disk)

@@ -17,6 +17,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from edge.durable import fsync_dir
 from edge.errors import ModelError
 from edge.runtime.interpreter import make_interpreter
 from edge.runtime.package import ModelPackage
@@ -94,11 +95,7 @@ class Head:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_dir(path.parent)
 
     def predict(self, emb: np.ndarray) -> np.ndarray:
         return softmax(np.asarray(emb, dtype=np.float32) @ self.W + self.b)
