@@ -17,7 +17,8 @@ from typing import Any, Optional
 from edge.errors import CommandError, FingercountError, RetrainError, SampleError
 from edge.gpio import GpioControls, open_controls
 from edge.head_watch import HeadWatch
-from edge.retrain import RetrainResult, finish_head_swap, retrain, rollback
+from edge.heads import finish_head_swap, rollback
+from edge.retrain import RetrainResult, retrain
 from edge.runtime.classifier import Classifier, label_count
 from edge.samples import SampleStore, open_store, validate_label
 

@@ -16,7 +16,7 @@ from gpiozero.pins.mock import MockFactory
 
 from edge.config import load_config
 from edge.daemon import Daemon
-from edge.retrain import STAGED, SWAP_FILE
+from edge.heads import STAGED, SWAP_FILE
 from edge.runtime.classifier import HEAD_FILE, PREVIOUS_HEAD_FILE, Head, head_dir
 from tests.conftest import HANDS, fill_filesystem, small_disk
 from tests.test_gpio import blinks, press
@@ -314,7 +314,7 @@ def test_a_retrain_or_rollback_from_the_command_line_reaches_the_running_daemon(
     import subprocess
     import sys
 
-    from edge.retrain import install_head
+    from edge.heads import install_head
     from edge.runtime.package import load_package
 
     state = tmp_path / "state"

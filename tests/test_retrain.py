@@ -13,8 +13,9 @@ import pytest
 
 from edge.config import Config, load_config
 from edge.errors import ModelError, RetrainError, SampleError
+from edge.heads import rollback
 from edge.personalize import check_label
-from edge.retrain import holdout_split, retrain, rollback
+from edge.retrain import holdout_split, retrain
 from edge.runtime.classifier import Backbone, Classifier, Head, head_dir, label_count
 from edge.runtime.loader import open_classifier, open_package
 from edge.runtime.package import load_package

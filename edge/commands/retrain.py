@@ -16,8 +16,9 @@ import sys
 
 from edge.config import Config
 from edge.errors import FingercountError
+from edge.heads import rollback
 from edge.report_file import write_report
-from edge.retrain import RetrainResult, retrain, rollback
+from edge.retrain import RetrainResult, retrain
 from edge.runtime.loader import open_package
 from edge.runtime.package import ModelPackage
 from edge.samples import counts_text, open_store

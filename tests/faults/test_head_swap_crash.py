@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from edge.config import Config, load_config
-from edge.retrain import rollback
+from edge.heads import rollback
 from edge.runtime.classifier import HEAD_FILE, PREVIOUS_HEAD_FILE, Head, head_dir
 from edge.runtime.loader import open_package
 from tests.conftest import ROOT
@@ -31,7 +31,7 @@ DIM = 1024  # fingers-mobilenet's embedding size
 CHILD = """
 import json, os, sys
 sys.path.insert(0, {root!r})
-from edge import retrain
+from edge import heads
 from edge.config import load_config
 from edge.runtime.classifier import Head
 from edge.runtime.loader import open_package
@@ -55,10 +55,10 @@ def counted(fn):
 for name in ("fsync", "rename", "replace", "unlink"):
     setattr(os, name, counted(getattr(os, name)))
 if action == "rollback":
-    retrain.rollback(cfg, pkg)
+    heads.rollback(cfg, pkg)
 else:
-    cur, is_user = retrain.current_head(cfg, pkg)
-    retrain.install_head(cfg, pkg, new, cur, is_user, {{"marker": "N"}})
+    cur, is_user = heads.current_head(cfg, pkg)
+    heads.install_head(cfg, pkg, new, cur, is_user, {{"marker": "N"}})
 print(ops)
 """
 
