@@ -17,7 +17,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StrictInt,
     ValidationError,
     field_validator,
     model_validator,
@@ -51,7 +50,7 @@ def _default_state_dir() -> Path:
 
 
 class ModelSection(_Section):
-    name: str = Field("fingers-mobilenet", description="model name in models_dir, or a path")
+    name: str = Field("fingers-mobilenet", min_length=1, description="model name in models_dir, or a path")
     precision: Precision = Field("int8", description="which variant to run")
     threads: int = Field(2, ge=1, le=64, description="interpreter threads")
     labels: Optional[list[str]] = Field(None, description="labels of a bare .tflite, in output order "
@@ -103,7 +102,8 @@ class MQTTSection(_Section):
     username: Optional[str] = Field(None, description="broker user")
     password: Optional[str] = Field(None, description="prefer password_file or FINGERCOUNT_MQTT__PASSWORD")
     password_file: Optional[Path] = Field(None, description="file whose first line is the password")
-    client_id: Optional[str] = Field(None, description="default fingercount-<device_id>")
+    client_id: Optional[str] = Field(None, min_length=1, max_length=256,
+                                     description="default fingercount-<device_id>")
     tls: TLSSection = Field(default_factory=TLSSection)
     base_topic: str = Field("fingercount", description="topics are <base_topic>/<device_id>/...")
     discovery: bool = Field(True, description="publish Home Assistant discovery configs")
@@ -115,7 +115,15 @@ class MQTTSection(_Section):
     @classmethod
     def _topic(cls, v: str) -> str:
         if not v or any(c in v for c in "#+\0") or not v.isprintable() or v.startswith("/") or v.endswith("/"):
-            raise ValueError("must be a plain topic without wildcards or leading/trailing '/'")
+            raise ValueError("must be a plain topic without wildcards, control characters or "
+                             "leading/trailing '/'")
+        return v
+
+    @field_validator("client_id")
+    @classmethod
+    def _client_id(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and not v.isprintable():
+            raise ValueError("must not contain control characters")
         return v
 
 
@@ -126,16 +134,25 @@ class PublishSection(_Section):
 
 class GPIOSection(_Section):
     enabled: bool = Field(True, description="use buttons and LED when a pin factory is available")
-    # GPIO 0-27 are the ones on the 40-pin header; strict: `true` is not pin 1.
-    capture_pin: Optional[StrictInt] = Field(17, ge=0, le=27, description="BCM pin of the capture button")
-    label_pin: Optional[StrictInt] = Field(27, ge=0, le=27, description="BCM pin of the label button")
-    led_pin: Optional[StrictInt] = Field(22, ge=0, le=27, description="BCM pin of the status LED")
+    # GPIO 0-27 are the ones on the 40-pin header.
+    capture_pin: Optional[int] = Field(17, ge=0, le=27, description="BCM pin of the capture button")
+    label_pin: Optional[int] = Field(27, ge=0, le=27, description="BCM pin of the label button")
+    led_pin: Optional[int] = Field(22, ge=0, le=27, description="BCM pin of the status LED")
     hold_s: float = Field(3, gt=0, description="hold capture this long to retrain")
     pull_up: bool = Field(True, description="buttons connect the pin to ground")
     bounce_s: Optional[float] = Field(0.05, ge=0, description="debounce time")
 
+    @field_validator("capture_pin", "label_pin", "led_pin", mode="before")
+    @classmethod
+    def _not_bool(cls, v: Any) -> Any:
+        if isinstance(v, bool):  # `true` would be read as pin 1
+            raise ValueError("a pin is a BCM number (0-27) or null")
+        return v
+
     @model_validator(mode="after")
     def _distinct(self) -> GPIOSection:
+        if not self.enabled:
+            return self
         pins = [("capture_pin", self.capture_pin), ("label_pin", self.label_pin), ("led_pin", self.led_pin)]
         used = [(k, v) for k, v in pins if v is not None]
         for i, (k, v) in enumerate(used):
@@ -163,7 +180,7 @@ class RetrainSection(_Section):
 
 class Config(_Section):
     device_id: str = Field(default_factory=lambda: socket.gethostname().split(".")[0] or "fingercount",
-                           description="default: the hostname")
+                           max_length=64, description="default: the hostname")
     state_dir: Path = Field(default_factory=_default_state_dir, description="samples, heads, outbox")
     models_dir: Optional[Path] = Field(None, description="default: the shipped models/")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
@@ -275,30 +292,51 @@ def _plain(msg: str) -> str:
     return msg
 
 
+def _leaves(data: Any, path: tuple) -> list[tuple]:
+    if not isinstance(data, dict):
+        return [path]
+    return [leaf for k, v in data.items() for leaf in _leaves(v, (*path, k))]
+
+
+def _at(data: dict, loc: tuple) -> Any:
+    for k in loc:
+        data = data[k]
+    return data
+
+
+def _blame(loc: tuple, layers: list[tuple[str, dict, dict]]) -> str:
+    """Where the value at loc came from: the highest layer holding the key itself; for an
+    error about a whole section (e.g. two GPIO pins alike), every layer that set keys in it."""
+    for n in range(len(loc), 0, -1):
+        holders = [layer for layer in layers if _has(layer[1], loc[:n])]
+        if holders:
+            break
+    else:
+        return layers[0][0]
+    if n == len(loc) and not isinstance(_at(holders[-1][1], loc), dict):
+        holders = holders[-1:]  # one value: the layer that won
+    out = []
+    for name, data, lines in holders:
+        if name == "environment":
+            names = [ENV_PREFIX + "__".join(leaf).upper() for leaf in _leaves(_at(data, loc[:n]), loc[:n])]
+            out.append(f"environment ({', '.join(names)})")
+        elif name == "command line":
+            flags = sorted({_FLAGS.get(".".join(leaf), "flags") for leaf in _leaves(_at(data, loc[:n]), loc[:n])})
+            out.append(f"command line ({', '.join(flags)})")
+        else:
+            line = lines.get(loc[:n])
+            out.append(f"{name}:{line}" if line else name)
+    return " + ".join(out)
+
+
 def _format_errors(err: ValidationError, layers: list[tuple[str, dict, dict]]) -> str:
     """One line naming, for each error, the layer that gave the value: the file (with its
     line), an environment variable or a flag. layers: (source, data, lines), lowest first."""
     parts = []
     for e in err.errors():
         loc = tuple(str(x) for x in e["loc"])
-        where = ".".join(loc) or "(top)"
-        # The highest layer that holds the key itself, else the one holding its nearest parent.
-        source, lines = layers[0][0], layers[0][2]
-        found = False
-        for n in range(len(loc), 0, -1):
-            for name, data, layer_lines in reversed(layers):
-                if _has(data, loc[:n]):
-                    source, lines, found = name, layer_lines, True
-                    break
-            if found:
-                break
-        if source == "environment":
-            source = f"environment ({ENV_PREFIX}{'__'.join(loc).upper()})"
-        elif source == "command line":
-            source = f"command line ({_FLAGS.get(where, 'flags')})"
-        line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), None)
         msg = "unknown key" if e["type"] == "extra_forbidden" else _plain(e["msg"])
-        parts.append(f"{source}{f':{line}' if line else ''}: {where}: {msg}")
+        parts.append(f"{_blame(loc, layers)}: {'.'.join(loc) or '(top)'}: {msg}")
     return "; ".join(parts)
 
 
@@ -314,8 +352,8 @@ def env_overrides(environ: Optional[dict] = None) -> dict:
             value = yaml.safe_load(raw) if raw != "" else None
         except yaml.YAMLError:
             value = raw
-        if value is not None and not isinstance(value, str) and _is_text_field(path):
-            value = raw  # a client id "123" or a password "true" stays a string
+        if value is not None and _is_text_field(path):
+            value = raw  # literally: a client id "123", a password "true", a newline stays one
         d = out
         for p in path[:-1]:
             d = d.setdefault(p, {})

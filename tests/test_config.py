@@ -135,7 +135,7 @@ def test_labels_for_a_bare_tflite_reach_the_model(tmp_path: Path) -> None:
 @pytest.mark.parametrize("gpio, needle", [
     ("capture_pin: 17\n  label_pin: 17", "capture_pin and label_pin are both GPIO 17"),
     ("led_pin: 27", "label_pin and led_pin are both GPIO 27"),
-    ("capture_pin: true", "gpio.capture_pin: Input should be a valid integer"),
+    ("capture_pin: true", "gpio.capture_pin: a pin is a BCM number"),
     ("capture_pin: 28", "gpio.capture_pin: Input should be less than or equal to 27"),
 ])
 def test_gpio_pins_are_header_pins_and_distinct(tmp_path: Path, gpio: str, needle: str) -> None:
@@ -149,3 +149,27 @@ def test_a_control_character_in_the_device_id_is_refused() -> None:
     # A tab reached the topics, and the broker dropped every connection that carried it.
     with pytest.raises(ConfigError, match="device_id: .*control characters"):
         load_config(None, environ={"FINGERCOUNT_DEVICE_ID": "kitchen\tpi"})
+
+
+def test_a_clash_set_by_file_and_environment_names_both_and_gpio_off_has_none(tmp_path: Path) -> None:
+    f = tmp_path / "c.yaml"
+    f.write_text("gpio:\n  capture_pin: 17\n")
+    env = {"FINGERCOUNT_GPIO__LABEL_PIN": "17"}
+    with pytest.raises(ConfigError) as e:
+        load_config(f, environ=env)
+    assert str(e.value) == (f"{f}:1 + environment (FINGERCOUNT_GPIO__LABEL_PIN): gpio: capture_pin and "
+                            "label_pin are both GPIO 17; each needs its own pin")
+    assert load_config(f, environ={**env, "FINGERCOUNT_GPIO__ENABLED": "false"}).gpio.label_pin == 17
+    f.write_text('gpio:\n  capture_pin: "5"\n')  # quoted, as a port may be
+    assert load_config(f, environ={}).gpio.capture_pin == 5
+
+
+def test_mqtt_ids_and_topics_from_the_environment_are_literal_and_checked() -> None:
+    with pytest.raises(ConfigError, match="base_topic: must be a plain topic without wildcards, control"):
+        load_config(None, environ={"FINGERCOUNT_MQTT__BASE_TOPIC": "a\nb"})  # YAML folded it to "a b"
+    with pytest.raises(ConfigError, match="client_id: must not contain control characters"):
+        load_config(None, environ={"FINGERCOUNT_MQTT__CLIENT_ID": "pi\t1"})
+    with pytest.raises(ConfigError, match="device_id: String should have at most 64 characters"):
+        load_config(None, environ={"FINGERCOUNT_DEVICE_ID": "x" * 66000})
+    with pytest.raises(ConfigError, match="model.name: String should have at least 1 character"):
+        load_config(None, {"model": {"name": ""}}, environ={})
