@@ -352,7 +352,7 @@ class Daemon:
 
     def _report_head_problem(self, clf: Classifier) -> None:
         if clf.head_problem is not None:
-            self.publish_event("error", error="head", message=clf.head_problem)
+            self.publish_event("error", where="head", message=clf.head_problem)
 
     def _camera_error(self, kind: str, msg: str) -> None:
         self.publish_event("error", error=kind, message=msg)

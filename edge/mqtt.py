@@ -33,6 +33,13 @@ WINDOW = 50  # QoS 1 messages handed to paho but not yet acknowledged
 SHORT_SESSION_S = 5.0  # a connection dropped sooner than this was refused in effect: back off
 
 
+def valid_topic(topic: str) -> bool:
+    """A topic a broker accepts for PUBLISH (MQTT 3.1.1, 4.7): not empty, no wildcards, no
+    control characters, at most 65535 bytes of UTF-8."""
+    return (bool(topic) and not any(c in topic for c in "#+") and topic.isprintable()
+            and len(topic.encode("utf-8", "surrogatepass")) <= 65535)
+
+
 def dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), allow_nan=False, default=str).encode()
 
@@ -199,8 +206,9 @@ class MqttLink:
                 continue
             # Accepted, then dropped at once: back off, or two clients with one id (two Pis
             # both called raspberrypi) would take turns kicking each other out many times a second.
-            self._fail(f"the broker closed the connection {lasted:.1f} s after accepting it "
-                       f"(another client with the id {self.client_id!r}? set device_id or mqtt.client_id)")
+            self._fail(f"the broker closed the connection {lasted:.1f} s after accepting it (another "
+                       f"client with the id {self.client_id!r}? set device_id or mqtt.client_id; or a "
+                       "message it refuses: see the broker's log)")
             if self.stop_event.wait(delay):
                 return
             delay = min(delay * 2, self.reconnect[1])
@@ -245,6 +253,13 @@ class MqttLink:
             msg = self.outbox.next_unsent()
             if msg is None:
                 return
+            if not valid_topic(msg.topic):
+                # A broker drops the connection of a client that publishes to such a topic, so
+                # one such message (left by an older version) would block the outbox for good.
+                log.error("dropping a queued message the broker would refuse: topic %r", msg.topic[:200])
+                self.outbox.mark_sent(msg)
+                self.outbox.ack(msg)
+                continue
             info = client.publish(msg.topic, msg.payload, qos=msg.qos, retain=msg.retain)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 return  # not connected any more: it stays at the head for the next connection

@@ -143,6 +143,28 @@ def test_outbox_keeps_order_across_a_broker_outage(broker_factory, persist_dir: 
     sub.close()
 
 
+def test_a_queued_message_the_broker_would_refuse_does_not_block_the_rest(broker, tmp_path: Path) -> None:
+    # An older version let a tab into device_id, and so into queued topics; mosquitto drops a
+    # client that publishes there, so every start stalled on that first message for good.
+    from edge.outbox import Message, Outbox
+
+    path = tmp_path / "state" / "outbox.sqlite"
+    path.parent.mkdir(parents=True)
+    left = Outbox(100, path)
+    left.put(Message("fingercount/t\t1/event", b'{"i": 0}', 1, False))
+    left.put(Message("fingercount/t1/event", b'{"i": 1}', 1, False))
+    left.close()
+    sub = Collector(broker.port, ["fingercount/t1/event"])
+    link = MqttLink(link_cfg(broker.port, tmp_path), reconnect=(0.2, 0.5)).start()
+    try:
+        sub.wait(lambda: sub.json_on("fingercount/t1/event") == [{"i": 1}], timeout=10,
+                 what="the message queued behind it")
+        assert link.connects == 1 and link.stats()["outbox_depth"] == 0
+    finally:
+        link.stop()
+        sub.close()
+
+
 def test_full_outbox_drops_the_oldest_and_counts(broker_factory, persist_dir: Path, tmp_path: Path) -> None:
     b = persistent_broker(broker_factory, persist_dir)
     sub = Collector(b.port, ["fingercount/t1/event"], client_id="sub-drop", clean=False)

@@ -189,7 +189,7 @@ def test_a_damaged_head_is_reported_and_the_shipped_model_counts(broker: Any, tm
     head.parent.mkdir(parents=True)
     head.write_bytes(b"\x00" * 512)
     with Running(broker.port, tmp_path / "state", f"replay:{HANDS}@15") as run:
-        err = run.errors(error="head")[0]["message"]
+        err = run.errors(where="head")[0]["message"]
         assert "not a valid head file" in err and "shipped head" in err
         assert not run.daemon.classifier.model_id.endswith("+head")
         assert run.predictions_after(3)[-1]["label"] in [str(i) for i in range(6)]
