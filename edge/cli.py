@@ -69,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--config", help="YAML config (default /etc/fingercount/config.yaml when present)")
     common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     common.add_argument("--models-dir", help="where model packages live (default: shipped models/)")
-    common.add_argument("--state-dir", help="samples, heads, outbox (default /var/lib/fingercount)")
+    common.add_argument("--state-dir", help="samples, heads, outbox (default $STATE_DIRECTORY, "
+                        "/var/lib/fingercount if writable, else ~/.local/state/fingercount)")
 
     # allow_abbrev=False everywhere: `--model` must not quietly mean `--models-dir`.
     p = argparse.ArgumentParser(prog=PROG, description="Count fingers on a camera and publish over MQTT.",

@@ -5,6 +5,7 @@ import pytest
 from edge.cli import main
 from edge.config import load_config
 from edge.errors import ConfigError
+from tests.conftest import HANDS
 
 
 def test_defaults_and_env_override(tmp_path: Path) -> None:
@@ -43,12 +44,28 @@ def test_check_config_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None
     assert main(["check-config", "--config", str(f)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "model.precison: unknown key" in err and "c.yaml:2" in err
-    f.write_text("model:\n  precision: fp16\n")
+    f.write_text(f"model:\n  precision: fp16\ncamera:\n  source: replay:{HANDS}\n")
     assert main(["check-config", "--config", str(f)]) == 0
     assert "precision: fp16" in capsys.readouterr().out
 
 
-def test_global_options_before_or_after_subcommand(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_check_config_says_when_the_camera_cannot_be_there(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    has_picamera2 = importlib.util.find_spec("picamera2") is not None
+    for source, needle in (("picamera2", None if has_picamera2 else "picamera2 module is not installed"),
+                           ("opencv:97", "/dev/video97 does not exist"),
+                           ("opencv:/dev/video98", "/dev/video98 does not exist")):
+        monkeypatch.setenv("FINGERCOUNT_CAMERA__SOURCE", source)
+        code = main(["check-config", "--state-dir", str(tmp_path)])
+        err = capsys.readouterr().err
+        assert (code, needle in err if needle else True) == (2 if needle else 0, True), (source, err)
+
+
+def test_global_options_before_or_after_subcommand(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FINGERCOUNT_CAMERA__SOURCE", f"replay:{HANDS}")
     for argv in (["--state-dir", str(tmp_path), "check-config"], ["check-config", "--state-dir", str(tmp_path)]):
         assert main(argv) == 0
         assert f"state_dir: {tmp_path}" in capsys.readouterr().out

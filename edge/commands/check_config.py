@@ -1,9 +1,10 @@
 """fingercount check-config: validate and print the effective configuration, then check what
-`run` would open: the model, the camera spec, the MQTT password and TLS files."""
+`run` would open: the model, the camera (its module or device), the MQTT password and TLS files."""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -26,9 +27,7 @@ def problems(cfg: Config) -> list[str]:
         except FingercountError as e:
             found.append(f"model: {e}")
     try:
-        kind, target, _ = parse_spec(cfg.camera.source)
-        if kind == "replay" and not Path(target).exists():
-            found.append(f"camera.source: {target} does not exist")
+        found += _camera_problems(*parse_spec(cfg.camera.source)[:2])
     except FingercountError as e:
         found.append(str(e))
     try:
@@ -36,6 +35,20 @@ def problems(cfg: Config) -> list[str]:
     except FingercountError as e:
         found.append(str(e))
     return found
+
+
+def _camera_problems(kind: str, target: str) -> list[str]:
+    """What stops the camera from opening that can be seen without opening it."""
+    if kind == "picamera2" and importlib.util.find_spec("picamera2") is None:
+        return ["camera.source picamera2: the picamera2 module is not installed (Raspberry Pi OS: "
+                "apt install python3-picamera2, in a venv made with --system-site-packages)"]
+    if kind == "opencv":
+        dev = f"/dev/video{target}" if target.isdigit() else target
+        if dev.startswith("/dev/") and not Path(dev).exists():
+            return [f"camera.source: {dev} does not exist (is the camera plugged in?)"]
+    if kind == "replay" and not Path(target).exists():
+        return [f"camera.source: {target} does not exist"]
+    return []
 
 
 def main(args: argparse.Namespace, cfg: Config) -> int:

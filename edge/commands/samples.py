@@ -32,14 +32,15 @@ def main(args: argparse.Namespace, cfg: Config) -> int:
                 raise CommandError("samples remove needs --label L (export first if you want to keep them)")
             n = store.remove_label(args.label)
             left = store.counts()
+            # Only a label the model did not ship with leaves the head at the next retrain: the
+            # model's own labels stay, learnt from its base embeddings.
             print(json.dumps({"removed": n, "label": args.label, "samples": left}) if args.json else
-                  f"removed {n} samples of label {args.label}; {counts_text(left)} left "
-                  "(a retrain makes the head forget the label)")
+                  f"removed {n} samples of label {args.label}; {counts_text(left)} left")
         else:
             if not args.dest:
                 raise CommandError("samples export needs a target directory: fingercount samples export DIR")
             out = store.export(Path(args.dest), args.label)
             print(json.dumps({"exported": out, "dest": str(args.dest)}) if args.json else
-                  f"exported {sum(out.values())} samples to {args.dest} ({counts_text(out)}); "
-                  f"train from it with: fingercount-convert build --data {args.dest}")
+                  f"exported {sum(out.values())} samples to {args.dest} ({counts_text(out)}), one "
+                  "folder per label: the layout `fingercount-convert build RECIPE --data DIR` reads")
     return 0
