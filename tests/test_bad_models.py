@@ -165,3 +165,17 @@ def test_run_with_a_damaged_retrained_head_keeps_counting(tmp_path: Path) -> Non
     why = [ln for ln in p.stderr.splitlines() if "ignoring the retrained head" in ln]
     assert len(why) == 1 and "not a valid head file" in why[0], p.stderr
     assert "count 3" in p.stdout, p.stdout  # the shipped model counted the replayed hands
+
+
+def test_models_marks_a_corrupt_backbone_of_a_retrainable_model(tmp_path: Path) -> None:
+    # Counting runs the fused file, so only retrain would find a damaged backbone, too late.
+    from tests.test_retrain import RETRAINABLE, models_dir
+
+    models = tmp_path / "models"
+    shutil.copytree(models_dir() / RETRAINABLE, models / RETRAINABLE)
+    bb = models / RETRAINABLE / "backbone_int8.tflite"
+    bb.write_bytes(bb.read_bytes()[:-10])
+    p = run_cli("models", "--models-dir", str(models))
+    assert p.returncode == 0
+    assert "  backbone int8:  CORRUPT (does not match its sha256) (retrain cannot use it)" in p.stdout, p.stdout
+    assert "backbone fp32" not in p.stdout and "head:" not in p.stdout

@@ -68,4 +68,15 @@ def main(args: argparse.Namespace, cfg: Config) -> int:
                 continue
             size, problem = _file_state(pkg, v)
             print(f"  {prec:5s} {size or 0:>12,} bytes  {_metric(pkg.metrics.get(prec, {}))}{problem}")
+        for what, entry in _retrain_files(pkg):  # what capture and retrain load
+            _, problem = _file_state(pkg, entry)
+            if problem:
+                print(f"  {what}:{problem} (retrain cannot use it)")
     return 0
+
+
+def _retrain_files(pkg: ModelPackage) -> list[tuple[str, dict]]:
+    rt = pkg.retrainable or {}
+    out = [(f"backbone {prec}", e) for prec, e in (rt.get("backbone") or {}).items() if isinstance(e, dict)]
+    out += [(key, rt[key]) for key in ("head", "base_embeddings") if isinstance(rt.get(key), dict)]
+    return [(what, e) for what, e in out if isinstance(e.get("file"), str)]
