@@ -9,27 +9,17 @@ nothing on an SD card.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Optional
 
 from edge.errors import FingercountError
-from edge.runtime.classifier import HEAD_FILE, Classifier, head_dir
+from edge.heads import head_identity
+from edge.runtime.classifier import Classifier
 
 log = logging.getLogger(__name__)
 
 HEAD_POLL_S = 2.0
-
-
-def head_identity(state_dir: Path, model_name: str) -> Optional[tuple[int, int, int]]:
-    """(inode, mtime, size) of the model's head.npz; None when the shipped head runs."""
-    try:
-        st = os.stat(head_dir(state_dir, model_name) / HEAD_FILE)
-    except OSError:
-        return None
-    return st.st_ino, st.st_mtime_ns, st.st_size
 
 
 class HeadWatch:

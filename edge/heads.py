@@ -41,6 +41,16 @@ log = logging.getLogger(__name__)
 SWAP_FILE = "swap.json"  # the commit point of a head change (see the module docstring)
 STAGED = ".next"  # a head file staged for the change swap.json commits
 LOCK_FILE = ".lock"  # serialises head changes between the daemon and CLI commands
+_UNCHECKED = object()  # install_head without a check of what head.npz was
+
+
+def head_identity(state_dir: Path, model_name: str) -> Optional[tuple[int, int, int]]:
+    """(inode, mtime, size) of the model's head.npz; None when the shipped head runs."""
+    try:
+        st = os.stat(head_dir(state_dir, model_name) / HEAD_FILE)
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
 
 
 def head_info(head: Head) -> dict:
@@ -137,12 +147,18 @@ def _swap_heads(d: Path, current: Optional[tuple[Head, dict]], previous: tuple[H
 
 
 def install_head(cfg: Config, package: ModelPackage, new: Head, cur: Head, cur_is_user: bool,
-                 info: dict) -> Path:
-    """head.npz := new, head.previous.npz := the current head, in one crash-safe change."""
+                 info: dict, cur_identity: object = _UNCHECKED) -> Path:
+    """head.npz := new, head.previous.npz := the current head, in one crash-safe change.
+    cur_identity: head_identity() when cur was read; if head.npz has changed since (another
+    retrain or a rollback beside this one), nothing is installed: cur would be lost."""
     d = head_dir(cfg.state_dir, package.name)
     prev_info = head_info(cur) if cur_is_user else {"origin": "shipped"}
     try:
         with _heads_locked(d):
+            _apply_swap(d)
+            if cur_identity is not _UNCHECKED and head_identity(cfg.state_dir, package.name) != cur_identity:
+                raise RetrainError("the head changed while this retrain ran (another retrain or a "
+                                   "rollback beside it): nothing installed; run retrain again")
             _swap_heads(d, (new, {"origin": "retrained", **info}), (cur, prev_info))
     except OSError as e:
         raise RetrainError(f"cannot write the new head to {d}: {e.strerror or e}") from e

@@ -25,7 +25,7 @@ import numpy as np
 
 from edge.config import Config
 from edge.errors import FingercountError, ModelError, RetrainError
-from edge.heads import current_head, finish_head_swap, head_info, install_head
+from edge.heads import current_head, finish_head_swap, head_identity, head_info, install_head
 from edge.runtime.classifier import (
     Backbone,
     Head,
@@ -196,6 +196,7 @@ def retrain(cfg: Config, package: ModelPackage, store: SampleStore, precision: O
                            f"{Xu.shape[1]}: the model package is inconsistent")
     train_i, hold_i = holdout_split(samples, rc.holdout)
     finish_head_swap(cfg, package)
+    cur_identity = head_identity(cfg.state_dir, package.name)
     cur, cur_is_user = current_head(cfg, package)
     seen = set(head_info(cur).get("trained_on", [])) if cur_is_user else set()
     held = _count([samples[i].label for i in hold_i])
@@ -283,7 +284,7 @@ def retrain(cfg: Config, package: ModelPackage, store: SampleStore, precision: O
             "trained_at": datetime.now(timezone.utc).isoformat(), "precision": precision,
             "backbone_sha256": bb.sha256, "samples_per_label": per, "accuracy_before": before,
             "accuracy_after": after, "forced": force, "gate": gate,
-            "trained_on": sorted(samples[i].sha256 for i in train_i)}))
+            "trained_on": sorted(samples[i].sha256 for i in train_i)}, cur_identity))
     result.duration_s = round(time.monotonic() - t0, 3)
     return result
 

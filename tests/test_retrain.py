@@ -272,3 +272,23 @@ def test_a_damaged_head_on_disk_falls_back_to_the_shipped_model(tmp_path: Path, 
     assert res.swapped
     assert open_classifier(cfg).head is not None and open_classifier(cfg).head_problem is None
     assert rollback(cfg, pkg)["head"] == "shipped"  # the damaged file was not kept as "previous"
+
+
+def test_a_head_changed_while_training_is_not_overwritten(tmp_path: Path) -> None:
+    # Two retrains at once (MQTT and the command line): the later install would keep the head
+    # it read before training as "previous" and lose the one installed meanwhile.
+    from edge.heads import current_head, head_identity, install_head
+
+    cfg = make_cfg(tmp_path)
+    pkg = open_package(cfg)
+    with SampleStore(cfg.state_dir) as store:
+        fill(store, 4, FINGERS)
+        first = retrain(cfg, pkg, store, "int8", force=True)
+    assert first.swapped
+    seen = head_identity(cfg.state_dir, pkg.name)
+    cur, is_user = current_head(cfg, pkg)
+    meanwhile = Head(cur.W * 0.5, cur.b, cur.labels)
+    install_head(cfg, pkg, meanwhile, cur, is_user, {"marker": "meanwhile"})
+    with pytest.raises(RetrainError, match="the head changed while this retrain ran"):
+        install_head(cfg, pkg, cur, cur, is_user, {"marker": "late"}, seen)
+    assert current_head(cfg, pkg)[0].W.tolist() == meanwhile.W.tolist()
