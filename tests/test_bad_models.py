@@ -179,3 +179,10 @@ def test_models_marks_a_corrupt_backbone_of_a_retrainable_model(tmp_path: Path) 
     assert p.returncode == 0
     assert "  backbone int8:  CORRUPT (does not match its sha256) (retrain cannot use it)" in p.stdout, p.stdout
     assert "backbone fp32" not in p.stdout and "head:" not in p.stdout
+
+
+def test_model_json_given_as_the_model_and_labels_on_a_package_say_what_they_do(tmp_path: Path) -> None:
+    pkg = corrupt_package(tmp_path, lambda b: b)
+    p = run_cli("classify", IMAGE, "--model", str(pkg / "model.json"), "--labels", "a,b,c,d,e,f")
+    assert p.returncode == 0 and json.loads(p.stdout)["count"] == 3, p.stderr
+    assert "apply to a bare .tflite; fingers-cnn uses the labels in its model.json (0,1,2,3,4,5)" in p.stderr

@@ -221,3 +221,15 @@ def test_rotate_turns_every_frame_clockwise(tmp_path: Path, rotate: int, k: int)
 def test_rotate_must_be_a_quarter_turn() -> None:
     with pytest.raises(ValueError):
         Camera(ReplaySource(HANDS, fps=0), rotate=45)
+
+
+def test_replay_follows_symlinked_folders_once(tmp_path: Path) -> None:
+    (tmp_path / "hands").mkdir()
+    (tmp_path / "hands" / "3").symlink_to(HANDS / "3", target_is_directory=True)
+    (tmp_path / "hands" / "loop").symlink_to(tmp_path / "hands", target_is_directory=True)
+    assert len(list_images(tmp_path / "hands")) == len(list_images(HANDS / "3")) > 0
+
+
+def test_replay_fps_that_is_not_a_number_is_refused() -> None:
+    with pytest.raises(CameraError, match="FPS 'abc' is not a number"):
+        parse_spec(f"replay:{HANDS}@abc")

@@ -24,7 +24,16 @@ FREEZE_FILE = ".freeze"
 
 
 def list_images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    """Every image under folder, in name order; symlinked folders are followed (once each)."""
+    out, seen = [], set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:  # a link back up the tree
+            dirs[:] = []
+            continue
+        seen.add(real)
+        out += [Path(root) / f for f in files if Path(f).suffix.lower() in IMAGE_SUFFIXES]
+    return sorted(p for p in out if p.is_file())
 
 
 class ReplaySource:

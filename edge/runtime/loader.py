@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Optional
 
@@ -9,9 +10,16 @@ from edge.config import Config
 from edge.runtime.classifier import Classifier
 from edge.runtime.package import ModelPackage, resolve_package
 
+log = logging.getLogger(__name__)
+
 
 def open_package(cfg: Config, labels: Optional[Sequence[str]] = None) -> ModelPackage:
-    return resolve_package(cfg.model.name, cfg.resolved_models_dir(), labels or cfg.model.labels)
+    labels = labels or cfg.model.labels
+    pkg = resolve_package(cfg.model.name, cfg.resolved_models_dir(), labels)
+    if labels and not pkg.single_file:
+        log.warning("--labels / model.labels apply to a bare .tflite; %s uses the labels in its "
+                    "model.json (%s)", pkg.name, ",".join(pkg.labels))
+    return pkg
 
 
 def open_classifier(cfg: Config, labels: Optional[Sequence[str]] = None,

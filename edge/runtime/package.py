@@ -181,6 +181,8 @@ def resolve_package(spec: str, models_dir: Path, labels: Optional[Sequence[str]]
         return single_tflite_package(p, labels)
     if p.is_dir() and (p / "model.json").exists():
         return load_package(p)
+    if p.name == "model.json" and p.is_file():
+        return load_package(p.parent)
     cand = Path(models_dir) / spec
     if (cand / "model.json").exists():
         return load_package(cand)
