@@ -49,6 +49,11 @@ def plot_history(path: Path, history: dict, title: str) -> None:
     plt.close(fig)
 
 
+def _cell(x: object) -> str:
+    """Text for a Markdown table cell: a bare '|' would end the cell ('|fp32 - fp16|')."""
+    return str(x).replace("|", "\\|")
+
+
 def _pct(x: float) -> str:
     return f"{x * 100:.2f} %"
 
@@ -73,12 +78,13 @@ def write_report(path: Path, meta: dict, notes: list[str], curves: list[str], wh
     if bars:
         lines += ["", "## Bars", "", "| bar | value | required | met |", "|---|---:|---:|---|"]
         for b in bars:
-            lines.append(f"| {b['name']} | {b['value']} | {b['required']} | {'yes' if b['met'] else '**NO**'} |")
+            lines.append(f"| {_cell(b['name'])} | {b['value']} | {_cell(b['required'])} | "
+                         f"{'yes' if b['met'] else '**NO**'} |")
     lines += ["", "## Per class", ""]
     for prec, mm in m.items():
         lines += [f"### {prec}", "", "| label | precision | recall | n |", "|---|---:|---:|---:|"]
         for lab, pc in mm["per_class"].items():
-            lines.append(f"| {lab} | {pc['precision']:.3f} | {pc['recall']:.3f} | {pc['n']} |")
+            lines.append(f"| {_cell(lab)} | {pc['precision']:.3f} | {pc['recall']:.3f} | {pc['n']} |")
         lines += ["", f"![confusion {prec}](confusion_{prec}.png)", ""]
     rob = m.get("int8", {}).get("robustness")
     if rob:

@@ -172,6 +172,19 @@ def test_digits_toy_on_the_digits_fixture(digits_toy: Path) -> None:
     assert res["n"] == 272 and len(res["confusion"]) == 10
 
 
+def _bars_table_cells(card: str) -> list[int]:
+    rows = card.split("## Bars", 1)[1].split("\n\n")[1].splitlines()
+    return [len(re.split(r"(?<!\\)\|", row)) - 2 for row in rows]
+
+
+@pytest.mark.slow
+def test_model_card_tables_keep_their_columns(cnn_toy: Path) -> None:
+    for card in (cnn_toy / "report.md", ROOT / "models" / "fingers-cnn" / "report.md",
+                 ROOT / "models" / "fingers-mobilenet" / "report.md"):
+        text = card.read_text()
+        assert "fp32 - fp16" in text and set(_bars_table_cells(text)) == {4}, card
+
+
 @pytest.mark.slow
 def test_quantize_and_evaluate_a_keras_model(tmp_path: Path) -> None:
     """A user's Keras model expecting [0, 1] input -> three TFLite files taking raw pixels."""
