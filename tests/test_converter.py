@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from converter import cli as convert_cli
 from edge import cli
 from edge.evaluate import evaluate_dir
 from edge.runtime.classifier import Backbone, Classifier, Head
@@ -220,6 +221,65 @@ def test_quantize_missing_model_is_one_line(tmp_path: Path) -> None:
     r = _convert("quantize", str(tmp_path / "nope.keras"), "--calib", str(DIGITS), "--out", str(tmp_path))
     assert r.returncode == 2
     assert r.stderr.strip().splitlines()[-1] == f"fingercount-convert: error: {tmp_path / 'nope.keras'}: no such file or directory"
+
+
+# ---- bad inputs: one line, exit 2, before any training or conversion (fast, in-process) --------
+
+CNN = str(RECIPES / "fingers-cnn.yaml")
+
+
+def _fails(capsys, *argv: str, rc: int = 2) -> str:
+    """Run fingercount-convert in this process; its one error line (nothing trained or printed)."""
+    assert convert_cli.main(list(argv)) == rc
+    out, err = capsys.readouterr()
+    assert out == "", out[-2000:]  # no training stage started
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fingercount-convert: error: "), err[-2000:]
+    return lines[0]
+
+
+def _recipe(tmp_path: Path, old: str, new: str) -> str:
+    text = (RECIPES / "fingers-cnn.yaml").read_text()
+    assert old in text
+    p = tmp_path / "typo.yaml"
+    p.write_text(text.replace(old, new))
+    return str(p)
+
+
+@pytest.mark.parametrize("old, new, extra, expect", [
+    ("head_epochs: 30", "head_epoch: 30", [],
+     "unknown key 'train.head_epoch' (did you mean 'train.head_epochs'?); missing 'train.head_epochs'"),
+    # --toy sets train.head_epochs itself: the file's typo must not slip through
+    ("head_epochs: 30", "head_epoch: 30", ["--toy"], "unknown key 'train.head_epoch'"),
+    ("input: {size: 64,", "input: {szie: 64,", [], "unknown key 'input.szie' (did you mean 'input.size'?)"),
+    ("patience: 20", "patience: twenty", [], "'train.patience' must be an integer >= 0, not 'twenty'"),
+    ("calibration: 300", "calibration: 300\nseeed: 3", [], "unknown key 'seeed' (did you mean 'seed'?)"),
+    ("  train.head_epochs: 1", "  train.head_epoch: 1", ["--toy"], "toy: unknown key 'train.head_epoch'"),
+    ("seed: 7", "seed: 7", ["--set", "train.head_epochs=abc"],
+     "--set train.head_epochs: must be an integer >= 1, not 'abc'"),
+    ("seed: 7", "seed: 7", ["--set", "train.head_epoch=50"], "--set train.head_epoch: unknown key"),
+    ("seed: 7", "seed: 7", ["--set", "input.szie=32"], "--set input.szie: unknown key 'input.szie'"),
+    ("seed: 7", "seed: 7", ["--set", "input={szie: 32}"], "--set input: unknown key 'input.szie'"),
+])
+def test_recipe_mistakes_are_one_line_before_training(tmp_path: Path, capsys, old: str, new: str,
+                                                       extra: list[str], expect: str) -> None:
+    recipe = _recipe(tmp_path, old, new)
+    line = _fails(capsys, "build", recipe, "--data", str(_hand_data()), "--out", str(tmp_path / "o"), *extra)
+    assert expect in line, line
+    assert not (tmp_path / "o").exists()
+
+
+def test_recipe_check_passes_the_shipped_recipes_and_names_every_problem(tmp_path: Path) -> None:
+    from converter.recipe import RecipeError, load_recipe
+
+    for path in sorted(RECIPES.glob("*.yaml")):
+        for toy in (False, True):
+            assert load_recipe(path, toy=toy).name == path.stem
+    bad = _recipe(tmp_path, "backbone: {widths: [16, 32, 48, 64, 96]}", "backbone: {widths: [16, 0]}\nlables: 3")
+    with pytest.raises(RecipeError) as e:
+        load_recipe(bad)
+    assert str(e.value) == (f"{bad}: unknown key 'lables' (did you mean 'labels'?); "
+                            "'backbone.widths' must be a non-empty list of integers >= 1, not [16, 0]")
 
 
 # ---- background-replacement augmentation (fast, no training) ----------------------------------
