@@ -102,10 +102,6 @@ def train_models(r: Recipe, full: Dataset, counts: Dataset, notes: list[str]
         want_imagenet = str(b.get("weights", "")).lower() == "imagenet"
         online = want_imagenet and imagenet_available()
         weights = "imagenet" if online else None
-        if want_imagenet and not online:
-            notes.append("ImageNet weights could not be downloaded (offline): the backbone was "
-                         f"pre-trained on the hand data, all {len(full.labels)} classes "
-                         f"({', '.join(full.labels)}), then the head trained on {', '.join(counts.labels)}.")
         backbone = mobilenet_backbone(size, int(b.get("version", 2)), float(b.get("alpha", 0.35)),
                                       int(b.get("embedding_dim", 256)), weights,
                                       norm=bool(b.get("embedding_norm", False)))
@@ -125,6 +121,10 @@ def train_models(r: Recipe, full: Dataset, counts: Dataset, notes: list[str]
         fits["pretrain"] = fit(pre_model, full.train, full.val, epochs=int(t["pretrain_epochs"]),
                                lr=float(t["pretrain_lr"]), tag=f"{r.name} backbone on "
                                f"{len(full.labels)} hand classes", **common)
+    if kind == "mobilenet" and want_imagenet and not online:
+        # say what ran, not what the recipe hoped for
+        notes.append(weights_note(pretrain, int(t.get("finetune_epochs", 0)) > 0, full.labels,
+                                  counts.labels))
     model = with_head(backbone, len(counts.labels))
     if kind == "mobilenet":
         # The shipped backbone stays frozen: the device retrains exactly this head on it.
@@ -142,6 +142,24 @@ def train_models(r: Recipe, full: Dataset, counts: Dataset, notes: list[str]
                            lr=float(t["head_lr"]), tag=f"{r.name} on {len(counts.labels)} counts",
                            **common)
     return model, backbone, fits
+
+
+def weights_note(pretrained: bool, finetuned: bool, all_labels: list[str], labels: list[str]) -> str:
+    """The model card's line on an offline MobileNet's backbone weights, from the stages that ran."""
+    if pretrained:
+        return ("ImageNet weights could not be downloaded (offline): the backbone was pre-trained on "
+                f"the hand data, all {len(all_labels)} classes ({', '.join(all_labels)}), then the "
+                f"head trained on {', '.join(labels)}.")
+    return ("ImageNet weights could not be downloaded (offline) and no pre-training ran "
+            "(train.pretrain_epochs 0, or no classes beyond the labels): the backbone kept its "
+            "random initial weights" + (", changed only by the fine-tune stage on "
+                                        if finetuned else "; only the head was trained, on ")
+            + f"{', '.join(labels)}.")
+
+
+def stages_note(fits: dict[str, FitResult]) -> str:
+    return "Training stages that ran: " + ", ".join(
+        f"{k} {f.epochs} epoch{'s' if f.epochs != 1 else ''}" for k, f in fits.items()) + "."
 
 
 def _bar(name: str, value: float, required: str, met: bool) -> dict:
@@ -180,6 +198,7 @@ def build(r: Recipe, data: str, out: Path, command: str, per_class: Optional[int
     full, counts = _toy(full, per_class), _toy(counts, per_class)
     notes: list[str] = []
     model, backbone, fits = train_models(r, full, counts, notes)
+    notes.append(stages_note(fits))
     t_train = time.time() - t_start
     size, ch = int(r["input"]["size"]), int(r["input"].get("channels", 3))
 

@@ -187,6 +187,19 @@ def test_model_card_tables_keep_their_columns(cnn_toy: Path) -> None:
 
 
 @pytest.mark.slow
+def test_mobilenet_card_says_which_stages_ran(mobilenet_toy: Path) -> None:
+    card = (mobilenet_toy / "report.md").read_text()
+    # toy: pretrain_epochs 0, so the backbone was NOT pre-trained on the hand data (offline)
+    assert "pre-trained on the hand data" not in card
+    assert "- Training stages that ran: head 1 epoch, finetune 1 epoch." in card
+    from converter.build import weights_note
+
+    assert "no pre-training ran" in weights_note(False, True, list("0123456789"), list("012345"))
+    assert "pre-trained on the hand data, all 10 classes" in weights_note(True, True, list("0123456789"),
+                                                                         list("012345"))
+
+
+@pytest.mark.slow
 def test_quantize_and_evaluate_a_keras_model(tmp_path: Path) -> None:
     """A user's Keras model expecting [0, 1] input -> three TFLite files taking raw pixels."""
     import keras
