@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import sys
 from collections.abc import Sequence
@@ -12,6 +13,31 @@ from pathlib import Path
 from typing import Optional
 
 PROG = "fingercount-convert"
+
+
+# Options whose value may start with '-' (argparse takes '-1,1' for an option otherwise).
+_SIGNED_VALUE_OPTIONS = ("--input-range",)
+
+
+def _glue_signed_values(argv: Sequence[str]) -> list[str]:
+    """['--input-range', '-1,1'] -> ['--input-range=-1,1'], as README writes it."""
+    out: list[str] = []
+    it = iter(argv)
+    for a in it:
+        if a == "--":
+            out += [a, *it]
+            break
+        if a in _SIGNED_VALUE_OPTIONS:
+            nxt = next(it, None)
+            if nxt is not None and re.match(r"-[\d.]", nxt):
+                out.append(f"{a}={nxt}")
+                continue
+            out.append(a)
+            if nxt is not None:
+                out.append(nxt)
+            continue
+        out.append(a)
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,8 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", required=True, help="output directory")
     q.add_argument("--name", help="file name stem (default: the model file's stem)")
     q.add_argument("--input-range", default="0,255",
-                   help="the model's float input range, e.g. -1,1 or 0,1; a layer mapping raw "
-                        "pixels to it is prepended")
+                   help="the model's float input range LO,HI, e.g. --input-range -1,1 or 0,1; a "
+                        "layer mapping raw pixels to it is prepended")
     q.add_argument("--precision", action="append", choices=["fp32", "fp16", "int8"],
                    help="only these (repeatable; default all three)")
     q.add_argument("--calib-count", type=int, default=200, help="calibration images")
@@ -106,9 +132,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    return build_parser().parse_args(_glue_signed_values(sys.argv[1:] if argv is None else argv))
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     from converter.errors import QuantizationError
     from converter.recipe import RecipeError
     from edge.errors import FingercountError

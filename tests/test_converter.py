@@ -215,8 +215,10 @@ def test_quantize_and_evaluate_a_keras_model(tmp_path: Path) -> None:
         out = tmp_path / f"out-{src.replace('.', '-')}"
         # all three precisions once; the other formats only differ in loading: int8 alone
         only = [] if src == "m.keras" else ["--precision", "int8"]
+        # README's form: a negative value after --input-range, as its own argument
+        lo_hi = "-1,1" if src == "saved" else "0,1"
         r = _convert("quantize", str(tmp_path / src), "--calib", str(DIGITS), "--out", str(out),
-                     "--input-range", "0,1", "--calib-count", "20", *only)
+                     "--input-range", lo_hi, "--calib-count", "20", *only)
         assert r.returncode == 0, r.stderr[-3000:]
         files = sorted(p.name for p in out.glob("*.tflite"))
         assert len(files) == (3 if src == "m.keras" else 1)
@@ -249,6 +251,16 @@ def _fails(capsys, *argv: str, rc: int = 2) -> str:
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("fingercount-convert: error: "), err[-2000:]
     return lines[0]
+
+
+def test_input_range_takes_a_negative_value_as_readme_writes_it() -> None:
+    args = convert_cli.parse_args(["quantize", "m.keras", "--calib", "d", "--out", "o",
+                                   "--input-range", "-1,1"])
+    assert args.input_range == "-1,1"
+    assert convert_cli.parse_args(["quantize", "m.keras", "--calib", "d", "--out", "o",
+                                   "--input-range", "-.5,.5"]).input_range == "-.5,.5"
+    readme = (ROOT / "README.md").read_text()
+    assert "--input-range -1,1" in readme  # the documented command is the tested one
 
 
 def _recipe(tmp_path: Path, old: str, new: str) -> str:
