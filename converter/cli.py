@@ -13,6 +13,19 @@ from pathlib import Path
 from typing import Optional
 
 PROG = "fingercount-convert"
+# Exit code 2: a bad input (one line on stderr, before any training where it can be told).
+
+
+def _at_least(lo: int):
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if v < lo:
+            raise argparse.ArgumentTypeError(f"must be >= {lo}, not {v}")
+        return v
+    return parse
 
 
 # Options whose value may start with '-' (argparse takes '-1,1' for an option otherwise).
@@ -50,9 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--data", default=None,
                    help="class-folder dataset (digits: 'sklearn' (default) or 'mnist')")
     b.add_argument("--out", default="models", help="where the package directory goes")
-    b.add_argument("--epochs", type=int, help="cap every training stage at N epochs")
+    b.add_argument("--epochs", type=_at_least(1),
+                   help="cap every training stage at N epochs")
     b.add_argument("--toy", action="store_true", help="tiny build (recipe's toy settings) for tests")
-    b.add_argument("--per-class", type=int, help="use only N images per class and split")
+    b.add_argument("--per-class", type=_at_least(1),
+                   help="use only N images per class and split")
     b.add_argument("--seed", type=int, help="override the recipe's seed")
     b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe value, e.g. backbone.alpha=0.5")
@@ -60,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("quantize", help="Keras model (.keras, .h5, SavedModel dir) -> fp32/fp16/int8 TFLite")
     q.add_argument("model", help=".keras / .h5 file or SavedModel directory")
-    q.add_argument("--calib", required=True, help="class-folder directory of calibration images")
+    q.add_argument("--calib", required=True,
+                   help="calibration images: a folder of images or of class folders")
     q.add_argument("--out", required=True, help="output directory")
     q.add_argument("--name", help="file name stem (default: the model file's stem)")
     q.add_argument("--input-range", default="0,255",
@@ -68,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "layer mapping raw pixels to it is prepended")
     q.add_argument("--precision", action="append", choices=["fp32", "fp16", "int8"],
                    help="only these (repeatable; default all three)")
-    q.add_argument("--calib-count", type=int, default=200, help="calibration images")
+    q.add_argument("--calib-count", type=_at_least(1), default=200, help="calibration images")
 
     e = sub.add_parser("evaluate", help="score a .tflite or model package on class folders (edge runtime)")
     e.add_argument("model", help=".tflite file or model package directory")
@@ -80,11 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    import tensorflow as tf
-
-    from converter.build import build
+    from converter.checks import check_out_dir
+    from converter.data import check_class_folders
+    from converter.errors import ConvertError
     from converter.recipe import load_recipe, parse_override
 
+    # Everything that can be checked is checked before TensorFlow is imported and any training.
     over = dict(parse_override(s) for s in args.set)
     if args.seed is not None:
         over["seed"] = args.seed
@@ -96,28 +113,56 @@ def _cmd_build(args: argparse.Namespace) -> int:
     if args.per_class:
         r.raw["per_class"] = args.per_class
     if args.data is None and r["kind"] != "digits":
-        raise SystemExit(f"{PROG}: error: --data DIR is required for {r.name}")
+        raise ConvertError(f"--data DIR is required for {r.name} (a folder of class folders)")
+    data = args.data or "sklearn"
+    if not (r["kind"] == "digits" and data in ("sklearn", "mnist")):
+        check_class_folders(data, list(r.get("pretrain_labels") or r["labels"]))
+    out = check_out_dir(args.out)
+
+    import tensorflow as tf
+
+    from converter.build import build
+
     tf.config.threading.set_intra_op_parallelism_threads(int(os.environ.get("FC_THREADS", "2")))
     command = " ".join(shlex.quote(a) for a in [PROG, *sys.argv[1:]])
-    build(r, args.data or "sklearn", Path(args.out), command, robustness=not args.no_robustness)
+    build(r, data, out, command, robustness=not args.no_robustness)
     return 0
 
 
 def _cmd_quantize(args: argparse.Namespace) -> int:
+    from converter.checks import check_out_dir
+    from converter.data import calibration_files
+    from converter.errors import ConvertError
+
+    # the inputs first: nothing is converted or written when one of them is wrong
     if not Path(args.model).exists():  # before the slow TensorFlow import
         raise FileNotFoundError(f"{args.model}: no such file or directory")
+    try:
+        lo, hi = (float(v) for v in args.input_range.split(","))
+    except ValueError:
+        raise ConvertError(f"--input-range: expected LO,HI, e.g. 0,1 or -1,1, got {args.input_range!r}"
+                           ) from None
+    if not lo < hi:
+        raise ConvertError(f"--input-range: LO must be below HI, got {args.input_range!r}")
+    if "int8" in (args.precision or ["int8"]):
+        calibration_files(args.calib)
+    check_out_dir(args.out)
     from converter.tools import quantize_any
 
-    for path in quantize_any(args):
+    for path in quantize_any(args, (lo, hi)):
         print(path)
     return 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from converter.checks import check_out_file
     from edge.evaluate import evaluate_dir, format_table
+    from edge.report_file import write_report
     from edge.runtime.classifier import Classifier
     from edge.runtime.package import resolve_package
 
+    if args.json:
+        check_out_file(args.json)  # before the evaluation, not after it
     labels = args.labels.split(",") if args.labels else None
     pkg = resolve_package(args.model, Path("."), labels)
     precision = next(iter(pkg.variants)) if pkg.single_file else args.precision
@@ -128,7 +173,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"note: folder '{name}' is not one of the model's labels; ignored", file=sys.stderr)
     print(f"{clf.model_id}: " + format_table(res))
     if args.json:
-        Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+        write_report(args.json, json.dumps(res, indent=2) + "\n")  # whole or not at all
     return 0
 
 
@@ -139,14 +184,14 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = parse_args(argv)
-    from converter.errors import QuantizationError
+    from converter.errors import ConvertError, QuantizationError
     from converter.recipe import RecipeError
     from edge.errors import FingercountError
 
     handler = {"build": _cmd_build, "quantize": _cmd_quantize, "evaluate": _cmd_evaluate}[args.command]
     try:
         return handler(args)
-    except (FingercountError, RecipeError, QuantizationError, FileNotFoundError) as e:
+    except (FingercountError, RecipeError, ConvertError, QuantizationError, FileNotFoundError) as e:
         if args.debug:
             raise
         print(f"{PROG}: error: {e}", file=sys.stderr)

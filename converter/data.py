@@ -14,6 +14,7 @@ from typing import Optional
 
 import numpy as np
 
+from converter.errors import ConvertError
 from edge.runtime.preprocess import read_image
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,13 @@ class Dataset:
     split_rule: str = SPLIT_RULE
 
 
+SPLITS = {"train": "train", "val": "validation", "test": "test"}
+
+
 def class_folder_files(root: Path, labels: list[str]) -> list[tuple[Path, int]]:
+    root = Path(root)
+    if not root.is_dir():
+        raise ConvertError(f"{root}: {'not a directory' if root.exists() else 'no such directory'}")
     out = []
     for k, lab in enumerate(labels):
         d = root / lab
@@ -70,12 +77,58 @@ def class_folder_files(root: Path, labels: list[str]) -> list[tuple[Path, int]]:
     return out
 
 
+def check_class_folders(root: Path | str, labels: list[str]) -> dict[str, dict[str, int]]:
+    """Images per label and split, from the file names alone (quick: nothing is read).
+
+    ConvertError (one line) unless every label has at least one image in every split: an
+    empty training split cannot train, an empty validation split leaves early stopping
+    blind, and a label without test images is missing from the model card's figures."""
+    root = Path(root)
+    counts = {lab: dict.fromkeys(SPLITS, 0) for lab in labels}
+    for path, k in class_folder_files(root, labels):
+        counts[labels[k]][split_of(path.name)] += 1
+    empty = [lab for lab in labels if not sum(counts[lab].values())]
+    if len(empty) == len(labels):
+        raise ConvertError(f"{root}: no images in its class folders ({', '.join(labels)}; "
+                           f"image files end in {', '.join(sorted(IMAGE_EXTS))})")
+    if empty:
+        raise ConvertError(f"{root}: no images in class folder{'s' if len(empty) > 1 else ''} "
+                           f"{', '.join(empty)}")
+    short = [lab for lab in labels if not all(counts[lab].values())]
+    if short:
+        detail = "; ".join(f"{lab}: " + ", ".join(f"{name} {counts[lab][s]}" for s, name in SPLITS.items())
+                           for lab in short)
+        raise ConvertError(f"{root}: every label needs an image in each split (a file's split follows "
+                           f"a hash of its name: about 70 % train, 15 % validation, 15 % test), and "
+                           f"{'these do' if len(short) > 1 else 'this does'} not: {detail}; add images")
+    return counts
+
+
+def calibration_files(root: Path | str) -> list[Path]:
+    """The images in root and in its sub-folders (class folders of any name, or none):
+    calibration needs typical inputs, not labels. ConvertError (one line) if there are none."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ConvertError(f"--calib {root}: {'not a directory' if root.exists() else 'no such directory'}")
+    dirs = [root] + sorted(p for p in root.iterdir() if p.is_dir())
+    files = [p for d in dirs for p in sorted(d.iterdir())
+             if p.is_file() and p.suffix.lower() in IMAGE_EXTS]
+    if not files:
+        raise ConvertError(f"--calib {root}: no images in it or in its sub-folders (image files end "
+                           f"in {', '.join(sorted(IMAGE_EXTS))})")
+    return files
+
+
 def load_class_folders(root: Path | str, labels: list[str]) -> Dataset:
     root = Path(root)
+    check_class_folders(root, labels)
     parts: dict[str, tuple[list, list, list]] = {s: ([], [], []) for s in ("train", "val", "test")}
     for path, k in class_folder_files(root, labels):
         frames, ys, names = parts[split_of(path.name)]
-        frames.append(read_image(str(path)))
+        try:
+            frames.append(read_image(str(path)))
+        except ValueError as e:
+            raise ConvertError(str(e)) from None
         ys.append(k)
         names.append(f"{labels[k]}/{path.name}")
     splits = {s: Split(f, np.array(y, dtype=np.int64), n) for s, (f, y, n) in parts.items()}

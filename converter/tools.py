@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from converter.data import calibration_files
+from converter.errors import ConvertError
 from converter.quantize import PRECISIONS, Quantization, convert, representative_from_pixels
-from edge.evaluate import class_folder_items
 from edge.runtime.preprocess import prepare, read_image
 
 
@@ -55,36 +57,37 @@ def raw_pixel_model(model: keras.Model, lo: float, hi: float) -> keras.Model:
 
 
 def calibration_pixels(root: Path, h: int, w: int, c: int, count: int, seed: int = 0) -> np.ndarray:
-    """Up to `count` images from every class folder (any folder name), prepared like on a device."""
-    labels = sorted(p.name for p in Path(root).iterdir() if p.is_dir()) if Path(root).is_dir() else []
-    items, _ = class_folder_items(root, labels or ["?"])
+    """Up to `count` images from root and its sub-folders, prepared like on a device."""
+    files = calibration_files(root)
     rng = np.random.default_rng(seed)
-    pick = rng.choice(len(items), min(count, len(items)), replace=False)
-    return np.stack([prepare(read_image(str(items[i][0])), h, w, c) for i in sorted(pick)])
+    pick = rng.choice(len(files), min(count, len(files)), replace=False)
+    try:
+        return np.stack([prepare(read_image(str(files[i])), h, w, c) for i in sorted(pick)])
+    except ValueError as e:
+        raise ConvertError(f"--calib: {e}") from None
 
 
-def quantize_any(args: argparse.Namespace) -> list[Path]:
+def quantize_any(args: argparse.Namespace, input_range: tuple[float, float]) -> list[Path]:
+    """Convert every precision first, then write the files: a failure leaves nothing behind."""
     path = Path(args.model)
     model = load_keras(path)
-    try:
-        lo, hi = (float(v) for v in args.input_range.split(","))
-    except ValueError:
-        raise ModelLoadError(f"--input-range: expected LO,HI, got {args.input_range!r}") from None
-    model = raw_pixel_model(model, lo, hi)
+    model = raw_pixel_model(model, *input_range)
     shape = model.input_shape[1:]
     h, w = int(shape[0]), int(shape[1])
     c = int(shape[2]) if len(shape) == 3 else 1
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     stem = args.name or path.stem
-    written = []
-    for prec in args.precision or PRECISIONS:
+    blobs = {}
+    for prec in dict.fromkeys(args.precision or PRECISIONS):
         if prec == "int8":
             q = Quantization.for_int8(representative_from_pixels(
                 calibration_pixels(Path(args.calib), h, w, c, args.calib_count)))
         else:
             q = Quantization(prec)
-        dest = out / f"{stem}_{prec}.tflite"
-        dest.write_bytes(convert(model, q))
-        written.append(dest)
-    return written
+        blobs[out / f"{stem}_{prec}.tflite"] = convert(model, q)
+    out.mkdir(parents=True, exist_ok=True)
+    for dest, data in blobs.items():
+        tmp = dest.with_name(f".{dest.name}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, dest)
+    return list(blobs)

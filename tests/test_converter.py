@@ -211,13 +211,17 @@ def test_quantize_and_evaluate_a_keras_model(tmp_path: Path) -> None:
     for name in ("m.keras", "m.h5"):
         model.save(tmp_path / name)
     model.export(str(tmp_path / "saved"))
+    flat = tmp_path / "flat"  # calibration images need no class folders
+    flat.mkdir()
+    for p in sorted(DIGITS.glob("*/*.png"))[::10]:
+        (flat / f"{p.parent.name}-{p.name}").write_bytes(p.read_bytes())
     for src in ("m.keras", "m.h5", "saved"):
         out = tmp_path / f"out-{src.replace('.', '-')}"
         # all three precisions once; the other formats only differ in loading: int8 alone
         only = [] if src == "m.keras" else ["--precision", "int8"]
         # README's form: a negative value after --input-range, as its own argument
-        lo_hi = "-1,1" if src == "saved" else "0,1"
-        r = _convert("quantize", str(tmp_path / src), "--calib", str(DIGITS), "--out", str(out),
+        lo_hi, calib = ("-1,1", flat) if src == "saved" else ("0,1", DIGITS)
+        r = _convert("quantize", str(tmp_path / src), "--calib", str(calib), "--out", str(out),
                      "--input-range", lo_hi, "--calib-count", "20", *only)
         assert r.returncode == 0, r.stderr[-3000:]
         files = sorted(p.name for p in out.glob("*.tflite"))
@@ -263,6 +267,20 @@ def test_input_range_takes_a_negative_value_as_readme_writes_it() -> None:
     assert "--input-range -1,1" in readme  # the documented command is the tested one
 
 
+def test_out_that_is_a_file_is_refused_before_training(tmp_path: Path, capsys) -> None:
+    f = tmp_path / "outfile"
+    f.write_text("")
+    line = _fails(capsys, "build", CNN, "--toy", "--data", str(_hand_data()), "--out", str(f))
+    assert line.endswith(f"--out {f}: not a directory")
+    line = _fails(capsys, "build", CNN, "--toy", "--data", str(_hand_data()), "--out", str(f / "sub"))
+    assert line.endswith(f"--out {f / 'sub'}: {f} is not a directory")
+    # quantize checks its --out before loading or converting anything
+    model = tmp_path / "m.keras"
+    model.write_bytes(b"not read")
+    line = _fails(capsys, "quantize", str(model), "--calib", str(DIGITS), "--out", str(f))
+    assert line.endswith(f"--out {f}: not a directory")
+
+
 def _recipe(tmp_path: Path, old: str, new: str) -> str:
     text = (RECIPES / "fingers-cnn.yaml").read_text()
     assert old in text
@@ -305,6 +323,89 @@ def test_recipe_check_passes_the_shipped_recipes_and_names_every_problem(tmp_pat
         load_recipe(bad)
     assert str(e.value) == (f"{bad}: unknown key 'lables' (did you mean 'labels'?); "
                             "'backbone.widths' must be a non-empty list of integers >= 1, not [16, 0]")
+
+
+def _dataset(root: Path, counts: dict[str, tuple[int, int, int]]) -> Path:
+    """Class folders with (train, validation, test) files per label; names chosen by split_of.
+    The files are empty: the checks read names, not images."""
+    from converter.data import split_of
+
+    names: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    i = 0
+    while min(len(v) for v in names.values()) < 3:
+        names[split_of(f"img{i}.jpg")].append(f"img{i}.jpg")
+        i += 1
+    for lab, per_split in counts.items():
+        (root / lab).mkdir(parents=True)
+        for split, n in zip(("train", "val", "test"), per_split):
+            for name in names[split][:n]:
+                (root / lab / name).write_bytes(b"")
+    return root
+
+
+def test_empty_class_folders_are_one_line(tmp_path: Path, capsys) -> None:
+    data = _dataset(tmp_path / "empty", {str(k): (0, 0, 0) for k in range(10)})
+    line = _fails(capsys, "build", CNN, "--toy", "--data", str(data), "--out", str(tmp_path / "o"))
+    assert line.startswith(f"fingercount-convert: error: {data}: no images in its class folders (0, 1,")
+
+
+def test_a_label_missing_from_a_split_is_refused(tmp_path: Path, capsys) -> None:
+    counts = {str(k): (2, 1, 1) for k in range(10)}
+    counts["3"], counts["5"] = (3, 0, 1), (3, 1, 0)  # no validation image of 3, no test image of 5
+    data = _dataset(tmp_path / "short", counts)
+    line = _fails(capsys, "build", CNN, "--toy", "--data", str(data), "--out", str(tmp_path / "o"))
+    assert f"{data}: every label needs an image in each split" in line
+    assert line.endswith("these do not: 3: train 3, validation 0, test 1; 5: train 3, validation 1, "
+                         "test 0; add images")
+
+
+def test_missing_data_exits_2(tmp_path: Path, capsys) -> None:
+    line = _fails(capsys, "build", CNN, "--toy", "--out", str(tmp_path / "o"))
+    assert line == "fingercount-convert: error: --data DIR is required for fingers-cnn (a folder of class folders)"
+
+
+@pytest.mark.parametrize("option, value", [("--per-class", "-2"), ("--per-class", "0"), ("--epochs", "0")])
+def test_counts_below_one_are_refused(tmp_path: Path, capsys, option: str, value: str) -> None:
+    with pytest.raises(SystemExit) as e:
+        convert_cli.main(["build", CNN, "--toy", "--data", str(_hand_data()), "--out", str(tmp_path),
+                          option, value])
+    assert e.value.code == 2
+    assert f"argument {option}: must be >= 1, not {value}" in capsys.readouterr().err
+
+
+def test_evaluate_json_to_an_unwritable_path_is_one_line_before_evaluating(tmp_path: Path, capsys) -> None:
+    f = tmp_path / "outfile"
+    f.write_text("")
+    line = _fails(capsys, "evaluate", str(ROOT / "models" / "fingers-cnn"), "--data", str(HANDS),
+                  "--json", str(f / "m.json"))
+    assert line == f"fingercount-convert: error: --json {f / 'm.json'}: {f} is not a directory"
+
+
+@pytest.mark.slow
+def test_quantize_checks_calib_before_writing_anything(tmp_path: Path, capsys) -> None:
+    import keras
+
+    inp = keras.Input((8, 8, 1))
+    model = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(inp)))
+    model.save(tmp_path / "m.keras")
+    out = tmp_path / "out"
+    line = _fails(capsys, "quantize", str(tmp_path / "m.keras"), "--calib", str(tmp_path / "nope"),
+                  "--out", str(out))
+    assert line.endswith(f"--calib {tmp_path / 'nope'}: no such directory")
+    (tmp_path / "none").mkdir()
+    line = _fails(capsys, "quantize", str(tmp_path / "m.keras"), "--calib", str(tmp_path / "none"),
+                  "--out", str(out))
+    assert f"--calib {tmp_path / 'none'}: no images in it or in its sub-folders" in line
+    assert not out.exists()  # no fp32/fp16 written before the calibration check
+
+
+def test_calibration_takes_a_flat_folder_or_class_folders(tmp_path: Path) -> None:
+    from converter.data import calibration_files
+
+    (tmp_path / "a").mkdir()
+    for name in ("x.jpg", "a/y.png", "notes.txt"):
+        (tmp_path / name).write_bytes(b"")
+    assert [p.relative_to(tmp_path).as_posix() for p in calibration_files(tmp_path)] == ["x.jpg", "a/y.png"]
 
 
 # ---- background-replacement augmentation (fast, no training) ----------------------------------
