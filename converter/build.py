@@ -189,12 +189,25 @@ def bars_for(r: Recipe, meta: dict) -> list[dict]:
     return out
 
 
+def unmet_bars(meta: dict) -> list[str]:
+    return [f"{b['name']} {b['value']} (required {b['required']})" for b in meta.get("bars", [])
+            if not b["met"]]
+
+
 def build(r: Recipe, data: str, out: Path, command: str, per_class: Optional[int] = None,
-          robustness: bool = True) -> Path:
+          robustness: bool = True, toy: Optional[str] = None, replace: bool = False
+          ) -> tuple[Path, dict]:
+    """Train, convert, evaluate and publish out/<name>; (package path, its model.json).
+
+    toy: what makes this a reduced build (None for a real one): the version gets '+toy' and
+    provenance.toy says why, so a toy can never pass for the recipe's model. replace: an
+    existing out/<name> may be replaced (otherwise ConvertError, checked again at the end)."""
     t_start = time.time()
     keras.utils.set_random_seed(int(r.get("seed", 0)))
     full, counts = load_data(r, data)
     per_class = per_class or r.get("per_class")
+    if per_class and not toy:
+        toy = f"{per_class} images per class per split"
     full, counts = _toy(full, per_class), _toy(counts, per_class)
     notes: list[str] = []
     model, backbone, fits = train_models(r, full, counts, notes)
@@ -223,7 +236,7 @@ def build(r: Recipe, data: str, out: Path, command: str, per_class: Optional[int
                               labels=np.array(counts.labels))
         retrainable = {"embedding_dim": int(W.shape[0]), "backbone": bb, "head": head}
     meta = {
-        "format": 1, "name": r.name, "version": str(r["version"]), "task": r["task"],
+        "format": 1, "name": r.name, "version": str(r["version"]) + ("+toy" if toy else ""), "task": r["task"],
         "labels": list(counts.labels),
         "input": {"height": size, "width": size, "channels": ch,
                   "color": r["input"].get("color", "rgb"), "range": [0, 255]},
@@ -234,8 +247,8 @@ def build(r: Recipe, data: str, out: Path, command: str, per_class: Optional[int
                        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                        "keras": keras.__version__, "train_seconds": round(t_train, 1),
                        "epochs": {k: f.epochs for k, f in fits.items()}}}
-    if per_class:
-        meta["provenance"]["toy"] = f"{per_class} images per class per split"
+    if toy:
+        meta["provenance"]["toy"] = toy
     pkgw.write_json(stage / "model.json", meta)
 
     if retrainable is not None:
@@ -277,6 +290,12 @@ def build(r: Recipe, data: str, out: Path, command: str, per_class: Optional[int
         meta["metrics"][p] = m
         plot_confusion(stage / f"confusion_{p}.png", m, f"{r.name} {p}")
     meta["bars"] = bars_for(r, meta)
+    unmet = unmet_bars(meta)
+    if unmet:
+        notes.insert(0, f"**Bars NOT MET** ({len(unmet)} of {len(meta['bars'])}): {'; '.join(unmet)}.")
+    if toy:
+        notes.insert(0, f"**Toy build** ({toy}): it tests the converter and is not a usable model; "
+                        "its version carries +toy and its bars are not expected to be met.")
     curves = []
     for stage_name, f in fits.items():
         png = f"training_{stage_name}.png"
@@ -286,7 +305,7 @@ def build(r: Recipe, data: str, out: Path, command: str, per_class: Optional[int
     meta["provenance"]["build_seconds"] = round(time.time() - t_start, 1)
     write_report(stage / "report.md", meta, notes, curves, why=str(r.get("why") or ""))
     pkgw.write_json(stage / "model.json", meta)
-    final = pkgw.publish(stage, out, r.name)
+    final = pkgw.publish(stage, out, r.name, replace=replace)
     for p in PRECISIONS:
         mm = meta["metrics"][p]
         print(f"{r.name} {p}: accuracy {mm['accuracy'] * 100:.2f} % (n={mm['n']}), "
@@ -295,4 +314,4 @@ def build(r: Recipe, data: str, out: Path, command: str, per_class: Optional[int
         print(f"  bar {bar['name']}: {bar['value']} (required {bar['required']}) "
               f"{'ok' if bar['met'] else 'NOT MET'}", flush=True)
     print(f"wrote {final} in {time.time() - t_start:.0f} s", flush=True)
-    return final
+    return final, meta

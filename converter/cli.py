@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Optional
 
 PROG = "fingercount-convert"
-# Exit code 2: a bad input (one line on stderr, before any training where it can be told).
+# Exit codes: 2 a bad input (one line on stderr, before any training where it can be told),
+# 3 a real build whose bars are not met (the package is written, its card says which).
+EXIT_BARS_NOT_MET = 3
 
 
 def _at_least(lo: int):
@@ -62,12 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("recipe", help="converter/recipes/<name>.yaml")
     b.add_argument("--data", default=None,
                    help="class-folder dataset (digits: 'sklearn' (default) or 'mnist')")
-    b.add_argument("--out", default="models", help="where the package directory goes")
+    b.add_argument("--out", default="models",
+                   help="where the package directory goes (OUT/<name>; default: models)")
+    b.add_argument("--force", action="store_true",
+                   help="replace an existing OUT/<name> (without it the build refuses, before training)")
     b.add_argument("--epochs", type=_at_least(1),
-                   help="cap every training stage at N epochs")
-    b.add_argument("--toy", action="store_true", help="tiny build (recipe's toy settings) for tests")
+                   help="cap every training stage at N epochs (a reduced build: version +toy)")
+    b.add_argument("--toy", action="store_true",
+                   help="tiny build (recipe's toy settings) for tests; version +toy")
     b.add_argument("--per-class", type=_at_least(1),
-                   help="use only N images per class and split")
+                   help="use only N images per class and split (a reduced build: version +toy)")
     b.add_argument("--seed", type=int, help="override the recipe's seed")
     b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe value, e.g. backbone.alpha=0.5")
@@ -95,10 +101,40 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _toy_reason(args: argparse.Namespace, r, capped: bool) -> Optional[str]:
+    """What makes this build a reduced one (None: the recipe's real model)."""
+    why = (["--toy (the recipe's toy settings)"] if args.toy else []) + \
+        ([f"--per-class {args.per_class}"] if args.per_class else []) + \
+        ([f"--epochs {args.epochs}"] if capped else [])
+    if not why:
+        return None
+    pc = r.get("per_class")
+    return " ".join(why) + (f": {pc} images per class per split" if pc else "")
+
+
+def verdict(meta: dict, final: Path) -> tuple[int, Optional[str]]:
+    """(exit code, stderr line) for a finished build: a real build whose bars are not met
+    fails loudly; a toy build says it is one."""
+    unmet = [f"{b['name']} {b['value']} (required {b['required']})" for b in meta.get("bars", [])
+             if not b["met"]]
+    n = len(meta.get("bars", []))
+    toy = meta.get("provenance", {}).get("toy")
+    if toy:
+        bars = f"{len(unmet)} of {n} bars NOT MET, as a toy's are expected not to be" if unmet else "bars met"
+        return 0, (f"{PROG}: warning: {final} is a toy build ({meta['name']} {meta['version']}; "
+                   f"{bars}): not a usable model")
+    if unmet:
+        return EXIT_BARS_NOT_MET, (f"{PROG}: error: {meta['name']} {meta['version']}: {len(unmet)} of "
+                                   f"{n} bars NOT MET: {'; '.join(unmet)}; {final} is not fit to ship "
+                                   "(its report.md says more)")
+    return 0, None
+
+
 def _cmd_build(args: argparse.Namespace) -> int:
     from converter.checks import check_out_dir
     from converter.data import check_class_folders
     from converter.errors import ConvertError
+    from converter.package import check_dest
     from converter.recipe import load_recipe, parse_override
 
     # Everything that can be checked is checked before TensorFlow is imported and any training.
@@ -106,10 +142,12 @@ def _cmd_build(args: argparse.Namespace) -> int:
     if args.seed is not None:
         over["seed"] = args.seed
     r = load_recipe(args.recipe, over, toy=args.toy)
+    capped = False
     if args.epochs is not None:
         for k in [k for k in r["train"] if k.endswith("epochs")]:
-            if r["train"][k]:
-                r["train"][k] = min(int(r["train"][k]), args.epochs)
+            if r["train"][k] and int(r["train"][k]) > args.epochs:
+                r["train"][k] = args.epochs
+                capped = True
     if args.per_class:
         r.raw["per_class"] = args.per_class
     if args.data is None and r["kind"] != "digits":
@@ -118,6 +156,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
     if not (r["kind"] == "digits" and data in ("sklearn", "mnist")):
         check_class_folders(data, list(r.get("pretrain_labels") or r["labels"]))
     out = check_out_dir(args.out)
+    check_dest(out, r.name, args.force)
 
     import tensorflow as tf
 
@@ -125,8 +164,12 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
     tf.config.threading.set_intra_op_parallelism_threads(int(os.environ.get("FC_THREADS", "2")))
     command = " ".join(shlex.quote(a) for a in [PROG, *sys.argv[1:]])
-    build(r, data, out, command, robustness=not args.no_robustness)
-    return 0
+    final, meta = build(r, data, out, command, robustness=not args.no_robustness,
+                        toy=_toy_reason(args, r, capped), replace=args.force)
+    rc, line = verdict(meta, final)
+    if line:
+        print(line, file=sys.stderr, flush=True)
+    return rc
 
 
 def _cmd_quantize(args: argparse.Namespace) -> int:

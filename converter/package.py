@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from converter.errors import ConvertError
 from edge.runtime.package import sha256_file
 
 
@@ -48,9 +49,26 @@ def stage_dir(out: Path, name: str) -> Path:
     return stage
 
 
-def publish(stage: Path, out: Path, name: str) -> Path:
-    """Replace out/<name> with the staged package; the old one is removed only after."""
+def check_dest(out: Path, name: str, replace: bool) -> Path:
+    """out/<name>, where a package goes; ConvertError if something is there and not replace
+    (a build never silently replaces a package, e.g. a shipped model by a toy)."""
     final = out / name
+    if (final.exists() or final.is_symlink()) and not replace:
+        what = " (a model package)" if (final / "model.json").is_file() else ""
+        raise ConvertError(f"{final}: already exists{what}; pass --force to replace it, "
+                           "or --out another directory")
+    if final.exists() and not final.is_dir():
+        raise ConvertError(f"{final}: not a directory, so not a package --force could replace")
+    return final
+
+
+def publish(stage: Path, out: Path, name: str, replace: bool = False) -> Path:
+    """Put the staged package at out/<name>. An existing one is replaced only with replace
+    (and removed only after); otherwise ConvertError and the stage stays for inspection."""
+    try:
+        final = check_dest(out, name, replace)
+    except ConvertError as e:  # made meanwhile: keep what was built
+        raise ConvertError(f"{e} (this build is in {stage})") from None
     old = out / f".{name}.old"
     if old.exists():
         shutil.rmtree(old)

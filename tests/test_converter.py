@@ -42,6 +42,8 @@ def _build(out: Path, recipe: str, data: Path | None, *extra: str) -> Path:
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     # Keras prints a progress line per epoch
     assert re.search(r"\d+/\d+ - .*accuracy: .*val_accuracy: ", r.stdout), r.stdout[-2000:]
+    # a toy build says so on stderr, whatever its bars (a real one with unmet bars exits 3)
+    assert f"warning: {out / recipe} is a toy build ({recipe} " in r.stderr, r.stderr[-2000:]
     return out / recipe
 
 
@@ -63,7 +65,10 @@ def mobilenet_toy(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def cnn_toy(tmp_path_factory) -> Path:
-    return _build(tmp_path_factory.mktemp("cnn"), "fingers-cnn", _hand_data())
+    out = tmp_path_factory.mktemp("cnn")
+    (out / "fingers-cnn").mkdir()  # an older package, which --force replaces
+    (out / "fingers-cnn" / "stale.txt").write_text("from an older build\n")
+    return _build(out, "fingers-cnn", _hand_data(), "--force")
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +112,11 @@ def test_toy_build_writes_the_package_contract(which: str, request) -> None:
     else:
         assert meta["labels"] == ["0", "1", "2", "3", "4", "5"] and meta["task"] == "finger-count"
     assert (meta["retrainable"] is not None) == (which == "mobilenet_toy")
-    assert meta["provenance"]["toy"]
+    # a toy can never pass for the recipe's model: its version, provenance and card say toy
+    assert meta["provenance"]["toy"].startswith("--toy")
+    assert re.fullmatch(r"\d+\.\d+\.\d+\+toy", meta["version"]), meta["version"]
+    card = (request.getfixturevalue(which) / "report.md").read_text()
+    assert card.startswith(f"# {meta['name']} {meta['version']} ") and "**Toy build**" in card
 
 
 @pytest.mark.slow
@@ -171,6 +180,12 @@ def test_cnn_toy_through_fingercount_eval(cnn_toy: Path, tmp_path: Path) -> None
 def test_digits_toy_on_the_digits_fixture(digits_toy: Path) -> None:
     res = evaluate_dir(Classifier(load_package(digits_toy), "int8", threads=1), DIGITS)
     assert res["n"] == 272 and len(res["confusion"]) == 10
+
+
+@pytest.mark.slow
+def test_force_replaces_the_package(cnn_toy: Path) -> None:
+    assert not (cnn_toy / "stale.txt").exists()
+    assert not list(cnn_toy.parent.glob(".fingers-cnn.*"))  # no stage or old copy left behind
 
 
 def _bars_table_cells(card: str) -> list[int]:
@@ -279,6 +294,33 @@ def test_out_that_is_a_file_is_refused_before_training(tmp_path: Path, capsys) -
     model.write_bytes(b"not read")
     line = _fails(capsys, "quantize", str(model), "--calib", str(DIGITS), "--out", str(f))
     assert line.endswith(f"--out {f}: not a directory")
+
+
+def test_build_never_silently_replaces_a_package(tmp_path: Path, capsys) -> None:
+    pkg = tmp_path / "fingers-cnn"
+    pkg.mkdir()
+    (pkg / "model.json").write_text('{"name": "fingers-cnn", "version": "1.0.0"}\n')
+    line = _fails(capsys, "build", CNN, "--toy", "--data", str(_hand_data()), "--out", str(tmp_path))
+    assert f"{pkg}: already exists (a model package); pass --force" in line
+    assert [p.name for p in tmp_path.iterdir()] == ["fingers-cnn"]
+    assert (pkg / "model.json").read_text() == '{"name": "fingers-cnn", "version": "1.0.0"}\n'
+    # `make models` rebuilds the shipped packages on purpose, so it says --force
+    builds = [ln for ln in (ROOT / "Makefile").read_text().splitlines() if "fingercount-convert build" in ln]
+    assert len(builds) == 2 and all("--force" in ln for ln in builds), builds
+
+
+def test_unmet_bars_fail_a_real_build_and_only_warn_for_a_toy(tmp_path: Path) -> None:
+    bars = [{"name": "int8 accuracy", "value": 0.5, "required": ">= 0.985", "met": False},
+            {"name": "int8 / fp32 bytes", "value": 0.28, "required": "<= 0.3", "met": True}]
+    real = {"name": "fingers-cnn", "version": "1.0.0", "bars": bars, "provenance": {}}
+    rc, line = convert_cli.verdict(real, tmp_path / "fingers-cnn")
+    assert rc == 3 and line.startswith("fingercount-convert: error: fingers-cnn 1.0.0: 1 of 2 bars NOT MET: "
+                                       "int8 accuracy 0.5 (required >= 0.985);")
+    toy = dict(real, version="1.0.0+toy", provenance={"toy": "--toy"})
+    rc, line = convert_cli.verdict(toy, tmp_path / "fingers-cnn")
+    assert rc == 0 and "is a toy build (fingers-cnn 1.0.0+toy; 1 of 2 bars NOT MET" in line
+    met = dict(real, bars=bars[1:])
+    assert convert_cli.verdict(met, tmp_path / "fingers-cnn") == (0, None)
 
 
 def _recipe(tmp_path: Path, old: str, new: str) -> str:
