@@ -112,7 +112,7 @@ def train_models(r: Recipe, full: Dataset, counts: Dataset, notes: list[str]
     else:
         backbone = compact_backbone(size, tuple(r.get("backbone.widths", (16, 32, 48, 64, 96))),
                                     int(r.get("backbone.embedding_dim", 0)))
-        notes.append(f"Compact depthwise-separable CNN at {size}x{size}, "
+        notes.append(f"Compact CNN of plain 3x3 convolutions at {size}x{size}, "
                      f"{backbone.count_params():,} backbone parameters.")
     pretrain = (len(full.labels) > len(counts.labels) and (kind == "compact" or weights is None)
                 and int(t.get("pretrain_epochs", 0)) > 0)
