@@ -126,7 +126,7 @@ trap 'rm -rf "$BUILD"' EXIT
 cp -r "$SRC/pyproject.toml" "$SRC/README.md" "$SRC/edge" "$BUILD/"
 # shellcheck disable=SC2086
 run "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-  --constraint "$CONSTRAINTS" $PIP_ARGS "$BUILD[edge]"
+  --constraint "$CONSTRAINTS" $PIP_ARGS "${BUILD}[edge]"
 if [ "$DRY_RUN" = 0 ] && compgen -G "$VENV/lib/python3*/site-packages/tensorflow" >/dev/null; then
   die "TensorFlow ended up in $VENV; the device needs only the edge extras"
 fi

@@ -46,7 +46,11 @@ run rm -rf "$DESTDIR/opt/fingercount" "$DESTDIR/usr/share/fingercount"
 if [ "$PURGE" = 1 ]; then
   run rm -rf "$DESTDIR/etc/fingercount" "$DESTDIR/var/lib/fingercount"
   if [ "$LIVE" = 1 ] && id fingercount >/dev/null 2>&1; then run userdel fingercount; fi
-  echo "uninstall.sh: removed fingercount, its configuration, samples and user"
+  if [ "$LIVE" = 1 ]; then
+    echo "uninstall.sh: removed fingercount, its configuration, samples and user"
+  else  # a --destdir staging root: there is no user to remove
+    echo "uninstall.sh: removed fingercount, its configuration and samples from $DESTDIR"
+  fi
 else
   echo "uninstall.sh: removed fingercount; kept $DESTDIR/etc/fingercount and $DESTDIR/var/lib/fingercount (--purge deletes them)"
 fi
