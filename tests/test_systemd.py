@@ -112,7 +112,7 @@ def test_edge_extras_never_pull_tensorflow() -> None:
     reqs = meta["dependencies"] + meta["optional-dependencies"]["edge"]
     assert reqs, "no edge dependencies declared"
     assert not [r for r in reqs if re.match(r"\s*(tensorflow|keras|tf-)", r, re.I)], reqs
-    assert re.search(r'"\$BUILD\[edge\]"', INSTALL.read_text()), "install.sh must install [edge] only"
+    assert re.search(r'"\$\{BUILD\}\[edge\]"', INSTALL.read_text()), "install.sh must install [edge] only"
 
 
 def _leaf_keys(model: type, prefix: str = "") -> set[str]:
