@@ -26,7 +26,7 @@ import numpy as np
 from edge.errors import FingercountError, ModelError
 from edge.machine import machine_info, xnnpack_status
 from edge.runtime.interpreter import make_interpreter
-from edge.runtime.package import PRECISIONS, ModelPackage, load_package, resolve_package
+from edge.runtime.package import PRECISIONS, ModelPackage, resolve_package, scan_packages
 
 log = logging.getLogger(__name__)
 
@@ -85,19 +85,16 @@ def _package_targets(pkg: ModelPackage, precisions: Sequence[str]) -> list[Targe
 def installed_targets(models_dir: Path, precisions: Sequence[str]) -> list[Target]:
     """Every package in models_dir; one whose model.json is unusable becomes a Target with
     .error, so that the report names it instead of skipping it without a word."""
-    d = Path(models_dir)
-    dirs = sorted(x for x in d.iterdir() if (x / "model.json").is_file()) if d.is_dir() else []
-    if not dirs:
+    found = scan_packages(models_dir)
+    if not found:
         raise BenchError(f"no model packages in {models_dir}; name a model or a .tflite "
                          "(fingercount bench path/to/model.tflite)")
     targets: list[Target] = []
-    for sub in dirs:
-        try:
-            pkg = load_package(sub)
-        except ModelError as e:
-            targets.append(Target(sub.name, None, None, sub / "model.json", error=str(e)))
-            continue
-        targets += _package_targets(pkg, precisions)
+    for sub, pkg in found:
+        if isinstance(pkg, ModelError):
+            targets.append(Target(sub.name, None, None, sub / "model.json", error=str(pkg)))
+        else:
+            targets += _package_targets(pkg, precisions)
     return targets
 
 

@@ -130,8 +130,8 @@ def finish_head_swap(cfg: Config, package: ModelPackage) -> bool:
 
 def _swap_heads(d: Path, current: Optional[tuple[Head, dict]], previous: tuple[Head, dict]) -> None:
     """head.npz := current (None: removed, the shipped model runs), head.previous.npz :=
-    previous, as one crash-safe change (the caller holds the lock)."""
-    _apply_swap(d)
+    previous, as one crash-safe change (the caller holds the lock and has finished any
+    change left pending with _apply_swap)."""
     plan = {HEAD_FILE: "remove" if current is None else "replace", PREVIOUS_HEAD_FILE: "replace"}
     previous[0].save(d / (PREVIOUS_HEAD_FILE + STAGED), info_json=json.dumps(previous[1]))
     if current is not None:

@@ -9,7 +9,7 @@ from typing import Optional
 from edge.config import Config
 from edge.errors import FingercountError, ModelError
 from edge.runtime.classifier import current_head_path
-from edge.runtime.package import PRECISIONS, ModelPackage, load_package, sha256_file
+from edge.runtime.package import PRECISIONS, ModelPackage, scan_packages, sha256_file
 
 
 def _metric(m: dict) -> str:
@@ -42,15 +42,13 @@ def main(args: argparse.Namespace, cfg: Config) -> int:
     root = Path(cfg.resolved_models_dir())
     if not root.is_dir():
         raise FingercountError(f"models_dir {root} does not exist")
-    dirs = sorted(d for d in root.iterdir() if (d / "model.json").is_file())
-    if not dirs:
+    found = scan_packages(root)
+    if not found:
         raise FingercountError(f"no models in {root} (build them with `make models`, or set models_dir)")
     print(f"models in {root}:")
-    for d in dirs:
-        try:
-            pkg = load_package(d)
-        except ModelError as e:
-            print(f"\n{d.name}: BROKEN: {e}")
+    for d, pkg in found:
+        if isinstance(pkg, ModelError):
+            print(f"\n{d.name}: BROKEN: {pkg}")
             continue
         i = pkg.input
         rt = pkg.retrainable

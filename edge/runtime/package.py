@@ -200,15 +200,20 @@ def resolve_package(spec: str, models_dir: Path, labels: Optional[Sequence[str]]
     raise ModelError(f"model '{spec}' not found in {models_dir} (installed: {known})")
 
 
-def list_packages(models_dir: Path) -> list[ModelPackage]:
-    out = []
+def scan_packages(models_dir: Path) -> list[tuple[Path, ModelPackage | ModelError]]:
+    """Every folder in models_dir with a model.json, in name order: its package, or why it
+    cannot be loaded (a listing names broken packages instead of skipping them)."""
     d = Path(models_dir)
-    if not d.is_dir():
-        return out
-    for sub in sorted(d.iterdir()):
+    out: list[tuple[Path, ModelPackage | ModelError]] = []
+    for sub in sorted(d.iterdir()) if d.is_dir() else []:
         if (sub / "model.json").is_file():
             try:
-                out.append(load_package(sub))
-            except ModelError:
-                continue
+                out.append((sub, load_package(sub)))
+            except ModelError as e:
+                out.append((sub, e))
     return out
+
+
+def list_packages(models_dir: Path) -> list[ModelPackage]:
+    """The loadable packages in models_dir."""
+    return [pkg for _, pkg in scan_packages(models_dir) if isinstance(pkg, ModelPackage)]
