@@ -243,7 +243,7 @@ def retrain(cfg: Config, package: ModelPackage, store: SampleStore, precision: O
     Xh = Xu[hold_i] if hold_i else np.zeros((0, Xb.shape[1]), np.float32)
     truth = [samples[i].label for i in hold_i]
     before = head_accuracy(cur, Xh, truth)
-    gate = "held-out samples"
+    gate = "held-out samples" if hold_i else "none"
     if cv and hold_i:
         t_cv = time.monotonic()
         k = min(CV_FOLDS, max(_count(truth).values()))
@@ -260,8 +260,12 @@ def retrain(cfg: Config, package: ModelPackage, store: SampleStore, precision: O
     else:
         after = head_accuracy(new, Xh, truth)
     report("evaluating", 1.0, {"accuracy_before": before, "accuracy_after": after, "gate": gate})
-    if before is None:
-        swap, reason = True, "no held-out samples (capture at least 2 per label): gate skipped"
+    if before is None and force:
+        swap, reason = True, "forced without a check: no held-out samples (capture at least 2 per label)"
+    elif before is None:
+        # no sample the new head was not trained on: nothing could show it is not worse
+        swap, reason = False, ("not swapped: no held-out samples to check the new head on "
+                               "(capture at least 2 per label, or use force to swap anyway)")
     elif after >= before:
         swap, reason = True, f"{gate}: accuracy {before:.3f} -> {after:.3f}{gate_note}"
     elif force:

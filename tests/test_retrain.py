@@ -146,6 +146,21 @@ def test_gate_refuses_a_worse_head_unless_forced(tmp_path: Path) -> None:
     assert head.read_bytes() != current
 
 
+def test_one_sample_per_label_cannot_be_checked_so_it_needs_force(tmp_path: Path) -> None:
+    # Every sample trains the head: nothing is left to show it is not worse than the current one.
+    cfg = make_cfg(tmp_path)
+    pkg = open_package(cfg)
+    head = head_dir(cfg.state_dir, pkg.name) / "head.npz"
+    with SampleStore(cfg.state_dir) as store:
+        fill(store, 1, FINGERS)
+        res = retrain(cfg, pkg, store, "int8")
+        assert not res.swapped and res.gate == "none" and res.accuracy_before is None
+        assert "no held-out samples" in res.reason and "force" in res.reason
+        assert not head.exists()
+        forced = retrain(cfg, pkg, store, "int8", force=True)
+    assert forced.swapped and "without a check" in forced.reason and head.is_file()
+
+
 def test_few_samples_cross_validate_and_the_gate_leaves_out_what_the_current_head_saw(tmp_path: Path) -> None:
     cfg = make_cfg(tmp_path, holdout=0.2)
     pkg = open_package(cfg)
