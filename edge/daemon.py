@@ -129,6 +129,7 @@ class Daemon:
         self.publish_event("model_swapped", model=new.model_id, previous=old.model_id,
                            labels=list(new.labels))
         log.info("model swapped: %s -> %s", old.model_id, new.model_id)
+        self.publish_stats_soon()  # the dashboard's Model sensor
         self._report_head_problem(new)
 
     def publish_event(self, type: str, **data: Any) -> None:

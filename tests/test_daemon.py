@@ -187,6 +187,22 @@ def test_set_model_swaps_or_keeps_the_old_one(running, broker, tmp_path: Path) -
              what="predictions from the new model")
 
 
+def test_a_model_swap_reaches_the_stats_at_once(broker, tmp_path: Path) -> None:
+    # Home Assistant's Model sensor reads …/stats: with a 60 s interval only the push can do it
+    sub = Collector(broker.port, [f"{BASE}/#"])
+    r = Running(Daemon(daemon_cfg(broker.port, tmp_path, publish={"stats_interval_s": 60})))
+    try:
+        sub.wait(lambda: sub.json_on(f"{BASE}/stats"), what="the first stats")
+        command(broker.port, "set_model", json.dumps({"id": 1, "name": model_dir().name,
+                                                      "precision": "fp32"}).encode())
+        assert result(sub, "set_model", 1)["ok"]
+        sub.wait(lambda: [s for s in sub.json_on(f"{BASE}/stats") if s["model"].endswith("/fp32")],
+                 timeout=10, what="stats naming the new model")
+    finally:
+        r.stop()
+        sub.close()
+
+
 def test_extension_api(broker, tmp_path: Path) -> None:
     sub = Collector(broker.port, [f"{BASE}/#"])
     d = Daemon(daemon_cfg(broker.port, tmp_path))
