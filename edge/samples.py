@@ -437,6 +437,16 @@ class SampleStore:
     def export(self, dest: Path | str, label: Optional[str] = None) -> dict[str, int]:
         """Copy samples into DEST/<label>/*.jpg (a dataset `fingercount-convert build --data` reads)."""
         dest = Path(dest)
+        # Into a used folder, files of removed samples or other data would stay beside the
+        # export, and a dataset built from it would train on them.
+        try:
+            used = dest.is_dir() and any(dest.iterdir())
+        except OSError as e:
+            raise SampleError(f"cannot read {dest}: {e.strerror or e}") from e
+        if used:
+            raise SampleError(f"{dest} is not empty: export into a new or empty folder")
+        if dest.exists() and not dest.is_dir():
+            raise SampleError(f"{dest} is not a folder")
         out: dict[str, int] = {}
         todo = self.list(label)
         for s in todo:

@@ -99,6 +99,21 @@ def test_export_is_a_class_folder_dataset(tmp_path: Path) -> None:
         assert cv2.imread(str(f)) is not None
 
 
+def test_export_refuses_a_used_folder_so_removed_samples_cannot_come_back(tmp_path: Path) -> None:
+    with SampleStore(tmp_path / "state") as store:
+        store.add(hand("2"), "2")
+        store.add(hand("3"), "3")
+        store.export(tmp_path / "ds")
+        store.remove_label("2")
+        with pytest.raises(SampleError, match="not empty: export into a new or empty folder"):
+            store.export(tmp_path / "ds")
+        (tmp_path / "empty").mkdir()
+        assert store.export(tmp_path / "empty") == {"3": 1}
+        (tmp_path / "file").write_text("x")
+        with pytest.raises(SampleError, match="is not a folder"):
+            store.export(tmp_path / "file")
+
+
 def test_recovery_on_open(tmp_path: Path) -> None:
     with SampleStore(tmp_path) as store:
         kept = store.add(hand("1"), "1")
