@@ -108,7 +108,8 @@ def test_a_wrong_field_in_model_json_is_one_line_and_does_not_break_the_others(
     assert_one_clear_line(run_cli("classify", IMAGE, "--models-dir", str(models), "--model", "broken"), needle)
     # The listing names the broken package and still shows the good one; lookups of it still work.
     p = run_cli("models", "--models-dir", str(models))
-    assert p.returncode == 0 and "broken: BROKEN" in p.stdout and needle in p.stdout, p.stdout + p.stderr
+    assert p.returncode == 1 and "broken: BROKEN" in p.stdout and needle in p.stdout, p.stdout + p.stderr
+    assert p.stderr.strip() == "fingercount models: 1 broken, missing or corrupt (marked above)"
     assert "fingers-cnn 1.0.0" in p.stdout
     p = run_cli("classify", IMAGE, "--models-dir", str(models), "--model", "fingers-cnn")
     assert p.returncode == 0 and json.loads(p.stdout)["count"] == 3, p.stderr
@@ -121,6 +122,7 @@ def test_models_shows_missing_and_corrupt_files_and_a_copy_is_found_by_its_name(
     meta = json.loads((models / "my-copy" / "model.json").read_text())
     (models / "my-copy" / meta["variants"]["fp16"]["file"]).unlink()
     p = run_cli("models", "--models-dir", str(models))
+    assert p.returncode == 1 and "2 broken, missing or corrupt" in p.stderr
     lines = {ln.split()[0]: ln for ln in p.stdout.splitlines() if ln.startswith("  ")}
     assert "my-copy (fingers-cnn) 1.0.0" in p.stdout
     assert lines["int8"].endswith("CORRUPT (does not match its sha256)")
@@ -176,7 +178,7 @@ def test_models_marks_a_corrupt_backbone_of_a_retrainable_model(tmp_path: Path) 
     bb = models / RETRAINABLE / "backbone_int8.tflite"
     bb.write_bytes(bb.read_bytes()[:-10])
     p = run_cli("models", "--models-dir", str(models))
-    assert p.returncode == 0
+    assert p.returncode == 1
     assert "  backbone int8:  CORRUPT (does not match its sha256) (retrain cannot use it)" in p.stdout, p.stdout
     assert "backbone fp32" not in p.stdout and "head:" not in p.stdout
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -46,9 +47,11 @@ def main(args: argparse.Namespace, cfg: Config) -> int:
     if not found:
         raise FingercountError(f"no models in {root} (build them with `make models`, or set models_dir)")
     print(f"models in {root}:")
+    problems = 0  # a script can tell from the exit code that something will not load
     for d, pkg in found:
         if isinstance(pkg, ModelError):
             print(f"\n{d.name}: BROKEN: {pkg}")
+            problems += 1
             continue
         i = pkg.input
         rt = pkg.retrainable
@@ -65,11 +68,16 @@ def main(args: argparse.Namespace, cfg: Config) -> int:
             if not v:
                 continue
             size, problem = _file_state(pkg, v)
+            problems += problem.strip() in ("MISSING", "CORRUPT (does not match its sha256)")
             print(f"  {prec:5s} {size or 0:>12,} bytes  {_metric(pkg.metrics.get(prec, {}))}{problem}")
         for what, entry in _retrain_files(pkg):  # what capture and retrain load
             _, problem = _file_state(pkg, entry)
             if problem:
                 print(f"  {what}:{problem} (retrain cannot use it)")
+                problems += problem.strip() != "UNVERIFIABLE (no sha256 in model.json)"
+    if problems:
+        print(f"fingercount models: {problems} broken, missing or corrupt (marked above)", file=sys.stderr)
+        return 1
     return 0
 
 
