@@ -72,9 +72,18 @@ def prepare(frame: np.ndarray, height: int, width: int, channels: int = 3,
 
 def read_image(path: str) -> np.ndarray:
     """An image file as an RGB uint8 array (ValueError if unreadable)."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    # Read here, decode from memory: cv2.imread would print its own WARN lines on stderr
+    # beside our one-line error for a missing or unreadable file.
+    p = Path(path)
+    if not p.exists():
+        raise ValueError(f"{path}: no such file")
+    if p.is_dir():
+        raise ValueError(f"{path}: a directory")
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise ValueError(f"{path}: {e.strerror or e}") from e
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
     if bgr is None:
-        p = Path(path)
-        why = "no such file" if not p.exists() else "a directory" if p.is_dir() else "not a readable image"
-        raise ValueError(f"{path}: {why}")
+        raise ValueError(f"{path}: not a readable image")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
