@@ -8,7 +8,7 @@ DATA ?= ../shared/data/sign-language-digits
 MODELS ?= models
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: setup demo test test-fast soak lint models mosquitto clean bench
+.PHONY: setup demo test soak lint models mosquitto clean bench
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)

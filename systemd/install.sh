@@ -153,8 +153,12 @@ if [ "$LIVE" = 1 ]; then
   # Readable by the service (the file may hold an MQTT password), writable only by root.
   run chown root:"$USER_NAME" "$ETC" "$ETC/config.yaml"
   run chmod 0750 "$ETC"
-  run runuser -u "$USER_NAME" -- "$VENV/bin/fingercount" check-config --config /etc/fingercount/config.yaml >/dev/null \
-    || die "/etc/fingercount/config.yaml is not valid (see above); fix it and run install.sh again"
+  # run() echoes on stdout, so its line would go to /dev/null with the command's output
+  echo "+ runuser -u $USER_NAME -- $VENV/bin/fingercount check-config --config /etc/fingercount/config.yaml"
+  if [ "$DRY_RUN" != 1 ]; then
+    runuser -u "$USER_NAME" -- "$VENV/bin/fingercount" check-config --config /etc/fingercount/config.yaml >/dev/null \
+      || die "/etc/fingercount/config.yaml is not valid (see above); fix it and run install.sh again"
+  fi
 fi
 
 # 7. The unit.
@@ -170,7 +174,11 @@ if [ "$LIVE" = 1 ]; then
     run systemctl restart fingercount.service
     [ "$DRY_RUN" = 1 ] || systemctl --no-pager --lines=5 status fingercount.service || true
   fi
-  say "done. Logs: journalctl -u fingercount -f    Config: /etc/fingercount/config.yaml"
+  if [ "$DRY_RUN" = 1 ]; then
+    say "dry run: nothing was changed"
+  else
+    say "done. Logs: journalctl -u fingercount -f    Config: /etc/fingercount/config.yaml"
+  fi
 else
   say "staged into $DESTDIR (no users, packages or services touched)"
 fi

@@ -16,7 +16,7 @@ while [ $# -gt 0 ]; do
     --purge) PURGE=1 ;;
     --destdir) DESTDIR="${2:?--destdir needs a directory}"; shift ;;
     --destdir=*) DESTDIR="${1#*=}" ;;
-    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
     *) echo "uninstall.sh: error: unknown option $1" >&2; exit 2 ;;
   esac
   shift

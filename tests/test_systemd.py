@@ -237,6 +237,18 @@ def test_install_dry_run_changes_nothing(tmp_path: Path) -> None:
     assert "fingercount.service" in plan and "config.yaml" in plan
 
 
+def test_a_live_dry_run_shows_every_step_and_says_nothing_changed(tmp_path: Path) -> None:
+    checkout = _checkout_copy(tmp_path / "checkout")
+    before = Path("/etc/fingercount").exists(), Path("/opt/fingercount").exists()
+    res = subprocess.run(["bash", str(checkout / "systemd" / "install.sh"), "--dry-run"],
+                         capture_output=True, text=True, timeout=120, env=_offline_env())
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert (Path("/etc/fingercount").exists(), Path("/opt/fingercount").exists()) == before
+    assert "fingercount check-config --config /etc/fingercount/config.yaml" in res.stdout, res.stdout
+    assert "systemctl enable fingercount.service" in res.stdout
+    assert res.stdout.rstrip().endswith("dry run: nothing was changed"), res.stdout[-300:]
+
+
 def test_install_refuses_clearly(tmp_path: Path) -> None:
     checkout = _checkout_copy(tmp_path / "checkout")
     shutil.rmtree(checkout / "models")
