@@ -4,6 +4,7 @@ runtime, write the model package with its model card."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import subprocess
 import time
@@ -242,7 +243,11 @@ def build(r: Recipe, data: str, out: Path, command: str, per_class: Optional[int
                   "color": r["input"].get("color", "rgb"), "range": [0, 255]},
         "variants": variants, "retrainable": retrainable, "metrics": {},
         "provenance": {"dataset": counts.source, "split_rule": counts.split_rule,
-                       "recipe": str(r.path), "seed": int(r.get("seed", 0)),
+                       "recipe": str(r.path),
+                       # what was used (with --set), so a rebuild can be checked against it
+                       # even when the recipe file was a copy elsewhere
+                       "settings": json.loads(json.dumps(r.raw, default=str)),
+                       "seed": int(r.get("seed", 0)),
                        "git_commit": _git_commit(), "command": command,
                        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                        "keras": keras.__version__, "train_seconds": round(t_train, 1),

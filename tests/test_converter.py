@@ -95,6 +95,8 @@ def _check_package_contract(root: Path) -> dict:
         assert np.array(m["confusion"]).sum() == m["n"]
     for key in ("dataset", "split_rule", "recipe", "seed", "git_commit", "command", "date"):
         assert key in meta["provenance"]
+    assert meta["provenance"]["settings"]["name"] == meta["name"]
+    assert meta["provenance"]["settings"]["seed"] == meta["provenance"]["seed"]
     assert (root / "report.md").is_file()
     for prec in ("fp32", "fp16", "int8"):
         assert (root / f"confusion_{prec}.png").stat().st_size > 1000
