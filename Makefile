@@ -52,7 +52,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check edge converter tests
 
-# digits-cnn trains on sklearn's bundled digits (DIGITS_DATA=mnist when online), not on hands.
+# digits-cnn trains on sklearn's bundled digits by default (DIGITS_DATA=mnist downloads MNIST once), not on hands.
 # --force: this target rebuilds the packages in $(MODELS) on purpose. A build whose bars are not
 # met exits 3 (its package is written, its report.md says which bar), and make stops there.
 DIGITS_DATA ?= sklearn

@@ -1,4 +1,4 @@
-"""Per-frame preprocessing: crop to square (or ROI), one INTER_AREA resize, colour convert."""
+"""Per-frame preprocessing: crop to square (or ROI), an area-like resize (resize_area), colour convert."""
 
 from __future__ import annotations
 
