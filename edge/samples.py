@@ -353,8 +353,8 @@ class SampleStore:
         if self.max_bytes and self._bytes + n > self.max_bytes:
             self._bytes = self._scan_bytes()  # another process may have removed samples
             if self._bytes + n > self.max_bytes:
-                raise SampleError(f"sample refused: the sample store is full ({self._bytes / 1e6:.0f} MB; "
-                                  f"samples.max_mb is {self.max_bytes / 1e6:.0f}): export what you need "
+                raise SampleError(f"sample refused: the sample store is full ({self._bytes / 1e6:.1f} MB; "
+                                  f"samples.max_mb is {self.max_bytes / 1e6:g}): export what you need "
                                   "(fingercount samples export DIR), then remove a label "
                                   "(fingercount samples remove --label L)")
 
