@@ -127,6 +127,8 @@ cp -r "$SRC/pyproject.toml" "$SRC/README.md" "$SRC/edge" "$BUILD/"
 # shellcheck disable=SC2086
 run "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
   --constraint "$CONSTRAINTS" $PIP_ARGS "${BUILD}[edge]"
+# The package declares both commands; the converter (TensorFlow) is a workstation's, not copied.
+run rm -f "$VENV/bin/fingercount-convert"
 if [ "$DRY_RUN" = 0 ] && compgen -G "$VENV/lib/python3*/site-packages/tensorflow" >/dev/null; then
   die "TensorFlow ended up in $VENV; the device needs only the edge extras"
 fi

@@ -190,6 +190,8 @@ def test_install_into_a_staging_root_is_idempotent(tmp_path: Path) -> None:
     venv_fc = root / "opt/fingercount/venv/bin/fingercount"
     ver = subprocess.run([str(venv_fc), "--version"], capture_output=True, text=True, timeout=60)
     assert ver.returncode == 0 and ver.stdout.startswith("fingercount "), ver.stdout + ver.stderr
+    # only the device's command: the converter is not installed, so its entry point would fail
+    assert not (root / "opt/fingercount/venv/bin/fingercount-convert").exists()
     cfg_pyvenv = (root / "opt/fingercount/venv/pyvenv.cfg").read_text()
     assert "include-system-site-packages = true" in cfg_pyvenv
     assert (root / "usr/share/fingercount/models/demo/model.json").is_file()
