@@ -11,7 +11,9 @@ power cut; the memory queue is a mirror of the table for the network thread. An 
 wears with every small synchronous write, so the rows of acknowledged messages are deleted
 with the next put (or within ACK_FLUSH_S): a count change costs one transaction, not four.
 A power cut in between sends those messages once more after the restart (QoS 1 is at least
-once).
+once). Only this process opens the file (SQLite's exclusive locking mode): there is no
+memory-mapped -shm, which killed the daemon with SIGBUS when the card went read-only, and a
+second daemon with the same state_dir gets a clear warning and keeps its queue in memory.
 The dropped total is stored too. On open, the messages a previous run left are queued
 first, oldest first, and go out after `online` like any others, except **retained** ones
 (the `count`): a retained message is state, not history, and the new run publishes its own
@@ -29,6 +31,7 @@ order, and the outbox is durable again (logged once). A corrupt file is moved as
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import sqlite3
@@ -46,6 +49,7 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 RETRY_S = 60.0  # memory only since a failure: how often to try the file again
 ACK_FLUSH_S = 10.0  # acknowledged rows are deleted at the next put, or after this at the latest
+BUSY_TIMEOUT_S = 0.2  # the file is locked only by another process, which keeps it locked
 
 
 @dataclass(eq=False)
@@ -98,6 +102,8 @@ class Outbox:
         try:
             db = self._open_file(path)
         except (OSError, sqlite3.Error, DamagedFile) as e:
+            if getattr(e, "sqlite_errorname", "") == "SQLITE_BUSY":
+                e = f"{e}: another process has it open, a second fingercount with the same state_dir?"
             log.warning("outbox %s cannot be used (%s): QoS 1 messages are kept in memory only "
                         "(the file is tried again every %.0f s)", path, e, self.retry_s)
             self._retry_at = time.monotonic() + self.retry_s
@@ -112,7 +118,9 @@ class Outbox:
         path.parent.mkdir(parents=True, exist_ok=True)
 
         def open_db(p: Path) -> sqlite3.Connection:
-            db = connect(p, 5.0, _schema)  # one connection for all threads, under _lock
+            # One connection for all threads, under _lock, holding the file for good: only
+            # another process could make it wait, and that one would not let go.
+            db = connect(p, BUSY_TIMEOUT_S, _schema, exclusive=True)
             try:
                 self._mirror(db)
             except BaseException:
@@ -124,6 +132,8 @@ class Outbox:
         if replaced is not None:
             log.warning("outbox %s is corrupt (%s): moved aside to %s; starting an empty outbox",
                         path, replaced[1], replaced[0].name)
+        with contextlib.suppress(OSError):  # an older version's; we hold the file exclusively
+            path.with_name(path.name + "-shm").unlink(missing_ok=True)
         return db
 
     @staticmethod

@@ -33,12 +33,20 @@ WAL_PAGES = 100
 WAL_LIMIT_BYTES = 512 * 1024
 
 
-def connect(path: Path, timeout: float, setup: Callable[[sqlite3.Connection], None]) -> sqlite3.Connection:
+def connect(path: Path, timeout: float, setup: Callable[[sqlite3.Connection], None],
+            exclusive: bool = False) -> sqlite3.Connection:
     """An autocommit connection usable from any thread (callers serialise with their own
     lock), WAL with synchronous=FULL (a COMMIT is on disk when it returns), checked by
-    quick_check, then setup(db) for the schema; closed again if any of that fails."""
+    quick_check, then setup(db) for the schema; closed again if any of that fails.
+
+    exclusive: for a file only this process opens. SQLite then keeps the WAL index in heap
+    memory and makes no -shm file: a memory-mapped -shm kills the process with SIGBUS when
+    its file becomes unwritable (a card remounted read-only). Another process opening the
+    file gets SQLITE_BUSY for as long as this connection is open."""
     db = sqlite3.connect(str(path), timeout=timeout, isolation_level=None, check_same_thread=False)
     try:
+        if exclusive:  # before the first WAL access, or SQLite maps the -shm anyway
+            db.execute("PRAGMA locking_mode=EXCLUSIVE")
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         # The WAL grew to 4 MB by default (1000 pages) and stayed that size: a lot on a nearly

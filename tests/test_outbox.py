@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Union
 
 from edge.outbox import Message, Outbox
 from tests.conftest import fill_filesystem, mount_tmpfs, small_disk, umount
@@ -40,12 +41,28 @@ def deliver(ob: Outbox, n: int) -> None:
         ob.ack(m)
 
 
-def rows(path: Path) -> list[tuple[str, bytes, int]]:
-    db = sqlite3.connect(path)
+SELECT = "SELECT topic, payload, retain FROM msgs ORDER BY id"
+
+
+def rows(where: Union[Path, Outbox]) -> list[tuple[str, bytes, int]]:
+    """The stored rows of a closed file, or of an open outbox through its own connection
+    (it holds the file exclusively, as the daemon does)."""
+    if isinstance(where, Outbox):
+        with where._lock:
+            assert where._db is not None
+            return where._db.execute(SELECT).fetchall()
+    db = sqlite3.connect(where)
     try:
-        return db.execute("SELECT topic, payload, retain FROM msgs ORDER BY id").fetchall()
+        return db.execute(SELECT).fetchall()
     finally:
         db.close()
+
+
+def crash(ob: Outbox) -> None:
+    """What kill -9 does to the file: the connection (and its lock) goes, nothing is flushed."""
+    assert ob._db is not None
+    ob._db.close()
+    ob._db = None
 
 
 def test_order_ack_and_reopen(tmp_path: Path) -> None:
@@ -60,7 +77,7 @@ def test_order_ack_and_reopen(tmp_path: Path) -> None:
         ob.mark_sent(m)
     ob.ack(msgs[0])
     ob.ack(msgs[1])
-    assert len(ob) == 4 and len(rows(path)) == 6  # the rows go with the next write, not one by one
+    assert len(ob) == 4 and len(rows(ob)) == 6  # the rows go with the next write, not one by one
     ob.close()  # ... or at close
     assert len(rows(path)) == 4
     again = Outbox(100, path)
@@ -77,24 +94,24 @@ def test_acknowledged_rows_go_with_the_next_put_or_after_a_while(tmp_path: Path,
     path = tmp_path / "outbox.sqlite"
     ob = Outbox(100, path)
     ob.put_many([ev(0), ev(1)])  # a count and its event: one transaction
-    assert len(rows(path)) == 2
+    assert len(rows(ob)) == 2
     deliver(ob, 2)
-    assert len(ob) == 0 and len(rows(path)) == 2
+    assert len(ob) == 0 and len(rows(ob)) == 2
     ob.put(ev(2))  # the deletes ride along with the next write
-    assert [json.loads(p)["i"] for _, p, _ in rows(path)] == [2]
+    assert [json.loads(p)["i"] for _, p, _ in rows(ob)] == [2]
     # an idle outbox deletes them after ACK_FLUSH_S at the latest
     monkeypatch.setattr(outbox_mod, "ACK_FLUSH_S", 0.0)
     ob.put(ev(3))
     deliver(ob, 1)
-    assert [json.loads(p)["i"] for _, p, _ in rows(path)] == [3]
+    assert [json.loads(p)["i"] for _, p, _ in rows(ob)] == [3]
     # killed before the rows went: those messages are sent once more (QoS 1: at least once)
     monkeypatch.setattr(outbox_mod, "ACK_FLUSH_S", 3600.0)
     ob.put(ev(4))
     deliver(ob, 1)
-    crashed = Outbox(100, path)  # the first one never closed: as after kill -9
+    crash(ob)
+    crashed = Outbox(100, path)
     assert numbers(crashed) == [3, 4] and crashed.restored == 2
     crashed.close()
-    ob.close()
 
 
 def test_put_many_keeps_the_bound_and_the_order(tmp_path: Path) -> None:
@@ -103,7 +120,7 @@ def test_put_many_keeps_the_bound_and_the_order(tmp_path: Path) -> None:
     ob.put(ev(0))
     ob.put_many([ev(1), ev(2), ev(3)])
     ob.put_many([ev(4), ev(5)])
-    assert ob.dropped == 3 and numbers(ob) == [3, 4, 5] and len(rows(path)) == 3
+    assert ob.dropped == 3 and numbers(ob) == [3, 4, 5] and len(rows(ob)) == 3
     ob.close()
     assert Outbox(3, path).dropped == 3
 
@@ -113,7 +130,7 @@ def test_bound_drops_the_oldest_and_the_count_is_kept(tmp_path: Path) -> None:
     ob = Outbox(3, path)
     for i in range(7):
         ob.put(ev(i))
-    assert ob.dropped == 4 and numbers(ob) == [4, 5, 6] and len(rows(path)) == 3
+    assert ob.dropped == 4 and numbers(ob) == [4, 5, 6] and len(rows(ob)) == 3
     ob.close()
     again = Outbox(3, path)
     assert again.dropped == 4 and numbers(again) == [4, 5, 6]
@@ -121,7 +138,7 @@ def test_bound_drops_the_oldest_and_the_count_is_kept(tmp_path: Path) -> None:
     assert again.dropped == 5
     again.close()
     smaller = Outbox(2, path)  # mqtt.outbox_max lowered between runs: the oldest go, counted
-    assert smaller.dropped == 6 and numbers(smaller) == [6, 7] and len(rows(path)) == 2
+    assert smaller.dropped == 6 and numbers(smaller) == [6, 7] and len(rows(smaller)) == 2
     smaller.close()
 
 
@@ -133,11 +150,11 @@ def test_retained_messages_of_a_previous_run_are_superseded(tmp_path: Path) -> N
     ob.put(Message("fingercount/t/count", b'{"count":4}', retain=True))
     ob.put(ev(1))
     # in the same run every count is kept, in order
-    assert [m[0].rsplit("/", 1)[1] for m in rows(path)] == ["count", "event", "count", "event"]
+    assert [m[0].rsplit("/", 1)[1] for m in rows(ob)] == ["count", "event", "count", "event"]
     ob.close()
     again = Outbox(10, path)
     assert again.superseded == 2 and again.restored == 2
-    assert numbers(again) == [0, 1] and rows(path) == [("fingercount/t/event", b'{"i":0}', 0),
+    assert numbers(again) == [0, 1] and rows(again) == [("fingercount/t/event", b'{"i":0}', 0),
                                                         ("fingercount/t/event", b'{"i":1}', 0)]
     again.close()
 
@@ -269,7 +286,7 @@ def test_a_freed_disk_makes_the_outbox_durable_again(tmp_path: Path, caplog) -> 
         assert ob.persistent, warned
         assert len(warned) == 2 and "full" in warned[0] and "writable again" in warned[1], warned
         expect = list(range(3, n + 2))
-        assert [json.loads(p)["i"] for _, p, _ in rows(path)] == expect  # the file is the queue
+        assert [json.loads(p)["i"] for _, p, _ in rows(ob)] == expect  # the file is the queue
         ob.put(ev(n + 2))
         ob.close()
         again = Outbox(5000, path)
