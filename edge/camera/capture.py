@@ -1,5 +1,8 @@
 """Capture in its own thread, newest frame only; stall detection and reopen with backoff.
 
+Every failure (open, read, stall) counts towards one run: the next open waits 0.5 s, doubling
+to 10 s, until frames have flowed for HEALTHY_S. Reports of a run are thinned by RepeatFilter.
+
 The consumer (the pipeline) waits for a frame newer than the one it last used, so it never
 classifies a stale frame twice and never works through a backlog.
 """
@@ -11,6 +14,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Optional
 
 import cv2
@@ -29,8 +33,53 @@ ROTATIONS = {0: None, 90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180,
 # critical path, where a real camera's frames wake the capture thread, not the consumer.
 ON_DEMAND_AHEAD = 4
 
-# (kind, message): kind is "camera_open_failed", "camera_stalled" or "camera_error"
+# A run of identical reports: the first REPORT_BURST (they show the retry delay growing),
+# then at most one per REPORT_EVERY_S saying how many were held back. A failing camera
+# then costs a few log lines and events a minute, not a flood (disk, outbox, CPU).
+REPORT_BURST = 3
+REPORT_EVERY_S = 60.0
+# Frames flowing this long after an open end a run of failures: the next failure is
+# retried at the shortest delay again and reported afresh.
+HEALTHY_S = 30.0
+
+# (kind, message): kind is "camera_open_failed", "camera_stalled" or "camera_error"; called
+# for the reports RepeatFilter lets through.
 ErrorCallback = Callable[[str, str], None]
+
+
+@dataclass
+class _Run:
+    msg: str
+    shown: int  # times reported
+    last: float  # monotonic time of the last report
+    last_wall: float
+    held: int = 0  # held back since the last report
+
+
+class RepeatFilter:
+    """Per kind: a new message passes at once; the same one again passes REPORT_BURST times,
+    then once per REPORT_EVERY_S with how many were held back since the last one shown."""
+
+    def __init__(self, burst: int = REPORT_BURST, every_s: float = REPORT_EVERY_S):
+        self.burst, self.every_s = burst, every_s
+        self._runs: dict[str, _Run] = {}
+
+    def reset(self) -> None:
+        self._runs.clear()
+
+    def admit(self, kind: str, msg: str, now: float, wall: float) -> Optional[str]:
+        """None: hold this one back. Otherwise a note for it ("" or "N more since HH:MM:SS")."""
+        run = self._runs.get(kind)
+        if run is None or run.msg != msg:
+            self._runs[kind] = _Run(msg, 1, now, wall)
+            return ""
+        if run.shown < self.burst or now - run.last >= self.every_s:
+            note = f"{run.held} more since {time.strftime('%H:%M:%S', time.localtime(run.last_wall))}" \
+                if run.held else ""
+            run.shown, run.last, run.last_wall, run.held = run.shown + 1, now, wall, 0
+            return note
+        run.held += 1
+        return None
 
 
 class Camera:
@@ -39,7 +88,8 @@ class Camera:
 
     def __init__(self, source: FrameSource, stall_s: float = 5.0,
                  on_error: Optional[ErrorCallback] = None,
-                 backoff: tuple[float, float] = (0.5, 10.0), rotate: int = 0):
+                 backoff: tuple[float, float] = (0.5, 10.0), rotate: int = 0,
+                 healthy_s: float = HEALTHY_S):
         if rotate not in ROTATIONS:
             raise ValueError(f"rotate must be one of {sorted(ROTATIONS)}, not {rotate!r}")
         self.source = source
@@ -49,6 +99,11 @@ class Camera:
         self.stall_s = float(stall_s)
         self.on_error = on_error
         self.backoff = backoff
+        self.healthy_s = float(healthy_s)
+        self.reports = RepeatFilter()
+        self.failures = 0  # in a row (open, read, stall); the next open waits _delay()
+        self._fail_lock = threading.Lock()  # the capture and the watch thread both fail
+        self._opened_at = 0.0
         self._cond = threading.Condition()
         self._latest: Optional[Frame] = None
         self._seq = 0
@@ -149,33 +204,50 @@ class Camera:
         return self._seq
 
     # ---- capture thread ----------------------------------------------------------------
-    def _report(self, kind: str, msg: str) -> None:
-        self.last_error = msg
-        log.warning("%s: %s", kind, msg)
+    def _delay(self) -> float:
+        lo, hi = self.backoff
+        return min(lo * 2 ** min(max(self.failures - 1, 0), 30), hi)
+
+    def _fail(self, kind: str, msg: str, then: str) -> None:
+        """One more failure in a row: reported (unless RepeatFilter holds it back); the next
+        open waits longer. msg must not vary between identical failures; `then` may."""
+        with self._fail_lock:
+            self.failures += 1
+            note = f"{then} in {self._delay():g} s"
+            self.last_error = f"{msg} ({note})"
+            extra = self.reports.admit(kind, msg, time.monotonic(), time.time())
+            if extra is None:
+                return
+            text = f"{msg} ({note}; {extra})" if extra else self.last_error
+        log.warning("%s: %s", kind, text)
         if self.on_error is not None:
             try:
-                self.on_error(kind, msg)
+                self.on_error(kind, text)
             except Exception:  # a reporting failure must not kill capture
                 log.exception("camera error callback failed")
 
+    def _recovered(self) -> None:
+        with self._fail_lock:
+            n, self.failures = self.failures, 0
+            self.reports.reset()
+        log.info("camera %s recovered: frames for %g s after %d failure(s) in a row",
+                 self.source.name, self.healthy_s, n)
+
     def _open_with_backoff(self) -> bool:
-        delay = self.backoff[0]
+        """Open the source; after a failure (of any kind) first wait the backoff delay."""
         while not self._stop.is_set():
+            if self.failures and self._stop.wait(self._delay()):
+                return False
             try:
                 self.source.open()
-                self.opened.set()
-                self._last_fresh = time.monotonic()
-                return True
-            except CameraError as e:
-                self.open_failures += 1
-                self._report("camera_open_failed", f"{e} (retrying in {delay:g} s)")
             except Exception as e:  # a backend bug must not end capture for good
                 self.open_failures += 1
-                self._report("camera_open_failed", f"{self.source.name}: {type(e).__name__}: {e} "
-                                                   f"(retrying in {delay:g} s)")
-            if self._stop.wait(delay):
-                return False
-            delay = min(delay * 2, self.backoff[1])
+                msg = str(e) if isinstance(e, CameraError) else f"{self.source.name}: {type(e).__name__}: {e}"
+                self._fail("camera_open_failed", msg, "retrying")
+                continue
+            self._opened_at = self._last_fresh = time.monotonic()
+            self.opened.set()
+            return True
         return False
 
     def _capture_loop(self) -> None:
@@ -192,12 +264,9 @@ class Camera:
                 continue
             try:
                 rgb = self.source.read()
-            except CameraError as e:
-                self._report("camera_error", str(e))
-                self._reopen.set()
-                continue
-            except Exception as e:
-                self._report("camera_error", f"{self.source.name}: {type(e).__name__}: {e}")
+            except Exception as e:  # CameraError or a backend bug: reopen after the backoff
+                msg = str(e) if isinstance(e, CameraError) else f"{self.source.name}: {type(e).__name__}: {e}"
+                self._fail("camera_error", msg, "reopening")
                 self._reopen.set()
                 continue
             if rgb is None:
@@ -223,6 +292,8 @@ class Camera:
                     continue
             now, wall = time.monotonic(), time.time()
             self._last_fresh = now
+            if self.failures and now - self._opened_at >= self.healthy_s:
+                self._recovered()
             self._seq += 1
             self.captured += 1
             frame = Frame(rgb, wall, self._seq, now, prepared)
@@ -241,8 +312,8 @@ class Camera:
             idle = time.monotonic() - self._last_fresh
             if idle >= self.stall_s:
                 self.stalls += 1
-                self._report("camera_stalled",
-                             f"{self.source.name}: no fresh frame for {idle:.1f} s; reopening")
+                self._fail("camera_stalled", f"{self.source.name}: no fresh frame for {self.stall_s:g} s",
+                           "reopening")
                 self._last_fresh = time.monotonic()
                 self._reopen.set()
                 self.source.close()  # a read blocked in the driver returns now
