@@ -13,12 +13,13 @@ from typing import Optional
 
 import numpy as np
 
+from edge.camera.replay import IMAGE_SUFFIXES
 from edge.errors import FingercountError
 from edge.runtime.preprocess import read_image
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+IMAGE_EXTS = IMAGE_SUFFIXES  # one list of image suffixes: eval, bench --data and replay agree
 
 
 class DataError(FingercountError, ValueError):

@@ -25,7 +25,7 @@ def main(args: argparse.Namespace, cfg: Config) -> int:
         print(f"note: {path}: not a readable image; skipped", file=sys.stderr)
     if not res["n"]:
         raise FingercountError(f"{args.data}: no readable image in the label folders; nothing to score")
-    print(f"{clf.model_id}: " + format_table(res))
-    if args.json:
+    if args.json:  # before printing: a closed stdout must not cost the file
         write_report(args.json, json.dumps(res, indent=2) + "\n")
+    print(f"{clf.model_id}: " + format_table(res), flush=True)
     return 0

@@ -49,6 +49,17 @@ def load_user_head(path: Path, package: ModelPackage) -> Head:
     return head
 
 
+def check_class_scores(shape: Sequence[int], what: str) -> None:
+    """A classifier's output must be one score per class ([N] or [1, N], N >= 2): anything
+    else (an image, a single score) would give labels that mean nothing."""
+    dims = [int(x) for x in shape]
+    if len(dims) == 2 and dims[0] == 1:
+        dims = dims[1:]
+    if len(dims) != 1 or dims[0] < 2:
+        raise ModelError(f"{what}: output shape {[int(x) for x in shape]} is not a vector of "
+                         "class scores ([1, N] with N >= 2), so it cannot classify")
+
+
 def softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
@@ -136,7 +147,8 @@ class TFLiteModel:
         oscale, ozp = self._out.get("quantization", (0.0, 0))
         self.out_dtype = np.dtype(self._out["dtype"])
         self._out_q = (float(oscale), int(ozp)) if self.out_dtype != np.float32 and oscale else None
-        self.out_dim = int(self._out["shape"][-1])
+        self.out_shape = [int(x) for x in self._out["shape"]]
+        self.out_dim = self.out_shape[-1] if self.out_shape else 1
         # 8-bit outputs dequantise through a 256-entry table (one numpy call per frame, not 3)
         self._out_lut: Optional[np.ndarray] = None
         if self._out_q is not None and self.out_dtype.itemsize == 1:
@@ -212,6 +224,7 @@ class Classifier:
             self.model = TFLiteModel(package.variant_bytes(precision), threads,
                                      f"{package.name} {precision}", self.input_shape, want_uint8)
             self.labels = list(package.labels)
+            check_class_scores(self.model.out_shape, f"{package.name} {precision}")
             if self.model.out_dim != len(self.labels):
                 given = "--labels / model.labels give" if package.single_file else "model.json lists"
                 raise ModelError(f"{package.name} {precision}: output has {self.model.out_dim} "

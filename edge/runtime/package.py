@@ -148,24 +148,66 @@ def load_package(root: Path | str) -> ModelPackage:
                         meta=meta)
 
 
+# What a bare .tflite is called, from its tensors (model.json names a package's variants).
+FILE_PRECISIONS = ("fp32", "fp16", "dynamic-range", "int8", "int8-float-io", "int16x8")
+_BOUNDARY_OPS = ("DELEGATE", "QUANTIZE", "DEQUANTIZE")
+
+
+def tflite_precision(interp: Any) -> str:
+    """One of FILE_PRECISIONS, from the compute ops' activation and weight dtypes and the
+    I/O dtypes: int16 activations -> int16x8; int8 activations -> int8 (integer I/O) or
+    int8-float-io; float16 constants -> fp16; float ops with int8 weights -> dynamic-range."""
+    import numpy as np
+
+    try:
+        ops = interp._get_ops_details()  # private but present in litert/tflite-runtime/tf
+        tensors = {t["index"]: np.dtype(t["dtype"]) for t in interp.get_tensor_details()}
+    except Exception:  # an old runtime: fall back on the I/O dtypes alone
+        ops, tensors = [], {}
+    compute = [op for op in ops if op.get("op_name") not in _BOUNDARY_OPS]
+    acts = {tensors[i] for op in compute for i in op["outputs"] if i in tensors}
+    used = {tensors[i] for op in ops for i in op["inputs"] if i in tensors}
+    io_int = any(np.dtype(d["dtype"]).kind in "iu" and np.dtype(d["dtype"]).itemsize <= 2
+                 for d in interp.get_input_details())
+    if np.dtype(np.int16) in acts:
+        return "int16x8"
+    if acts & {np.dtype(np.int8), np.dtype(np.uint8)} or (not ops and io_int):
+        return "int8" if io_int else "int8-float-io"
+    if np.dtype(np.float16) in used:
+        return "fp16"
+    if any(np.dtype(np.int8) in {tensors.get(i) for i in op["inputs"]} for op in compute):
+        return "dynamic-range"
+    return "fp32"
+
+
+def _ints(shape: Any) -> list[int]:
+    """A tensor shape as plain ints (error messages show [1, 10], not numpy reprs)."""
+    return [int(s) for s in shape]
+
+
 def single_tflite_package(path: Path, labels: Optional[Sequence[str]] = None) -> ModelPackage:
-    """Wrap a bare .tflite: input spec from its input tensor, labels given or indices."""
+    """Wrap a bare .tflite: input spec from its input tensor, labels given or indices, the
+    precision read from its tensors (tflite_precision)."""
     from edge.runtime.interpreter import make_interpreter
 
-    data = path.read_bytes() if path.is_file() else b""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ModelError(f"{path}: cannot read ({e.strerror or e})") from e
     interp = make_interpreter(data, 1, what=str(path))
     inp = interp.get_input_details()[0]
     out = interp.get_output_details()[0]
-    shape = list(inp["shape"])
+    shape = _ints(inp["shape"])
     if len(shape) == 4:
-        h, w, c = int(shape[1]), int(shape[2]), int(shape[3])
+        h, w, c = shape[1], shape[2], shape[3]
     elif len(shape) == 3:
-        h, w, c = int(shape[1]), int(shape[2]), 1
+        h, w, c = shape[1], shape[2], 1
     else:
         raise ModelError(f"{path}: input shape {shape} is not an image")
-    n_out = int(out["shape"][-1]) if len(out["shape"]) else 1
+    oshape = _ints(out["shape"])
+    n_out = oshape[-1] if oshape else 1
     labels = list(labels) if labels else [str(i) for i in range(n_out)]
-    prec = "int8" if inp["dtype"].__name__ in ("uint8", "int8") else "fp32"
+    prec = tflite_precision(interp)
     return ModelPackage(root=path.parent, name=path.stem, version="file", task="unknown", labels=labels,
                         input=InputSpec(h, w, c, "gray" if c == 1 else "rgb"),
                         variants={prec: {"file": path.name, "sha256": None, "bytes": len(data)}},
@@ -173,17 +215,17 @@ def single_tflite_package(path: Path, labels: Optional[Sequence[str]] = None) ->
 
 
 def resolve_package(spec: str, models_dir: Path, labels: Optional[Sequence[str]] = None) -> ModelPackage:
-    """--model NAME | DIR | FILE.tflite -> ModelPackage."""
+    """--model NAME | DIR | FILE (a .tflite, whatever its suffix) -> ModelPackage."""
     p = Path(spec).expanduser()
-    if p.suffix == ".tflite" and (p.is_file() or "/" in spec):
-        if not p.is_file():
-            raise ModelError(f"{p}: no such file")
-        return single_tflite_package(p, labels)
-    if p.is_dir() and (p / "model.json").exists():
-        return load_package(p)
+    cand = Path(models_dir) / spec
     if p.name == "model.json" and p.is_file():
         return load_package(p.parent)
-    cand = Path(models_dir) / spec
+    if p.is_file() and (p.suffix == ".tflite" or "/" in spec or not (cand / "model.json").exists()):
+        return single_tflite_package(p, labels)
+    if p.suffix == ".tflite" and "/" in spec and not p.exists():
+        raise ModelError(f"{p}: no such file")
+    if p.is_dir() and (p / "model.json").exists():
+        return load_package(p)
     if (cand / "model.json").exists():
         return load_package(cand)
     if cand.is_dir():
@@ -193,6 +235,10 @@ def resolve_package(spec: str, models_dir: Path, labels: Optional[Sequence[str]]
     by_name = [pkg for pkg in installed if pkg.name == spec]
     if len(by_name) == 1:
         return by_name[0]
+    if p.is_dir():
+        raise ModelError(f"{p}: is a directory without a model.json, not a model")
+    if p.suffix == ".tflite":
+        raise ModelError(f"{p}: no such file")
     known = ", ".join(sorted(x.root.name for x in installed)) or "none"
     if by_name:
         raise ModelError(f"model '{spec}': {len(by_name)} packages carry that name ({known}); "
