@@ -145,6 +145,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse_host_port(text: str) -> tuple[str, Optional[int]]:
+    """--mqtt HOST[:PORT], [IPv6][:PORT] or a bare IPv6 address -> (host, port or None)."""
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise FingercountError(f"--mqtt {text!r}: expected [IPv6]:PORT")
+        port = rest[1:] if rest else None
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    else:  # a name, IPv4, or an IPv6 address without brackets (then no port)
+        host, port = text, None
+    if not host.strip():
+        raise FingercountError(f"--mqtt {text!r}: no host (HOST[:PORT])")
+    if port is None:
+        return host, None
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise FingercountError(f"--mqtt: bad port in {text!r} (1..65535)")
+    return host, int(port)
+
+
 def config_overrides(args: argparse.Namespace) -> dict:
     """Command-line flags that map onto config fields."""
     o: dict = {}
@@ -173,13 +193,9 @@ def config_overrides(args: argparse.Namespace) -> dict:
     put("device_id", getattr(args, "device_id", None))
     mqtt = getattr(args, "mqtt", None)
     if mqtt and mqtt not in ("embedded", "none"):
-        host, _, port = mqtt.rpartition(":") if mqtt.count(":") == 1 else (mqtt, "", "")
-        put("mqtt.host", host or mqtt)
-        if port:
-            try:
-                put("mqtt.port", int(port))
-            except ValueError:
-                raise FingercountError(f"--mqtt: bad port in {mqtt!r}") from None
+        host, port = parse_host_port(mqtt)
+        put("mqtt.host", host)
+        put("mqtt.port", port)
     elif mqtt == "embedded":
         put("mqtt.host", "embedded")
     return o
