@@ -26,7 +26,14 @@ import numpy as np
 from edge.errors import FingercountError, ModelError
 from edge.machine import machine_info, xnnpack_status
 from edge.runtime.interpreter import make_interpreter
-from edge.runtime.package import PRECISIONS, ModelPackage, resolve_package, scan_packages
+from edge.runtime.package import (
+    FILE_PRECISIONS,
+    PRECISIONS,
+    ModelPackage,
+    resolve_package,
+    scan_packages,
+    tflite_precision,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +72,6 @@ class Target:
 
 # ---- targets ---------------------------------------------------------------------------
 
-def file_precision(interp: Any) -> str:
-    """int8 for integer input, else fp16 if float16 weights are stored, else fp32."""
-    if any(np.dtype(d["dtype"]).kind in "iu" and np.dtype(d["dtype"]).itemsize == 1
-           for d in interp.get_input_details()):
-        return "int8"
-    dtypes = {np.dtype(t["dtype"]) for t in interp.get_tensor_details()}
-    return "fp16" if np.dtype(np.float16) in dtypes else "fp32"
-
-
 def _package_targets(pkg: ModelPackage, precisions: Sequence[str]) -> list[Target]:
     out = []
     for prec in PRECISIONS:
@@ -98,29 +96,49 @@ def installed_targets(models_dir: Path, precisions: Sequence[str]) -> list[Targe
     return targets
 
 
+def _file_target(p: Path) -> Target:
+    """A .tflite given by path (any suffix), named by its stem, precision read from its tensors."""
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise BenchError(f"{p}: cannot read ({e.strerror or e})") from e
+    return Target(p.stem, tflite_precision(make_interpreter(data, 1, str(p))), "file", p)
+
+
+def _spec_targets(spec: str, models_dir: Path, precisions: Sequence[str]) -> list[Target]:
+    p = Path(spec).expanduser()
+    if p.is_dir() and not (p / "model.json").exists() and not (Path(models_dir) / spec / "model.json").exists():
+        raise BenchError(f"{p}: is a directory, not a model or a package (no model.json)")
+    if p.is_file() and p.name != "model.json" and \
+            (p.suffix == ".tflite" or "/" in spec or not (Path(models_dir) / spec / "model.json").exists()):
+        t = _file_target(p)
+        return [t] if t.precision in precisions else []
+    if p.suffix == ".tflite" and ("/" in spec or not p.exists()):
+        raise BenchError(f"{p}: no such file")
+    pkg = resolve_package(spec, models_dir)
+    got = _package_targets(pkg, precisions)
+    if not got:
+        raise BenchError(f"{pkg.name}: no {'/'.join(precisions)} variant (has: {', '.join(pkg.variants)})")
+    return got
+
+
 def resolve_targets(specs: Sequence[str], models_dir: Path,
                     precision: Optional[str] = None) -> list[Target]:
-    """Bench targets: every installed model and precision, or the named models / .tflite files."""
-    precisions = [precision] if precision else list(PRECISIONS)
+    """Bench targets: every installed model and precision, or the named models / .tflite files.
+
+    One named target that cannot be resolved raises; among several it becomes a Target with
+    .error (a failed row) and the others are still measured."""
+    precisions = [precision] if precision else list(PRECISIONS) + list(FILE_PRECISIONS)
     targets: list[Target] = []
     if not specs:
         targets = installed_targets(models_dir, precisions)
     for spec in specs:
-        p = Path(spec).expanduser()
-        if p.suffix == ".tflite":
-            if not p.is_file():
-                raise BenchError(f"{p}: no such file")
-            data = p.read_bytes()
-            prec = file_precision(make_interpreter(data, 1, str(p)))
-            if precision and prec != precision:
-                continue
-            targets.append(Target(p.stem, prec, "file", p))
-            continue
-        pkg = resolve_package(spec, models_dir)
-        got = _package_targets(pkg, precisions)
-        if not got:
-            raise BenchError(f"{pkg.name}: no {precision} variant (has: {', '.join(pkg.variants)})")
-        targets += got
+        try:
+            targets += _spec_targets(spec, models_dir, precisions)
+        except FingercountError as e:
+            if len(specs) == 1:
+                raise
+            targets.append(Target(Path(spec).stem or spec, None, None, Path(spec), error=str(e)))
     if not targets:
         raise BenchError(f"nothing to benchmark with --precision {precision}")
     return targets
@@ -171,18 +189,39 @@ def prime_runtime(data: bytes, threads: int) -> bool:
     return True
 
 
-def fill_inputs(interp: Any, seed: int = 0) -> list[dict]:
-    """Random input of the right dtype and shape for every input (any model, any signature).
+DYNAMIC_HW = 224  # a dynamic image height/width is timed at this size (and the report says so)
 
-    Dynamic dimensions (-1 in the shape signature) become 1. Returns what was fed."""
+
+def _image_like(shape: Sequence[int]) -> bool:
+    """NHWC with 1, 3 or 4 channels: pixels, where random values are valid input."""
+    return len(shape) == 4 and int(shape[-1]) in (1, 3, 4)
+
+
+def _concrete_shape(sig: Sequence[int]) -> list[int]:
+    """A dynamic dimension (-1) becomes 1, or DYNAMIC_HW for an image's height and width."""
+    img = len(sig) == 4 and int(sig[-1]) in (-1, 1, 3, 4)
+    out = []
+    for i, s in enumerate(int(x) for x in sig):
+        out.append(s if s >= 0 else DYNAMIC_HW if img and i in (1, 2) else 3 if img and i == 3 else 1)
+    return out
+
+
+def fill_inputs(interp: Any, seed: int = 0) -> list[dict]:
+    """Input of the right dtype and shape for every input (any model, any signature): random
+    floats and random image pixels; zeros for other integer inputs (indices, token ids),
+    whose valid range only the model knows. Returns what was fed; an input with dynamic
+    dimensions carries its "signature" (see _concrete_shape for what they became)."""
     rng = np.random.default_rng(seed)
     details = interp.get_input_details()
+    dynamic: dict[str, list[int]] = {}
     resized = False
     for d in details:
-        sig = d.get("shape_signature", d["shape"])
-        if len(sig) and any(int(s) < 0 for s in sig):
-            interp.resize_tensor_input(d["index"], [max(1, int(s)) for s in sig])
+        sig = [int(s) for s in d.get("shape_signature", d["shape"])]
+        if any(s < 0 for s in sig):
+            interp.resize_tensor_input(d["index"], _concrete_shape(sig))
             resized = True
+            if any(s < 0 for s in sig[1:]):  # a dynamic batch of 1 needs no word
+                dynamic[d["name"]] = sig
     if resized:
         interp.allocate_tensors()
         details = interp.get_input_details()
@@ -192,16 +231,20 @@ def fill_inputs(interp: Any, seed: int = 0) -> list[dict]:
         shape = tuple(int(s) for s in d["shape"])
         if dt.kind == "f":
             x = rng.random(shape, dtype=np.float32).astype(dt)
-        elif dt.kind in "iu":
+        elif dt.kind in "iu" and dt.itemsize == 1 and _image_like(shape):
             info = np.iinfo(dt)
-            lo, hi = max(info.min, -(2 ** 15)), min(info.max, 2 ** 15)
-            x = rng.integers(lo, hi, size=shape, endpoint=True).astype(dt)
+            x = rng.integers(info.min, info.max, size=shape, endpoint=True).astype(dt)
+        elif dt.kind in "iu":
+            x = np.zeros(shape, dtype=dt)
         elif dt.kind == "b":
             x = rng.random(shape) < 0.5
         else:
             raise ModelError(f"input {d['name']!r} has dtype {dt}, which the benchmark cannot fill")
         interp.set_tensor(d["index"], x)
-        fed.append({"name": d["name"], "shape": list(shape), "dtype": dt.name})
+        rec: dict[str, Any] = {"name": d["name"], "shape": list(shape), "dtype": dt.name}
+        if d["name"] in dynamic:
+            rec["signature"] = dynamic[d["name"]]
+        fed.append(rec)
     return fed
 
 
@@ -214,8 +257,9 @@ def percentiles(ms: Sequence[float] | np.ndarray) -> dict[str, float]:
             "fps": 1000.0 / mean if mean > 0 else 0.0}
 
 
-def time_invokes(invoke: Callable[[], Any], runs: int, max_seconds: float = MAX_SECONDS) -> list[float]:
-    """Per-call ms of `runs` invokes (fewer, >= 10, if max_seconds runs out)."""
+def time_invokes(invoke: Callable[[], Any], runs: int, max_seconds: float = MAX_SECONDS,
+                 min_runs: int = 10) -> list[float]:
+    """Per-call ms of `runs` invokes (fewer, >= min_runs, if max_seconds runs out)."""
     pc = time.perf_counter_ns
     out: list[float] = []
     deadline = time.monotonic() + max_seconds
@@ -223,19 +267,25 @@ def time_invokes(invoke: Callable[[], Any], runs: int, max_seconds: float = MAX_
         t0 = pc()
         invoke()
         out.append((pc() - t0) / 1e6)
-        if i >= 9 and time.monotonic() > deadline:
+        if i + 1 >= min_runs and time.monotonic() > deadline:
             break
     return out
 
 
-def overhead_check(invoke: Callable[[], Any], runs: int, block: int = BARE_BLOCK) -> dict:
+def overhead_check(invoke: Callable[[], Any], runs: int, block: int = BARE_BLOCK,
+                   deadline: Optional[float] = None, invoke_ms: float = 0.0) -> dict:
     """This module's timing loop against a bare invoke loop, interleaved block by block so
     that load from other processes hits both alike. Each block of `block` invokes gives one
-    ms-per-invoke figure; the medians of those are compared."""
+    ms-per-invoke figure; the medians of those are compared.
+
+    With a deadline (time.monotonic()), a block pair that would not end before it (at
+    invoke_ms per invoke) is not started; with no pair done the check is skipped."""
     pc = time.perf_counter_ns
     timed: list[float] = []
     bare: list[float] = []
     for _ in range(max(3, runs // block)):
+        if deadline is not None and time.monotonic() + 2 * block * invoke_ms / 1e3 > deadline:
+            break
         acc = []
         for _ in range(block):  # exactly what time_invokes does per call
             t0 = pc()
@@ -246,17 +296,24 @@ def overhead_check(invoke: Callable[[], Any], runs: int, block: int = BARE_BLOCK
         for _ in range(block):
             invoke()
         bare.append((pc() - t0) / 1e6 / block)
+    if not timed:
+        return {"timed_block_p50_ms": None, "bare_p50_ms": None, "overhead_pct": None,
+                "overhead_blocks": 0}
     t, b = float(np.median(timed)), float(np.median(bare))
-    return {"timed_block_p50_ms": t, "bare_p50_ms": b, "overhead_pct": 100.0 * (t - b) / b}
+    return {"timed_block_p50_ms": t, "bare_p50_ms": b, "overhead_pct": 100.0 * (t - b) / b,
+            "overhead_blocks": len(timed)}
 
 
 def bench_model(data: bytes, threads: int, runs: int = DEFAULT_RUNS, warmup: int = DEFAULT_WARMUP,
                 what: str = "model", bare: bool = True, max_seconds: float = MAX_SECONDS) -> dict:
-    """One model at one thread count: init, first, warm-up, timed runs, RSS delta."""
+    """One model at one thread count: init, first, warm-up, timed runs, RSS delta, and the
+    overhead check, all within max_seconds (a slow model gets fewer runs; "cut" says so)."""
     if runs < 1 or warmup < 0:
         raise BenchError("--runs must be >= 1 and --warmup >= 0")
     release_memory()
     rss0 = rss_mb()
+    start = time.monotonic()
+    deadline = start + max_seconds
     t0 = time.perf_counter()
     interp = make_interpreter(data, threads, what)
     init_ms = (time.perf_counter() - t0) * 1e3
@@ -267,16 +324,23 @@ def bench_model(data: bytes, threads: int, runs: int = DEFAULT_RUNS, warmup: int
     except (RuntimeError, ValueError) as e:
         raise ModelError(f"{what}: invoke failed: {str(e).strip().splitlines()[0]}") from e
     first_ms = (time.perf_counter() - t0) * 1e3
-    warm = time_invokes(interp.invoke, warmup, max_seconds / 3) if warmup else []
-    timed = time_invokes(interp.invoke, runs, max_seconds)
+    # warm-up up to 1/6 of the budget, timed runs up to 2/3 of it, the overhead check the rest
+    warm = time_invokes(interp.invoke, warmup, max_seconds / 6, 1) if warmup else []
+    timed = time_invokes(interp.invoke, runs, max(0.0, start + max_seconds * 2 / 3 - time.monotonic()),
+                         min(runs, 10))
     rec: dict[str, Any] = {
         "bytes": len(data), "threads": int(threads), "init_ms": init_ms, "first_ms": first_ms,
         "warmup_ms": float(np.mean(warm)) if warm else None, "warmup_runs": len(warm),
-        "runs": len(timed), **percentiles(timed),
+        "runs": len(timed), "runs_asked": runs, **percentiles(timed),
     }
     rec["rss_mb"] = rss_mb() - rss0
     if bare:
-        rec.update(overhead_check(interp.invoke, len(timed)))
+        rec.update(overhead_check(interp.invoke, len(timed), deadline=deadline,
+                                  invoke_ms=rec["p50_ms"]))
+    rec["cut"] = len(timed) < runs or len(warm) < warmup or \
+        (bare and rec["overhead_blocks"] < max(3, len(timed) // BARE_BLOCK))
+    rec["seconds"] = time.monotonic() - start
+    rec["max_seconds"] = max_seconds
     rec["inputs"] = inputs
     rec["outputs"] = [{"name": d["name"], "shape": [int(s) for s in d["shape"]],
                        "dtype": np.dtype(d["dtype"]).name} for d in interp.get_output_details()]
@@ -324,51 +388,50 @@ def run_invoke_bench(targets: Sequence[Target], threads: Sequence[int], runs: in
 
 # ---- accuracy (--data) -----------------------------------------------------------------
 
-def labelled_images(data_dir: Path) -> list[tuple[Path, str]]:
-    from edge.camera.replay import IMAGE_SUFFIXES
-
-    d = Path(data_dir)
-    if not d.is_dir():
-        raise BenchError(f"--data {d}: not a directory of class folders")
-    out = [(p, sub.name) for sub in sorted(d.iterdir()) if sub.is_dir()
-           for p in sorted(sub.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
-    if not out:
-        raise BenchError(f"--data {d}: no images in class folders (DIR/<label>/*.jpg)")
-    return out
-
-
 def accuracy_by_precision(pkg: ModelPackage, precisions: Iterable[str], data_dir: Path,
-                          threads: int = 1, state_dir: Optional[Path] = None,
-                          roi: Optional[Sequence[int]] = None) -> dict[str, dict]:
-    """Accuracy per precision on the images whose folder is one of the model's labels, and
-    agreement with fp32 (share of those images where this precision gives fp32's label)."""
+                          threads: int = 1, roi: Optional[Sequence[int]] = None) -> dict[str, dict]:
+    """Per precision {"accuracy", "n_images", "skipped_files"[, "agreement_fp32"]} or
+    {"accuracy_error": why}, scoring the same .tflite the invoke rows time (the fused
+    variant: no retrained head). Images and unreadable files are treated as eval does
+    (edge.evaluate); agreement with fp32 needs fp32 among the precisions: no other variant
+    is loaded, so a broken one cannot cost the others their score."""
+    from edge.evaluate import class_folder_items
     from edge.runtime.classifier import Classifier
     from edge.runtime.preprocess import read_image
 
-    precs = [p for p in precisions if p in pkg.variants]
-    preds: dict[str, list[str]] = {}
-    truth: list[str] = []
-    clfs = {p: Classifier(pkg, p, threads, state_dir=state_dir, roi=roi) for p in precs}
-    labels = set(next(iter(clfs.values())).labels) if clfs else set()
-    items = [(path, lab) for path, lab in labelled_images(data_dir) if lab in labels]
-    if not items:
-        raise BenchError(f"--data {data_dir}: no class folder is one of {pkg.name}'s labels "
-                         f"({', '.join(sorted(labels))})")
-    for path, lab in items:
+    out: dict[str, dict] = {}
+    clfs = {}
+    for p in precisions:
+        try:
+            clfs[p] = Classifier(pkg, p, threads, roi=roi)
+        except FingercountError as e:
+            out[p] = {"accuracy_error": str(e)}
+    if not clfs:
+        return out
+    labels = next(iter(clfs.values())).labels
+    try:
+        items, _ = class_folder_items(data_dir, labels)
+    except FingercountError as e:
+        return {**out, **{p: {"accuracy_error": f"--data {e}"} for p in clfs}}
+    truth: list[int] = []
+    preds: dict[str, list[int]] = {p: [] for p in clfs}
+    skipped: list[str] = []
+    for path, k in items:
         try:
             frame = read_image(str(path))
-        except ValueError as e:
-            log.warning("skipping %s", e)
+        except ValueError:
+            skipped.append(str(path))
             continue
-        truth.append(lab)
+        truth.append(k)
         for p, clf in clfs.items():
-            probs, _ = clf.classify(frame)
-            preds.setdefault(p, []).append(clf.labels[int(np.argmax(probs))])
-    out: dict[str, dict] = {}
+            preds[p].append(int(np.argmax(clf.classify(frame)[0])))
+    if not truth:
+        why = f"--data {data_dir}: no readable image in the label folders"
+        return {**out, **{p: {"accuracy_error": why} for p in clfs}}
     t = np.array(truth)
-    for p in precs:
+    for p in clfs:
         got = np.array(preds[p])
-        out[p] = {"accuracy": float((got == t).mean()), "n_images": len(t)}
+        out[p] = {"accuracy": float((got == t).mean()), "n_images": len(t), "skipped_files": skipped}
         if "fp32" in preds:
             out[p]["agreement_fp32"] = float((got == np.array(preds["fp32"])).mean())
     return out
@@ -403,9 +466,12 @@ def _raw_block(into: list[list[float]], clf: Any, pixels: np.ndarray, n: int) ->
 
 def run_pipeline_bench(cfg: Any, precision: str, threads: Sequence[int], frames: int,
                        warmup: int, camera_spec: Optional[str] = None,
-                       mqtt_target: Optional[tuple[str, int]] = None) -> list[dict]:
+                       mqtt_target: Optional[tuple[str, int]] = None,
+                       precision_asked: Optional[str] = None) -> list[dict]:
     """The real pipeline (camera thread, preprocess, invoke, smoothing, result payload,
-    optional MQTT publish) per thread count, beside the raw invoke rate of the same model."""
+    optional MQTT publish) per thread count, beside the raw invoke rate of the same model.
+    Like the daemon it runs the user's retrained head where there is one ("head": true,
+    model_id ends in +head)."""
     from edge.camera import camera_from_config
     from edge.pipeline import Pipeline
     from edge.runtime.classifier import Classifier
@@ -415,7 +481,11 @@ def run_pipeline_bench(cfg: Any, precision: str, threads: Sequence[int], frames:
     spec = camera_spec or f"replay:{bundled_replay_dir()}@0"
     pkg = open_package(cfg)
     if pkg.single_file:
-        precision = next(iter(pkg.variants))
+        have = next(iter(pkg.variants))
+        if precision_asked and precision_asked != have:
+            raise BenchError(f"--precision {precision_asked}: {pkg.root / pkg.variants[have]['file']} "
+                             f"is {have}")
+        precision = have
     publish = _mqtt_publisher(cfg, mqtt_target) if mqtt_target else None
     records = []
     try:
@@ -440,8 +510,9 @@ def run_pipeline_bench(cfg: Any, precision: str, threads: Sequence[int], frames:
             block_ratios = [f / percentiles(b)["fps"] for f, b in zip(rec.pop("block_fps"), raw_blocks)]
             rec.update({"model": pkg.name, "precision": precision, "version": pkg.version,
                         "model_id": clf.model_id, "threads": n, "camera": spec,
-                        "frame_shape": shape, "invoke_p50_ms": inv["p50_ms"],
-                        "invoke_mean_ms": inv["mean_ms"], "invoke_fps": inv["fps"],
+                        "head": clf.head is not None,
+                        "frame_shape": shape, "raw_invoke_p50_ms": inv["p50_ms"],
+                        "raw_invoke_mean_ms": inv["mean_ms"], "invoke_fps": inv["fps"],
                         "blocks": len(block_ratios),
                         "ratio_blocks": {"median": float(np.median(block_ratios)),
                                          "min": min(block_ratios), "max": max(block_ratios)},
@@ -566,9 +637,17 @@ def _mqtt_publisher(cfg: Any, target: tuple[str, int]) -> Callable[[Optional[str
 
 
 def report(kind: str, records: list[dict], settings: dict,
-           errors: Optional[list[dict]] = None) -> dict:
-    """The JSON document: machine, settings, one record per measured case, and one error
-    record (model, precision, threads, file, error) per case that could not be measured."""
-    x = next((r.get("xnnpack") for r in records if r.get("xnnpack")), None)
-    return {"kind": kind, "machine": machine_info(x), "settings": settings, "records": records,
+           errors: Optional[list[dict]] = None, machine: Optional[dict] = None) -> dict:
+    """The JSON document: machine (machine_info() taken before the first case, so its load
+    average is the one at start), settings, one record per measured case, and one error
+    record (model, precision, threads, file, error) per case that could not be measured.
+    machine.xnnpack is the cases' common status, or "mixed" (each record has its own)."""
+    info = dict(machine) if machine is not None else machine_info()
+    seen = [r["xnnpack"] for r in records if r.get("xnnpack")]
+    if seen and all(x.get("enabled") == seen[0].get("enabled") for x in seen):
+        info["xnnpack"] = seen[0]
+    elif seen:
+        info["xnnpack"] = {"enabled": None, "mixed": True,
+                           "how": "differs per case: see the XNNPACK column"}
+    return {"kind": kind, "machine": info, "settings": settings, "records": records,
             "errors": errors or [], "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}

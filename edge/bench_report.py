@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, Optional
 
 from edge.errors import FingercountError
@@ -28,34 +29,63 @@ def _pct(v: Optional[float]) -> str:
     return "-" if v is None else f"{100 * v:.1f} %"
 
 
+def _xnn(r: dict) -> str:
+    return {True: "on", False: "off"}.get((r.get("xnnpack") or {}).get("enabled"), "?")
+
+
+def _runs(r: dict) -> str:
+    """Timed runs; "cut" when the per-case time cap stopped the case early."""
+    return f"{r.get('runs', '-')}" + (" (cut)" if r.get("cut") else "")
+
+
+def _acc(r: dict, key: str) -> str:
+    return "not scored" if r.get("accuracy_error") else _pct(r.get(key))
+
+
 def invoke_rows(records: list[dict]) -> tuple[list[str], list[list[str]]]:
-    acc = any("accuracy" in r for r in records)
-    head = ["model", "precision", "threads", "size", "init ms", "first ms", "warm-up ms",
-            "p50 ms", "p90 ms", "p99 ms", "mean ms", "fps", "RSS Δ MB"]
+    acc = any("accuracy" in r or "accuracy_error" in r for r in records)
+    head = ["model", "precision", "threads", "XNNPACK", "size", "init ms", "first ms", "warm-up ms",
+            "runs", "p50 ms", "p90 ms", "p99 ms", "mean ms", "fps", "RSS Δ MB"]
     if acc:
         head += ["accuracy", "agrees with fp32"]
     rows = []
     for r in records:
-        row = [r["model"], r["precision"], str(r["threads"]), _size(r.get("bytes")),
-               _f(r.get("init_ms"), 1), _f(r.get("first_ms")), _f(r.get("warmup_ms")),
+        row = [r["model"], r["precision"], str(r["threads"]), _xnn(r), _size(r.get("bytes")),
+               _f(r.get("init_ms"), 1), _f(r.get("first_ms")), _f(r.get("warmup_ms")), _runs(r),
                _f(r["p50_ms"]), _f(r["p90_ms"]), _f(r["p99_ms"]), _f(r["mean_ms"]),
                _f(r["fps"], 1), _f(r.get("rss_mb"), 1)]
         if acc:
-            row += [_pct(r.get("accuracy")), _pct(r.get("agreement_fp32"))]
+            row += [_acc(r, "accuracy"), _acc(r, "agreement_fp32")]
         rows.append(row)
     return head, rows
 
 
 def pipeline_rows(records: list[dict]) -> tuple[list[str], list[list[str]]]:
-    head = ["model", "precision", "threads", "frames", "pipeline fps", "invoke fps", "ratio",
+    head = ["model", "precision", "threads", "XNNPACK", "frames", "pipeline fps", "invoke fps", "ratio",
             "ratio per block", "capture ms", "preprocess ms", "invoke ms", "smooth ms", "result ms", "total ms",
             "dropped", "preprocessed ahead (ms)"]
-    rows = [[r["model"], r["precision"], str(r["threads"]), str(r["frames"]),
+    rows = [[r["model"] + ("+head" if r.get("head") else ""), r["precision"], str(r["threads"]),
+             _xnn(r), str(r["frames"]),
              _f(r["pipeline_fps"], 1), _f(r["invoke_fps"], 1), _f(r["ratio"], 3), _blocks(r),
              _f(r["capture_ms"], 3), _f(r["preprocess_ms"], 3), _f(r["invoke_ms"], 3),
              _f(r["smooth_ms"], 3), _f(r["result_ms"], 3), _f(r["total_ms"], 3),
              str(r["dropped"]), _ahead(r)] for r in records]
     return head, rows
+
+
+def record_notes(r: dict) -> list[str]:
+    """What a row's numbers need beside them: an input timed at a size the model left open,
+    a case cut short by the time cap, an accuracy that could not be scored."""
+    what = f"{r['model']} {r['precision']} x{r['threads']}"
+    out = [f"{what}: input '{i['name']}' has dynamic shape {i['signature']}, timed as {i['shape']}"
+           for i in r.get("inputs") or [] if i.get("signature")]
+    if r.get("cut"):
+        out.append(f"{what}: stopped by the {r.get('max_seconds', 30):g} s cap per case "
+                   f"({r['runs']} of {r.get('runs_asked', r['runs'])} runs"
+                   + ("" if r.get("overhead_pct") is not None else "; no overhead check") + ")")
+    if r.get("accuracy_error"):
+        out.append(f"{what}: accuracy not scored: {r['accuracy_error']}")
+    return out
 
 
 def _blocks(r: dict) -> str:
@@ -98,6 +128,14 @@ def failed_lines(doc: dict) -> list[str]:
     return [failed_line(e) for e in doc.get("errors") or []]
 
 
+def header(doc: dict) -> list[str]:
+    """The machine lines; XNNPACK says "mixed" when the cases differ (each row has its own)."""
+    lines = describe(doc["machine"])
+    if (doc["machine"].get("xnnpack") or {}).get("mixed"):
+        lines = [ln.replace("XNNPACK unknown (", "XNNPACK mixed (") for ln in lines]
+    return lines
+
+
 def text_table(doc: dict) -> str:
     head, rows = _rows(doc)
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
@@ -105,8 +143,11 @@ def text_table(doc: dict) -> str:
     def fmt(cells: list[str]) -> str:
         return "  ".join(c.rjust(w) if right(i) else c.ljust(w)
                          for i, (c, w) in enumerate(zip(cells, widths)))
-    lines = describe(doc["machine"]) + [""] + [fmt(head), fmt(["-" * w for w in widths])]
+    lines = header(doc) + [""] + [fmt(head), fmt(["-" * w for w in widths])]
     lines += [fmt(r) for r in rows]
+    notes = [n for r in doc["records"] for n in record_notes(r)]
+    if notes:
+        lines += ["", "notes:"] + [f"  {n}" for n in notes]
     failed = failed_lines(doc)
     if failed:
         lines += ["", "failed (not measured):"] + [f"  {f}" for f in failed]
@@ -120,10 +161,13 @@ def markdown(doc: dict, title: Optional[str] = None) -> str:
     head, rows = _rows(doc)
     s = doc["settings"]
     out = [f"## {title or ('Pipeline' if doc['kind'] == 'pipeline' else 'Invoke latency')}", ""]
-    out += [f"- {line}" for line in describe(doc["machine"])]
+    out += [f"- {line}" for line in header(doc)]
     out.append(f"- Date: {doc['date']}; command: `{s.get('command', '')}`")
     out += ["", "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     out += ["| " + " | ".join(r) + " |" for r in rows]
+    notes = [n for r in doc["records"] for n in record_notes(r)]
+    if notes:
+        out += ["", "Notes:", ""] + [f"- {n}" for n in notes]
     failed = failed_lines(doc)
     if failed:
         out += ["", "Failed (not measured):", ""] + [f"- {f}" for f in failed]
@@ -149,8 +193,7 @@ PLOTTED = {
 }
 
 
-def plot(doc: dict, path: str) -> None:
-    """Latency per model and precision (p50 bar, whisker up to p90), one group per model/threads."""
+def _pyplot() -> Any:
     try:
         import matplotlib
 
@@ -159,6 +202,26 @@ def plot(doc: dict, path: str) -> None:
     except ImportError:
         raise FingercountError("--plot needs matplotlib, which is not an edge dependency: "
                                "pip install matplotlib") from None
+    return plt
+
+
+def check_plot_path(path: str) -> None:
+    """Refuse, before any measuring, a --plot path matplotlib would fail on or rename."""
+    _pyplot()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    p = Path(path)
+    if p.is_dir():
+        raise FingercountError(f"--plot {path}: is a directory; give a file such as {p / 'bench.png'}")
+    kinds = sorted(FigureCanvasAgg.get_supported_filetypes())
+    if p.suffix.lower().lstrip(".") not in kinds:
+        raise FingercountError(f"--plot {path}: the file name must end in one of "
+                               f"{', '.join('.' + k for k in kinds)}")
+
+
+def plot(doc: dict, path: str) -> None:
+    """Latency per model and precision (p50 bar, whisker up to p90), one group per model/threads."""
+    plt = _pyplot()
     recs = doc["records"]
     key, top, ylabel = PLOTTED[doc["kind"]]
     groups = sorted({(r["model"], r["threads"]) for r in recs}, key=lambda g: (g[0], g[1]))

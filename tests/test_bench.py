@@ -266,6 +266,10 @@ def test_pipeline_bench_through_the_real_pipeline_and_broker(tiny_models, tmp_pa
     for s in ("capture", "preprocess", "invoke", "smooth", "result"):
         assert 0 <= r[f"{s}_ms"] <= r["total_ms"]
     assert r["invoke_ms"] > 0 and r["invoke_fps"] > 0
+    # the pipeline's invoke stage and the raw invoke loop keep separate keys
+    assert r["invoke_p50_ms"] <= r["invoke_p90_ms"] and r["raw_invoke_p50_ms"] > 0
+    assert r["invoke_fps"] == pytest.approx(1000.0 / r["raw_invoke_mean_ms"])
+    assert r["head"] is False and r["model_id"] == "tiny-fingers@0.0.1/int8"
     assert r["mqtt"] == f"{broker.host}:{broker.port}"
     assert r["payloads"] == 40 and r["publish_max_hz"] == 100000
     assert len(got) == 43  # every timed and warm-up frame was published
@@ -433,3 +437,21 @@ def test_pipeline_report_describes_the_machine_as_the_invoke_report(tiny_models,
     assert label.startswith("pipeline latency per frame") and "bar p50" in label
     assert got == [pytest.approx((r["total_p50_ms"], r["total_p50_ms"], r["total_p90_ms"]))]
     assert r["total_p90_ms"] >= r["total_p50_ms"]
+
+
+def test_pipeline_row_says_it_runs_the_users_head(tmp_path, capsys):
+    """Like the daemon, --pipeline runs a retrained head in --state-dir; the row says so."""
+    from edge.runtime.classifier import Head
+    from edge.runtime.package import load_package
+
+    root = ROOT / "models" / "fingers-mobilenet"
+    state = tmp_path / "state"
+    Head.load(load_package(root).file_path("head")).save(state / "heads" / "fingers-mobilenet" / "head.npz")
+    out = tmp_path / "p.json"
+    assert _run(["bench", "--pipeline", "--model", str(root), "--frames", "20", "--warmup", "1",
+                 "--threads", "1", "--precision", "int8", "--state-dir", str(state),
+                 "--json", str(out)]) == 0
+    (r,) = json.loads(out.read_text())["records"]
+    assert r["head"] is True and r["model_id"].endswith("+head")
+    rows = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("fingers-mobilenet")]
+    assert len(rows) == 1 and rows[0].startswith("fingers-mobilenet+head ")

@@ -5,43 +5,58 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from pathlib import Path
 
 from edge import bench
 from edge import bench_report as rep
 from edge.config import Config
-from edge.errors import FingercountError, ModelError
-from edge.runtime.package import resolve_package
+from edge.errors import FingercountError
+from edge.machine import machine_info
+from edge.runtime.package import single_tflite_package
+
+MAX_THREADS = 64  # as config's model.threads
 
 
 def main(args: argparse.Namespace, cfg: Config) -> int:
     threads = args.threads or [cfg.model.threads]
+    if any(not 1 <= n <= MAX_THREADS for n in threads):
+        raise FingercountError(f"--threads: each count must be 1..{MAX_THREADS}")
     warmup = bench.DEFAULT_WARMUP if args.warmup is None else args.warmup
     if (args.runs is not None and args.runs < 1) or warmup < 0 or \
             (args.frames is not None and args.frames < 1):
         raise FingercountError("--runs and --frames must be >= 1, --warmup >= 0")
+    if args.plot:
+        rep.check_plot_path(args.plot)  # before measuring, not after
     settings = {"threads": threads, "warmup": warmup,
                 "command": "fingercount " + " ".join(shlex.quote(a) for a in sys.argv[1:])}
+    machine = machine_info()  # the load average before the first case
     if args.pipeline:
-        doc = _pipeline(args, cfg, threads, warmup, settings)
+        doc = _pipeline(args, cfg, threads, warmup, settings, machine)
     else:
-        doc = _invoke(args, cfg, threads, warmup, settings)
-    print(rep.text_table(doc), end="")
+        doc = _invoke(args, cfg, threads, warmup, settings, machine)
+    # Files first: a closed stdout (`| head`, `| true`) must not cost the reports.
     if args.json:
         rep.write_json(doc, args.json)
     if args.markdown:
         rep.write_markdown(doc, args.markdown)
     if args.plot:
         rep.plot(doc, args.plot)
-    if doc["errors"]:  # the measured cases are reported above; the exit status says not all were
-        n = len(doc["errors"])
-        raise FingercountError(f"{n} bench case(s) could not be measured (see 'failed' above)")
+    print(rep.text_table(doc), end="", flush=True)
+    unscored = sum(1 for r in doc["records"] if r.get("accuracy_error"))
+    why = ([f"{len(doc['errors'])} bench case(s) could not be measured"] if doc["errors"] else []) + \
+        ([f"{unscored} case(s) have no accuracy"] if unscored else [])
+    where = (["'failed'"] if doc["errors"] else []) + (["'notes'"] if unscored else [])
+    if why:  # the rest is reported above; the exit status says not all of it was done
+        raise FingercountError(f"{', '.join(why)} (see {' and '.join(where)} above)")
     return 0
 
 
 def _invoke(args: argparse.Namespace, cfg: Config, threads: list[int], warmup: int,
-            settings: dict) -> dict:
+            settings: dict, machine: dict) -> dict:
     if args.camera or args.frames or args.mqtt:
         raise FingercountError("--camera, --frames and --mqtt belong to bench --pipeline")
+    if args.model and args.targets:
+        raise FingercountError("give the models either as arguments or with --model, not both")
     runs = args.runs or bench.DEFAULT_RUNS
     settings["runs"] = runs
     specs = args.targets or ([args.model] if args.model else [])
@@ -53,52 +68,69 @@ def _invoke(args: argparse.Namespace, cfg: Config, threads: list[int], warmup: i
             return
         print(f"  {r['model']} {r['precision']} x{r['threads']}: p50 {r['p50_ms']:.2f} ms",
               file=sys.stderr, flush=True)
+        for note in rep.record_notes(r):
+            print(f"  warning: {note}", file=sys.stderr, flush=True)
 
     # One named target that fails is one error line; over several, a broken one is reported
     # and the rest are still measured.
     records, errors = bench.run_invoke_bench(targets, threads, runs, warmup, progress,
                                              keep_going=len(specs) != 1)
     if args.data:
-        measured = [t for t in targets if any(r["model"] == t.model and r["precision"] == t.precision
-                                              for r in records)]
-        errors += _add_accuracy(records, measured, args, cfg, threads[0])
+        _add_accuracy(records, targets, args, cfg, threads[0])
         settings["data"] = args.data
-    return bench.report("invoke", records, settings, errors)
+    return bench.report("invoke", records, settings, errors, machine)
 
 
-def _add_accuracy(records: list[dict], targets: list, args: argparse.Namespace, cfg: Config,
-                  threads: int) -> list[dict]:
-    """Accuracy per measured model and precision; a model whose accuracy cannot be computed
-    becomes an error record instead of ending the run."""
-    done: dict[str, dict] = {}
-    errors: list[dict] = []
+def _case_key(t: bench.Target) -> str:
+    """Which model a target is: its package folder, or the file itself (two files of the same
+    name in different folders are two models)."""
+    if t.package is not None and not t.package.single_file:
+        return str(t.package.root.resolve())
+    return str(t.file.resolve())
+
+
+def _add_accuracy(records: list[dict], targets: list[bench.Target], args: argparse.Namespace,
+                  cfg: Config, threads: int) -> None:
+    """Accuracy of each measured case (the .tflite its row timed); a case that cannot be scored
+    gets "accuracy_error" in its record, and its latency stays reported."""
+    measured = {r["file"] for r in records}
+    groups: dict[str, list[bench.Target]] = {}
     for t in targets:
-        if t.model in done:
-            continue
-        if t.package is None or t.package.single_file:
-            pkg = resolve_package(str(t.file), cfg.resolved_models_dir())
-        else:
-            pkg = t.package
-        precs = [x.precision for x in targets if x.model == t.model]
-        if "fp32" in pkg.variants and "fp32" not in precs:
-            precs.append("fp32")  # agreement needs fp32's labels even when not benchmarked
+        if t.error is None and str(t.file) in measured:
+            groups.setdefault(_case_key(t), []).append(t)
+    scored: dict[str, dict] = {}
+    notes: set[str] = set()
+    for ts in groups.values():
+        precs = list(dict.fromkeys(t.precision for t in ts))
         try:
-            done[t.model] = bench.accuracy_by_precision(pkg, precs, args.data, threads,
-                                                        cfg.state_dir, cfg.camera.roi)
-        except ModelError as e:
-            done[t.model] = {}
-            errors.append({"model": t.model, "precision": ",".join(precs), "version": t.version,
-                           "file": str(t.file), "threads": threads, "error": f"--data: {e}"})
-            print(f"  {t.model}: accuracy FAILED: {e}", file=sys.stderr, flush=True)
+            pkg = ts[0].package if ts[0].package is not None else single_tflite_package(ts[0].file)
+            # a bare file has one variant, named by the same function the target was
+            got = bench.accuracy_by_precision(pkg, [next(iter(pkg.variants))] if pkg.single_file else precs,
+                                              Path(args.data), threads, cfg.camera.roi)
+            if pkg.single_file:
+                got = {precs[0]: next(iter(got.values()))}
+        except FingercountError as e:
+            got = {p: {"accuracy_error": str(e)} for p in precs}
+        for t in ts:
+            res = got.get(t.precision, {})
+            scored[str(t.file)] = res
+            notes.update(res.get("skipped_files", []))
+            if res.get("accuracy_error"):
+                print(f"  {t.model} {t.precision}: accuracy not scored: {res['accuracy_error']}",
+                      file=sys.stderr, flush=True)
+    for path in sorted(notes):
+        print(f"note: {path}: not a readable image; skipped", file=sys.stderr)
     for r in records:
-        r.update(done.get(r["model"], {}).get(r["precision"], {}))
-    return errors
+        r.update(scored.get(r["file"], {}))
 
 
 def _pipeline(args: argparse.Namespace, cfg: Config, threads: list[int], warmup: int,
-              settings: dict) -> dict:
+              settings: dict, machine: dict) -> dict:
     if args.targets:
         raise FingercountError("bench --pipeline takes the model from --model, not as an argument")
+    if args.data or args.runs is not None:
+        raise FingercountError("--data and --runs belong to the invoke benchmark, not --pipeline "
+                               "(it runs --frames frames)")
     frames = args.frames or bench.DEFAULT_FRAMES
     precision = args.precision or cfg.model.precision
     target = None
@@ -109,5 +141,5 @@ def _pipeline(args: argparse.Namespace, cfg: Config, threads: list[int], warmup:
     settings.update({"frames": frames, "precision": precision, "model": cfg.model.name,
                      "camera": args.camera})
     records = bench.run_pipeline_bench(cfg, precision, threads, frames, warmup,
-                                       args.camera, target)
-    return bench.report("pipeline", records, settings)
+                                       args.camera, target, precision_asked=args.precision)
+    return bench.report("pipeline", records, settings, machine=machine)
