@@ -74,6 +74,51 @@ def test_replay_of_a_video_file(tmp_path: Path) -> None:
     assert all(f is not None and f.shape == (48, 64, 3) for f in frames)
 
 
+def test_replay_video_closed_while_reading_is_no_error(tmp_path: Path) -> None:
+    """stop() closes the source from another thread while the capture thread may be inside
+    read(): at the end of the clip read() rewinds the capture, which close() must not have
+    released under it ('NoneType' object has no attribute 'set')."""
+    import threading
+
+    import cv2
+
+    path = tmp_path / "clip.avi"
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (32, 24))
+    assert w.isOpened(), "OpenCV cannot write MJPG here"
+    for i in range(3):
+        w.write(np.full((24, 32, 3), i * 60, np.uint8))
+    w.release()
+    src = open_source(f"replay:{path}@0")
+    src.open()
+    cap = src._video
+
+    class ClosedMidRead:
+        """The real capture; at the end of the clip another thread calls close()."""
+
+        fired = False
+
+        def read(self):
+            ok, frame = cap.read()
+            if not ok and not self.fired:
+                self.fired = True
+                t = threading.Thread(target=src.close)
+                t.start()
+                t.join(0.3)  # a close() that waits for this read() is still waiting
+            return ok, frame
+
+        def set(self, *a):
+            return cap.set(*a)
+
+        def release(self):
+            cap.release()
+
+    src._video = ClosedMidRead()
+    assert all(src.read() is not None for _ in range(3))
+    src.read()  # end of clip: close() runs meanwhile; must not raise
+    assert src.read() is None  # closed now
+    src.close()
+
+
 def test_paced_replay_runs_at_its_fps() -> None:
     with Camera(open_source(f"replay:{HANDS}@20")) as cam:
         assert cam.wait_next(0, 5) is not None

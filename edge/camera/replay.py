@@ -51,6 +51,8 @@ class ReplaySource:
         self.on_demand = self.fps <= 0  # unpaced: a new frame whenever the last one was taken
         self._frames: list[np.ndarray] = []
         self._video: Optional[cv2.VideoCapture] = None
+        self._video_lock = threading.Lock()
+        self._is_video = False
         self._i = 0
         self._next_due = 0.0
         self._closed = threading.Event()
@@ -72,6 +74,7 @@ class ReplaySource:
         if not cap.isOpened():
             raise CameraError(f"replay: cannot open video {self.path}")
         self._video = cap
+        self._is_video = True
 
     @staticmethod
     def _decode(p: Path) -> np.ndarray:
@@ -106,16 +109,8 @@ class ReplaySource:
         if self._frames and os.path.exists(self._freeze):
             self._closed.wait(0.05)
             return None
-        if self._video is not None:
-            ok, bgr = self._video.read()
-            if not ok:
-                if not self.loop:
-                    return None
-                self._video.set(cv2.CAP_PROP_POS_FRAMES, 0)
-                ok, bgr = self._video.read()
-                if not ok:
-                    raise CameraError(f"replay: {self.path} yields no frames")
-            return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        if self._is_video:
+            return self._read_video()
         if self._i >= len(self._frames):
             if not self.loop:
                 return None
@@ -124,8 +119,26 @@ class ReplaySource:
         self._i += 1
         return frame
 
+    def _read_video(self) -> Optional[np.ndarray]:
+        # close() may run in another thread (stop): the lock keeps it from releasing the
+        # capture between our check and our use of it.
+        with self._video_lock:
+            cap = self._video
+            if cap is None or self._closed.is_set():
+                return None
+            ok, bgr = cap.read()
+            if not ok:
+                if not self.loop:
+                    return None
+                cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                ok, bgr = cap.read()
+                if not ok:
+                    raise CameraError(f"replay: {self.path} yields no frames")
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
     def close(self) -> None:
         self._closed.set()
-        if self._video is not None:
-            self._video.release()
-            self._video = None
+        with self._video_lock:
+            if self._video is not None:
+                self._video.release()
+                self._video = None
