@@ -75,6 +75,20 @@ def _command_id(body: dict) -> Any:
     return cid
 
 
+# Their default action kills the process, and systemd counts a death by SIGHUP as a clean
+# exit (no restart): a habitual `kill -HUP` to reload would leave the service dead.
+IGNORED_SIGNALS = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+
+
+def _log_ignored(signum: int, frame: Any) -> None:
+    name = signal.Signals(signum).name
+    if signum == signal.SIGHUP:
+        log.warning("SIGHUP ignored: the configuration is read at start; restart the service to "
+                    "apply changes (systemctl restart fingercount)")
+    else:
+        log.warning("%s ignored: fingercount does not use it", name)
+
+
 def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -380,6 +394,8 @@ class Daemon:
 
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
+        for sig in IGNORED_SIGNALS:
+            signal.signal(sig, _log_ignored)
 
     def run(self, duration: Optional[float] = None) -> int:
         """Run until stop_event (SIGTERM, Ctrl-C, duration); returns the exit code."""
@@ -465,6 +481,8 @@ class Daemon:
 
 def run_daemon(cfg: Config, mqtt_enabled: bool = True, print_changes: bool = False,
                duration: Optional[float] = None) -> int:
+    for sig in IGNORED_SIGNALS:  # while the model loads, before the logging handlers
+        signal.signal(sig, signal.SIG_IGN)
     d = Daemon(cfg, mqtt_enabled=mqtt_enabled, print_to=sys.stdout if print_changes else None)
     d.install_signal_handlers()
     return d.run(duration)
