@@ -237,6 +237,9 @@ class MqttLink:
         finally:
             self.connected.clear()
             self._client = None
+            # What the dead connection had in flight is unsent again: a count made during the
+            # outage may replace it (its PUBACK can no longer come).
+            self.outbox.rewind()
 
     def _publish_discovery(self, client: mqtt.Client) -> None:
         try:

@@ -3,7 +3,9 @@
 A message stays here until the broker acknowledged it (PUBACK). While disconnected nothing
 leaves; when full the oldest message is dropped and counted. After a reconnect everything
 not yet acknowledged is sent again from the head, so order holds (QoS 1 may duplicate; it
-never reorders).
+never reorders). A retained message is state, not history: a newer one to the same topic
+removes the queued one not yet handed to the connection (counted in `superseded`), so an
+outage ends with the newest count, not a burst of stale ones taking half the room.
 
 Durability: with a path (the daemon uses `<state_dir>/outbox.sqlite`) every put is one short
 SQLite transaction (WAL, synchronous=FULL), so a put that returned survives kill -9 and a
@@ -16,10 +18,10 @@ memory-mapped -shm, which killed the daemon with SIGBUS when the card went read-
 second daemon with the same state_dir gets a clear warning and keeps its queue in memory.
 The dropped total is stored too. On open, the messages a previous run left are queued
 first, oldest first, and go out after `online` like any others, except **retained** ones
-(the `count`): a retained message is state, not history, and the new run publishes its own
-state at start, so an old one would only make the broker show a stale count for a moment.
-They are deleted at open and counted in `superseded`; the history they summarise is in the
-`count_changed` events, which are delivered.
+(the `count`): the new run publishes its own state at start, so an old one would only make
+the broker show a stale count for a moment. They are deleted at open and counted in
+`superseded` too; the history they summarise is in the `count_changed` events, which are
+delivered.
 
 If the file cannot be used (state_dir not writable, disk full, I/O error) the outbox logs one
 warning and keeps working in memory only (`persistent` False). A device runs for months, and
@@ -84,7 +86,7 @@ class Outbox:
         self.dropped = 0
         self.delivered = 0
         self.restored = 0  # messages from a previous run, queued at open
-        self.superseded = 0  # retained messages from a previous run, deleted at open
+        self.superseded = 0  # retained messages replaced by a newer one (or a new run)
         self.wakeup = threading.Event()
         self.path = path
         self._db: Optional[sqlite3.Connection] = None
@@ -195,7 +197,8 @@ class Outbox:
         self._acked_ids = []  # the file now holds exactly the unacknowledged queue
         self._q, self.dropped = deque(q), dropped
         if not self._loaded:
-            self._loaded, self.restored, self.superseded = True, len(previous), superseded
+            self._loaded, self.restored = True, len(previous)
+            self.superseded += superseded
 
     # ---- the queue ---------------------------------------------------------------------
     def put(self, msg: Message) -> None:
@@ -206,13 +209,14 @@ class Outbox:
         write to the card, not two). Deletes of acknowledged rows ride along."""
         with self._lock:
             self._maybe_resume()
+            msgs, stale = self._supersede(msgs)
             evicted: list[Message] = []
             for k in range(len(msgs)):  # the oldest make room, as if put one by one
                 if len(self._q) + k - len(evicted) >= self.maxlen:
                     evicted.append(self._q[len(evicted)])
             lost = sum(1 for m in evicted if not m.acked)
             if self._db is not None:
-                gone = [m.id for m in evicted if m.id is not None] + self._acked_ids
+                gone = [m.id for m in evicted + stale if m.id is not None] + self._acked_ids
                 try:
                     with transaction(self._db) as db:
                         self._delete(gone)
@@ -235,6 +239,24 @@ class Outbox:
             self.dropped += lost
             self._q.extend(msgs)
         self.wakeup.set()
+
+    def _supersede(self, msgs: list[Message]) -> tuple[list[Message], list[Message]]:
+        """Called under the lock: a retained message replaces the older retained ones to its
+        topic that are queued but not handed to the connection (those in flight stay, for
+        their PUBACK). After an outage the broker gets the newest count, not every one in
+        between; the events keep the history. Returns msgs and the removed, already queued."""
+        newest = {m.topic: m for m in msgs if m.retain}
+        if not newest:
+            return msgs, []
+        kept = [m for m in msgs if not m.retain or newest[m.topic] is m]
+        keep: deque[Message] = deque()
+        stale: list[Message] = []
+        for k, m in enumerate(self._q):
+            (stale if k >= self._sent and m.retain and m.topic in newest else keep).append(m)
+        if stale:
+            self._q = keep  # the rest keep their order
+        self.superseded += len(stale) + len(msgs) - len(kept)
+        return kept, stale
 
     def _delete(self, ids: list[int]) -> None:
         for i in range(0, len(ids), 500):  # SQLite's limit on bound parameters

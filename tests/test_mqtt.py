@@ -145,6 +145,39 @@ def test_outbox_keeps_order_across_a_broker_outage(broker_factory, persist_dir: 
     sub.close()
 
 
+def test_after_an_outage_only_the_newest_retained_count_goes_out(broker_factory, persist_dir: Path,
+                                                                 tmp_path: Path) -> None:
+    # 40 s without a broker made 183 stale retained counts arrive in a burst (Home Assistant
+    # recorded each), and they took half of outbox_max from the events.
+    b = persistent_broker(broker_factory, persist_dir)
+    count, event = "fingercount/t1/count", "fingercount/t1/event"
+    sub = Collector(b.port, [count, event], client_id="sub-retained", clean=False)
+    n = 30
+    link = MqttLink(link_cfg(b.port, tmp_path, outbox_max=n + 10), reconnect=(0.2, 0.5)).start()
+    try:
+        assert link.wait_connected(5)
+        link.publish_reliable("count", {"count": -1}, retain=True)
+        sub.wait(lambda: sub.on(count), what="the count before the outage")
+        b.stop()
+        assert wait_until(lambda: not link.connected.is_set(), 5)
+        for i in range(n):  # as the daemon does at each change: the state and its event
+            link.publish_reliable_many([("count", {"count": i}, True), ("event", {"i": i}, False)])
+        depth = link.stats()["outbox_depth"]
+        b.start()
+        sub.wait(lambda: len({e["i"] for e in sub.json_on(event)}) >= n, timeout=20, what=f"{n} events")
+        # the newest count went out before the last event; a stale one would have gone even earlier
+        sub.wait(lambda: {"count": n - 1} in sub.json_on(count), timeout=5, what="the newest count")
+        got = [e["i"] for e in sub.json_on(event)]
+        counts = [c["count"] for c in sub.json_on(count)]
+        print(f"queued while away: {depth}; counts received: {counts}; events: {len(got)}")
+        assert [i for k, i in enumerate(got) if i not in got[:k]] == list(range(n))  # in order
+        assert set(counts) <= {-1, n - 1}, counts  # -1: from before the outage (or retained)
+        assert depth == n + 1 and link.outbox.dropped == 0 and link.outbox.superseded == n - 1
+    finally:
+        link.stop()
+        sub.close()
+
+
 def test_a_queued_message_the_broker_would_refuse_does_not_block_the_rest(broker, tmp_path: Path) -> None:
     # An older version let a tab into device_id, and so into queued topics; mosquitto drops a
     # client that publishes there, so every start stalled on that first message for good.

@@ -142,14 +142,68 @@ def test_bound_drops_the_oldest_and_the_count_is_kept(tmp_path: Path) -> None:
     smaller.close()
 
 
+def count(n: int) -> Message:
+    return Message("fingercount/t/count", b'{"count":%d}' % n, retain=True)
+
+
+def number(payload: bytes) -> int:
+    d = json.loads(payload)
+    return d["i"] if "i" in d else d["count"]
+
+
+def kinds(ob: Outbox) -> list[str]:
+    """What is queued and not handed out yet: 'count3', 'event0', ..."""
+    out = []
+    while (m := ob.next_unsent()) is not None:
+        out.append(m.topic.rsplit("/", 1)[1] + str(number(m.payload)))
+        ob.mark_sent(m)
+    ob.rewind()
+    return out
+
+
+def test_a_newer_retained_message_replaces_the_queued_one(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite"
+    ob = Outbox(10, path)
+    ob.put_many([count(1), ev(0)])
+    ob.put_many([count(2), ev(1)])
+    ob.put_many([count(3), ev(2)])
+    # the events keep the history, in order; the state is the newest one, at its own place
+    assert kinds(ob) == ["event0", "event1", "count3", "event2"] and ob.superseded == 2
+    assert [t.rsplit("/", 1)[1] for t, _, _ in rows(ob)] == ["event", "event", "count", "event"]
+    other = Message("fingercount/t/availability", b'{"i":9}', retain=True)
+    ob.put(other)  # another topic: kept
+    # handed to the connection: stays for its PUBACK, and the newer one queues behind it
+    sent = []
+    while (m := ob.next_unsent()) is not None and len(sent) < 3:
+        ob.mark_sent(m)
+        sent.append(m)
+    assert json.loads(sent[2].payload) == {"count": 3}
+    ob.put_many([count(4), ev(3)])
+    assert ob.in_flight == 3 and ob.superseded == 2
+    for m in sent:
+        ob.ack(m)
+    assert ob.in_flight == 0 and ob.delivered == 3 and len(ob) == 4
+    assert kinds(ob) == ["event2", "availability9", "count4", "event3"]
+    # handed to a connection that died before the PUBACK: unsent again, so replaceable
+    while (m := ob.next_unsent()) is not None:
+        ob.mark_sent(m)
+    ob.rewind()
+    ob.put_many([count(5), count(6), ev(4)])  # one batch: only its newest count stays
+    assert kinds(ob) == ["event2", "availability9", "event3", "count6", "event4"]
+    assert ob.superseded == 4 and ob.dropped == 0
+    ob.close()
+    assert [number(p) for _, p, _ in rows(path)] == [2, 9, 3, 6, 4]
+
+
 def test_retained_messages_of_a_previous_run_are_superseded(tmp_path: Path) -> None:
     path = tmp_path / "outbox.sqlite"
     ob = Outbox(10, path)
     ob.put(Message("fingercount/t/count", b'{"count":3}', retain=True))
     ob.put(ev(0))
+    m = ob.next_unsent()
+    ob.mark_sent(m)  # in flight: not replaced by the next count
     ob.put(Message("fingercount/t/count", b'{"count":4}', retain=True))
     ob.put(ev(1))
-    # in the same run every count is kept, in order
     assert [m[0].rsplit("/", 1)[1] for m in rows(ob)] == ["count", "event", "count", "event"]
     ob.close()
     again = Outbox(10, path)
