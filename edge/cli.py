@@ -66,8 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     # SUPPRESS: an option given before the subcommand is not overwritten by the
     # subparser's default when it is absent after it.
     common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS, allow_abbrev=False)
-    common.add_argument("--config", help="YAML config (default /etc/fingercount/config.yaml when present)")
-    common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    common.add_argument("--config", help="YAML config (default $FINGERCOUNT_CONFIG, else "
+                        "/etc/fingercount/config.yaml when present)")
+    common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs (or FINGERCOUNT_DEBUG=1)")
     common.add_argument("--models-dir", help="where model packages live (default: shipped models/)")
     common.add_argument("--state-dir", help="samples, heads, outbox (default $STATE_DIRECTORY, "
                         "/var/lib/fingercount if writable, else ~/.local/state/fingercount)")
@@ -104,9 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("targets", nargs="*", metavar="MODEL_OR_TFLITE")
     b.add_argument("--precision", choices=["int8", "fp16", "fp32"], help="only this precision")
     b.add_argument("--labels", help=argparse.SUPPRESS)
-    b.add_argument("--threads", type=_csv_ints, help="thread counts to sweep, e.g. 1,2,4")
-    b.add_argument("--runs", type=int, default=None, help="timed invocations per case")
-    b.add_argument("--warmup", type=int, default=None, help="untimed invocations first")
+    b.add_argument("--threads", type=_csv_ints, help="thread counts to sweep, e.g. 1,2,4 (default: config model.threads)")
+    b.add_argument("--runs", type=int, default=None, help="timed invocations per case (default 100; a case stops after 30 s)")
+    b.add_argument("--warmup", type=int, default=None, help="untimed invocations first (default 10)")
     b.add_argument("--json", help="write records as JSON")
     b.add_argument("--markdown", help="write a Markdown table")
     b.add_argument("--plot", help="draw latency per model and precision to a PNG")
@@ -114,13 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--pipeline", action="store_true", help="benchmark the whole per-frame pipeline")
     b.add_argument("--camera", help="camera for --pipeline (default: replay of the bundled hands)")
     b.add_argument("--model", help="model for --pipeline")
-    b.add_argument("--frames", type=int, default=None, help="frames for --pipeline")
+    b.add_argument("--frames", type=int, default=None, help="frames for --pipeline (default 300)")
     b.add_argument("--mqtt", help="publish to this broker during --pipeline")
 
     cap = _parser("capture", help="store labelled samples from the camera")
-    cap.add_argument("--label", required=True)
-    cap.add_argument("--camera")
-    cap.add_argument("--count", type=int, default=1)
+    cap.add_argument("--label", required=True, help="label to store the samples under, e.g. 3 or none")
+    cap.add_argument("--camera", help="camera spec as for run (default: config camera.source)")
+    cap.add_argument("--count", type=int, default=1, help="samples to take (default 1)")
     cap.add_argument("--interval", type=_seconds(allow_zero=True), default=0.2,
                      help="seconds between captures (0 or more)")
     _model_opts(cap)
