@@ -99,6 +99,7 @@ class MqttLink:
         self.outbox.wakeup.set()
 
     def stats(self) -> dict[str, Any]:
+        self.outbox.check()  # outbox_persistent is true only of a file still at its path
         return {"connected": self.connected.is_set(), "outbox_depth": len(self.outbox),
                 "outbox_dropped": self.outbox.dropped, "outbox_persistent": self.outbox.persistent,
                 "connects": self.connects,
@@ -168,6 +169,7 @@ class MqttLink:
                 self._fail(str(e))
                 return
             self._connack: Optional[Any] = None
+            self.outbox.check()  # also while the broker is away: the queue is longest then
             try:
                 client.connect(self.host, self.port, self.cfg.mqtt.keepalive)
             except (OSError, ssl.SSLError, ValueError) as e:
@@ -231,6 +233,7 @@ class MqttLink:
                     if self.cfg.mqtt.discovery:
                         self._publish_discovery(client)
                 self._drain(client)
+                self.outbox.check()
                 if client.loop(0.05) != mqtt.MQTT_ERR_SUCCESS or not self.connected.is_set():
                     return  # _run says why and when it tries again
             self._shutdown(client)

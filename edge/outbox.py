@@ -27,8 +27,10 @@ If the file cannot be used (state_dir not writable, disk full, I/O error) the ou
 warning and keeps working in memory only (`persistent` False). A device runs for months, and
 a disk that filled up is often freed again, so every `retry_s` (at a put or a reconnect) it
 tries the file again; when that works the file is rewritten to hold exactly the queue, in
-order, and the outbox is durable again (logged once). A corrupt file is moved aside as
-`outbox.sqlite.corrupt-<ts>` and an empty one is started.
+order, and the outbox is durable again (logged once). A file deleted or replaced while in
+use (`rm -rf` of the state dir) is noticed within CHECK_S (at a put, a reconnect, or the
+link's periodic check) and a new one is made at the path with the queue (logged once). A
+corrupt file is moved aside as `outbox.sqlite.corrupt-<ts>` and an empty one is started.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from edge.sqlite_files import DamagedFile, connect, open_or_replace, transaction
+from edge.sqlite_files import DamagedFile, connect, file_id, open_or_replace, transaction
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,7 @@ SCHEMA_VERSION = 1
 RETRY_S = 60.0  # memory only since a failure: how often to try the file again
 ACK_FLUSH_S = 10.0  # acknowledged rows are deleted at the next put, or after this at the latest
 BUSY_TIMEOUT_S = 0.2  # the file is locked only by another process, which keeps it locked
+CHECK_S = 5.0  # how often to check that the open file is still the one at the path
 
 
 @dataclass(eq=False)
@@ -92,6 +95,8 @@ class Outbox:
         self._db: Optional[sqlite3.Connection] = None
         self._acked_ids: list[int] = []  # acknowledged, row not deleted yet
         self._ack_flush_at = 0.0
+        self._file_id: Optional[tuple[int, int]] = None  # (st_dev, st_ino) of the open file
+        self._check_at = 0.0
         if path is not None:
             self._open(Path(path))
 
@@ -136,6 +141,7 @@ class Outbox:
                         path, replaced[1], replaced[0].name)
         with contextlib.suppress(OSError):  # an older version's; we hold the file exclusively
             path.with_name(path.name + "-shm").unlink(missing_ok=True)
+        self._file_id = file_id(path)
         return db
 
     @staticmethod
@@ -173,6 +179,38 @@ class Outbox:
         log.warning("outbox %s: writable again; %d queued message(s) are durable again",
                     self.path, sum(1 for m in self._q if not m.acked))
 
+    def check(self) -> None:
+        """At most every CHECK_S: is the open file still the one at the path? A deleted state
+        dir (rm -rf) left us writing to a deleted file, which a power cut then lost."""
+        if time.monotonic() >= self._check_at:
+            with self._lock:
+                self._check_file()
+
+    def _check_file(self) -> None:
+        """Called under the lock: the file at the path gone or replaced, so a new file there
+        (and its dir) gets the queue."""
+        if self._db is None or self.path is None or time.monotonic() < self._check_at:
+            return
+        self._check_at = time.monotonic() + CHECK_S
+        try:
+            if file_id(Path(self.path)) == self._file_id:
+                return
+        except OSError:  # cannot tell (an I/O error): a write will say more
+            return
+        with contextlib.suppress(sqlite3.Error):
+            self._db.close()
+        self._db, queued = None, sum(1 for m in self._q if not m.acked)
+        try:
+            self._db = self._open_file(Path(self.path))
+        except (OSError, sqlite3.Error, DamagedFile) as e:
+            self._retry_at = time.monotonic() + self.retry_s
+            log.warning("outbox %s was deleted or replaced while in use and cannot be made again "
+                        "(%s): %d queued message(s) are kept in memory only (tried again every "
+                        "%.0f s)", self.path, e, queued, self.retry_s)
+            return
+        log.warning("outbox %s was deleted or replaced while in use: its %d queued message(s) "
+                    "are in a new file there", self.path, queued)
+
     def _mirror(self, db: sqlite3.Connection) -> None:
         """Make the file hold exactly the unacknowledged queue, in order, in one transaction.
 
@@ -208,6 +246,7 @@ class Outbox:
         """Queue messages in order, durable in one transaction (a count and its event: one
         write to the card, not two). Deletes of acknowledged rows ride along."""
         with self._lock:
+            self._check_file()
             self._maybe_resume()
             msgs, stale = self._supersede(msgs)
             evicted: list[Message] = []
@@ -314,6 +353,7 @@ class Outbox:
         with self._lock:
             self._q = deque(m for m in self._q if not m.acked)
             self._sent = 0
+            self._check_file()
             self._maybe_resume()
         self.wakeup.set()
 

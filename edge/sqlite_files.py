@@ -5,6 +5,7 @@ aside so a fresh file can start and the old one stays for a post-mortem."""
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -72,6 +73,16 @@ def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         if db.in_transaction:
             db.execute("ROLLBACK")
         raise
+
+
+def file_id(path: Path) -> Optional[tuple[int, int]]:
+    """(st_dev, st_ino) of the file at path, None when there is none: tells a file that was
+    deleted or replaced from the one a connection has open."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return st.st_dev, st.st_ino
 
 
 def move_aside(path: Path) -> Path:
