@@ -162,6 +162,7 @@ class MqttLink:
 
     def _run(self) -> None:
         delay = self.reconnect[0]
+        short = 0  # short sessions in a row, each reconnect accepted: the broker stayed up
         while not self.stop_event.is_set():
             try:
                 client = self._make_client()
@@ -174,6 +175,7 @@ class MqttLink:
                 client.connect(self.host, self.port, self.cfg.mqtt.keepalive)
             except (OSError, ssl.SSLError, ValueError) as e:
                 self._fail(f"cannot connect: {getattr(e, 'strerror', None) or e}")
+                short = 0
                 if self.stop_event.wait(delay):
                     return
                 delay = min(delay * 2, self.reconnect[1])
@@ -185,6 +187,7 @@ class MqttLink:
             if self._connack is None or self._connack.is_failure:
                 reason = str(self._connack) if self._connack is not None else "no answer to CONNECT"
                 self._fail(f"refused: {reason}")
+                short = 0
                 try:
                     client.disconnect()
                 except Exception:
@@ -204,13 +207,17 @@ class MqttLink:
             if lasted >= SHORT_SESSION_S:
                 self.last_error = None
                 self._fail("connection lost")
-                delay = self.reconnect[0]
+                delay, short = self.reconnect[0], 0
                 continue
             # Accepted, then dropped at once: back off, or two clients with one id (two Pis
             # both called raspberrypi) would take turns kicking each other out many times a second.
-            self._fail(f"the broker closed the connection {lasted:.1f} s after accepting it (another "
-                       f"client with the id {self.client_id!r}? set device_id or mqtt.client_id; or a "
-                       "message it refuses: see the broker's log)")
+            # MQTT 3.1.1 gives no reason, and a broker restarted just after we connected looks
+            # the same once: the hint needs it again with the broker up in between.
+            short += 1
+            said = f"the broker closed the connection {lasted:.1f} s after accepting it"
+            self._fail(f"{said} (another client with the id {self.client_id!r}? set device_id or "
+                       "mqtt.client_id; or a message it refuses: see the broker's log)" if short >= 2
+                       else f"{said}; reconnecting")
             if self.stop_event.wait(delay):
                 return
             delay = min(delay * 2, self.reconnect[1])

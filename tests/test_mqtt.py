@@ -4,6 +4,7 @@ Home Assistant discovery, TLS with username/password."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import subprocess
 import tempfile
@@ -98,6 +99,26 @@ def test_two_clients_with_one_id_back_off_instead_of_kicking_each_other_out(brok
     finally:
         a.stop()
         b.stop()
+
+
+def test_a_broker_restarted_just_after_connecting_is_not_blamed_on_another_client(
+        broker, tmp_path: Path, monkeypatch, caplog) -> None:
+    import edge.mqtt as mqtt_mod
+
+    monkeypatch.setattr(mqtt_mod, "SHORT_SESSION_S", 60.0)  # short however slow the machine is
+    with caplog.at_level(logging.WARNING, logger="edge.mqtt"):
+        link = MqttLink(link_cfg(broker.port, tmp_path), reconnect=(0.2, 0.5)).start()
+        try:
+            assert link.wait_connected(5)
+            broker.stop()
+            broker.start()
+            assert wait_until(lambda: link.connects >= 2 and link.connected.is_set(), 15), link.last_error
+        finally:
+            link.stop()
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    print(warned)
+    assert [w for w in warned if "closed the connection" in w and "reconnecting" in w], warned
+    assert not [w for w in warned if "another client" in w], warned
 
 
 @pytest.fixture
