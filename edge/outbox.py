@@ -30,7 +30,8 @@ tries the file again; when that works the file is rewritten to hold exactly the 
 order, and the outbox is durable again (logged once). A file deleted or replaced while in
 use (`rm -rf` of the state dir) is noticed within CHECK_S (at a put, a reconnect, or the
 link's periodic check) and a new one is made at the path with the queue (logged once). A
-corrupt file is moved aside as `outbox.sqlite.corrupt-<ts>` and an empty one is started.
+corrupt file is moved aside as `outbox.sqlite.corrupt-<ts>` (the newest KEEP_CORRUPT are
+kept) and an empty one is started.
 """
 
 from __future__ import annotations
@@ -46,7 +47,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from edge.sqlite_files import DamagedFile, connect, file_id, open_or_replace, transaction
+from edge.sqlite_files import (
+    DamagedFile,
+    connect,
+    file_id,
+    open_or_replace,
+    prune_aside,
+    transaction,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +62,7 @@ SCHEMA_VERSION = 1
 RETRY_S = 60.0  # memory only since a failure: how often to try the file again
 ACK_FLUSH_S = 10.0  # acknowledged rows are deleted at the next put, or after this at the latest
 BUSY_TIMEOUT_S = 0.2  # the file is locked only by another process, which keeps it locked
+KEEP_CORRUPT = 3  # files moved aside as corrupt that are kept for a post-mortem
 CHECK_S = 5.0  # how often to check that the open file is still the one at the path
 
 
@@ -141,6 +150,8 @@ class Outbox:
                         path, replaced[1], replaced[0].name)
         with contextlib.suppress(OSError):  # an older version's; we hold the file exclusively
             path.with_name(path.name + "-shm").unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            prune_aside(path, KEEP_CORRUPT, replaced[0] if replaced else None)
         self._file_id = file_id(path)
         return db
 

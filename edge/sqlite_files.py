@@ -96,6 +96,22 @@ def move_aside(path: Path) -> Path:
     return aside
 
 
+def prune_aside(path: Path, keep: int, spare: Optional[Path] = None) -> list[Path]:
+    """Delete all but the newest `keep` files move_aside made of path (with their -wal/-shm),
+    so a card that keeps corrupting does not fill up; `spare` (just moved aside) is one of
+    them whatever its name says (a Pi's clock can be wrong). Returns what was deleted."""
+    names = sorted({f.name.removesuffix("-wal").removesuffix("-shm")
+                    for f in path.parent.glob(f"{path.name}.corrupt-*")} - ({spare.name} if spare else set()))
+    gone = []
+    for name in names[:max(0, len(names) - keep + (spare is not None))]:  # <time> sorts as it reads
+        for suffix in ("", "-wal", "-shm"):
+            f = path.with_name(name + suffix)
+            with contextlib.suppress(FileNotFoundError):
+                f.unlink()
+                gone.append(f)
+    return gone
+
+
 def open_or_replace(path: Path, open_db: Callable[[Path], sqlite3.Connection]
                     ) -> tuple[sqlite3.Connection, Optional[tuple[Path, BaseException]]]:
     """open_db(path); if the file is damaged, it is moved aside and open_db starts a new one.

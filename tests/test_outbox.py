@@ -247,6 +247,30 @@ def test_a_corrupt_file_is_moved_aside_and_a_new_one_started(tmp_path: Path, cap
     assert numbers(Outbox(10, path)) == [1]
 
 
+def test_only_the_newest_corrupt_files_are_kept(tmp_path: Path) -> None:
+    # A card that keeps corrupting the outbox filled up with them: none was ever deleted.
+    path = tmp_path / "outbox.sqlite"
+    for day in range(1, 6):  # what earlier runs moved aside, some with their WAL
+        old = tmp_path / f"outbox.sqlite.corrupt-210001{day:02d}T120000"  # a clock gone wrong
+        old.write_bytes(b"old")
+        if day % 2:
+            Path(f"{old}-wal").write_bytes(b"old wal")
+    other = tmp_path / "samples.sqlite3.corrupt-20250101T000000"  # not the outbox's
+    other.write_bytes(b"x")
+    path.write_bytes(b"torn" * 1000)
+    ob = Outbox(10, path)
+    assert ob.persistent
+    left = sorted(f.name for f in tmp_path.glob("outbox.sqlite.corrupt-*"))
+    print(left)
+    now = [n for n in left if not n.startswith("outbox.sqlite.corrupt-2100")]
+    assert len(now) == 1 and (tmp_path / now[0]).read_bytes().startswith(b"torn")  # just moved aside
+    assert sorted(set(left) - set(now)) == ["outbox.sqlite.corrupt-21000104T120000",
+                                            "outbox.sqlite.corrupt-21000105T120000",
+                                            "outbox.sqlite.corrupt-21000105T120000-wal"]
+    assert other.exists()
+    ob.close()
+
+
 def test_damaged_pages_are_found_too(tmp_path: Path, caplog) -> None:
     path = tmp_path / "outbox.sqlite"
     ob = Outbox(1000, path)
