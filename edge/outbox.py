@@ -294,7 +294,9 @@ class Outbox:
         """Called under the lock: a retained message replaces the older retained ones to its
         topic that are queued but not handed to the connection (those in flight stay, for
         their PUBACK). After an outage the broker gets the newest count, not every one in
-        between; the events keep the history. Returns msgs and the removed, already queued."""
+        between; the events keep the history. One the link is publishing right now (between
+        next_unsent and mark_sent) still goes out, and its PUBACK finds it gone: harmless.
+        Returns msgs and the removed, already queued."""
         newest = {m.topic: m for m in msgs if m.retain}
         if not newest:
             return msgs, []
