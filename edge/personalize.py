@@ -18,7 +18,7 @@ from edge.errors import CommandError, FingercountError, RetrainError, SampleErro
 from edge.gpio import GpioControls, open_controls
 from edge.head_watch import HeadWatch
 from edge.heads import finish_head_swap, rollback
-from edge.retrain import RetrainResult, retrain
+from edge.retrain import RetrainCancelled, RetrainResult, retrain
 from edge.runtime.classifier import Classifier, label_count
 from edge.samples import SampleStore, open_store, validate_label
 
@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 
 PROGRESS_MIN_INTERVAL_S = 0.5  # retrain_progress events are throttled to this
 FRESH_FRAME_S = 2.0  # how long a capture waits for a frame it has not stored yet
+# At stop a running retrain is cancelled (within a step) and waited for this long: the daemon
+# must exit within 2 s of SIGTERM, well inside the unit's TimeoutStopSec.
+RETRAIN_STOP_WAIT_S = 1.0
+CANCELLED = "cancelled: the daemon is stopping"
 
 
 def only(body: dict, allowed: set[str]) -> None:
@@ -227,7 +231,9 @@ class Personalizer:
         try:
             self.daemon.publish_event("retrain_started", model=pkg.name, precision=precision, force=force,
                                       source=source, samples=self.store.counts())
-            result: RetrainResult = retrain(self.cfg, pkg, self.store, precision, force, progress)
+            # the daemon's stop cancels it: nothing is installed, embeddings made are kept
+            result: RetrainResult = retrain(self.cfg, pkg, self.store, precision, force, progress,
+                                            cancel=self.daemon.stop_event)
             data = result.to_dict()
             if result.swapped:
                 with self.heads.lock:
@@ -237,6 +243,11 @@ class Personalizer:
             self.daemon.publish_stats_soon()
             self.last_result = data
             box["result"] = data
+        except RetrainCancelled as e:
+            log.info("the daemon is stopping: %s", e)
+            self.daemon.publish_event("retrain_finished", ok=False, model=pkg.name, error=CANCELLED,
+                                      cancelled=True)
+            box["error"] = RetrainError(f"retrain {CANCELLED}")
         except FingercountError as e:
             self.daemon.publish_event("retrain_finished", ok=False, model=pkg.name, error=str(e))
             self.daemon.publish_event("error", where="retrain", message=str(e))
@@ -300,8 +311,12 @@ class Personalizer:
             self.gpio.close()
             self.gpio = None
         t = self._retrain_thread
-        if t is not None and t.is_alive():
-            t.join(self.cfg.retrain.max_seconds + 5)  # training stops itself at max_seconds
+        if t is not None and t.is_alive():  # the daemon's stop_event has cancelled it
+            log.info("waiting up to %g s for the retrain to stop", RETRAIN_STOP_WAIT_S)
+            t.join(RETRAIN_STOP_WAIT_S)
+            if t.is_alive():  # its store stays open under it: the process is ending anyway
+                log.warning("the retrain did not stop within %g s; exiting without it", RETRAIN_STOP_WAIT_S)
+                return
         with self._store_lock:
             if self._store is not None:
                 self._store.close()

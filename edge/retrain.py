@@ -15,6 +15,7 @@ The new head is installed, and rolled back, by edge/heads.py.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -44,6 +45,16 @@ USER_SHARE = 0.5
 # Fewer held-out samples than this in some label -> the gate cross-validates (CV_FOLDS folds).
 GATE_CV_BELOW = 3
 CV_FOLDS = 5
+
+
+class RetrainCancelled(RetrainError):
+    """Stopped from outside (the daemon is stopping): nothing was installed."""
+
+
+def _check(cancel: Optional[threading.Event]) -> None:
+    if cancel is not None and cancel.is_set():
+        raise RetrainCancelled("retrain cancelled: nothing was installed (the embeddings made so far "
+                               "are kept)")
 
 
 @dataclass
@@ -142,7 +153,8 @@ def _weights(labels: np.ndarray, is_user: np.ndarray, classes: list[str],
 def fit_head(Xb: np.ndarray, base_labels: np.ndarray, Xu: np.ndarray, user_labels: Sequence[str],
              classes: list[str], W0: np.ndarray, b0: np.ndarray, l2: float, max_steps: int,
              share: float = USER_SHARE, max_seconds: Optional[float] = None,
-             progress: Optional[Callable[[int, float], None]] = None) -> FitResult:
+             progress: Optional[Callable[[int, float], None]] = None,
+             cancel: Optional[threading.Event] = None) -> FitResult:
     """A softmax head on base embeddings plus the user's, warm-started from W0/b0
     (class-balanced; inside a label the user's samples carry `share` of its weight)."""
     y_lab = np.concatenate([base_labels, np.asarray(user_labels, dtype=str)])
@@ -151,13 +163,15 @@ def fit_head(Xb: np.ndarray, base_labels: np.ndarray, Xu: np.ndarray, user_label
     col = {c: j for j, c in enumerate(classes)}
     return fit_softmax(X, np.asarray([col[c] for c in y_lab]), len(classes), l2,
                        sample_weight=_weights(y_lab, is_user, classes, share), W0=W0, b0=b0,
-                       max_steps=max_steps, max_seconds=max_seconds, progress=progress)
+                       max_steps=max_steps, max_seconds=max_seconds, progress=progress, cancel=cancel)
 
 
 def retrain(cfg: Config, package: ModelPackage, store: SampleStore, precision: Optional[str] = None,
             force: bool = False, progress: Optional[Progress] = None,
-            backbone: Optional[Backbone] = None) -> RetrainResult:
-    """Train a new head; swap it in (write head.npz) when it passes the gate or is forced."""
+            backbone: Optional[Backbone] = None,
+            cancel: Optional[threading.Event] = None) -> RetrainResult:
+    """Train a new head; swap it in (write head.npz) when it passes the gate or is forced.
+    cancel, once set, stops it within an embedding or an optimisation step (RetrainCancelled)."""
     t0 = time.monotonic()
     precision = precision or cfg.model.precision
     rc = cfg.retrain
@@ -171,9 +185,16 @@ def retrain(cfg: Config, package: ModelPackage, store: SampleStore, precision: O
     # 1. embeddings of the user's samples (cached per backbone sha256)
     report("embedding", 0.0, {})
     bb = backbone or Backbone(package, precision, cfg.model.threads, roi=cfg.camera.roi)
+
+    def embedded(i: int, n: int) -> None:
+        _check(cancel)  # after each sample: each one embedded is kept
+        report("embedding", i / n, {"done": i, "of": n})
+
     try:
-        computed = store.ensure_embeddings(
-            bb, deadline, lambda i, n: report("embedding", i / n, {"done": i, "of": n}))
+        _check(cancel)
+        computed = store.ensure_embeddings(bb, deadline, embedded)
+    except RetrainCancelled:
+        raise
     except FingercountError as e:
         raise RetrainError(str(e)) from e
     samples, Xu = store.embeddings(bb.sha256)
@@ -228,10 +249,13 @@ def retrain(cfg: Config, package: ModelPackage, store: SampleStore, precision: O
             b0[j] = cur.b[cur.labels.index(c)]
 
     def fit_on(user_i: list[int], phase: str, frac0: float, span: float) -> FitResult:
-        return fit_head(Xb, base_labels, Xu[user_i], [samples[i].label for i in user_i], classes,
-                        W0, b0, rc.l2, rc.epochs, max_seconds=max(0.1, deadline - time.monotonic()),
-                        progress=lambda step, loss: report(phase, frac0 + span * step / rc.epochs,
-                                                           {"step": step, "loss": round(loss, 5)}))
+        fit = fit_head(Xb, base_labels, Xu[user_i], [samples[i].label for i in user_i], classes,
+                       W0, b0, rc.l2, rc.epochs, max_seconds=max(0.1, deadline - time.monotonic()),
+                       progress=lambda step, loss: report(phase, frac0 + span * step / rc.epochs,
+                                                          {"step": step, "loss": round(loss, 5)}),
+                       cancel=cancel)
+        _check(cancel)
+        return fit
 
     t_fit = time.monotonic()
     report("training", 0.0, {"samples": int(len(Xb) + len(train_i)), "labels": classes})
@@ -284,6 +308,7 @@ def retrain(cfg: Config, package: ModelPackage, store: SampleStore, precision: O
         accuracy_after=after, embeddings_computed=computed, steps=fit.steps, stopped=fit.stopped,
         duration_s=0.0, timing_s=timing, gate=gate, warning=warning)
     if swap:
+        _check(cancel)  # the last moment: installing is quick and all or nothing
         result.head_path = str(install_head(cfg, package, new, cur, cur_is_user, {
             "trained_at": datetime.now(timezone.utc).isoformat(), "precision": precision,
             "backbone_sha256": bb.sha256, "samples_per_label": per, "accuracy_before": before,

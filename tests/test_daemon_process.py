@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import pytest
 
@@ -20,11 +20,12 @@ from tests.test_pipeline import model_dir
 
 
 def start_daemon(port: int, tmp: Path, device: str, model: Path, *extra: str,
-                 stderr: Any = subprocess.PIPE) -> subprocess.Popen:
-    """The daemon on the replayed hands (a later --camera in extra replaces it)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FINGERCOUNT_", "NOTIFY_SOCKET", "WATCHDOG_"))}
-    env.update({"FINGERCOUNT_GPIO__ENABLED": "false", "FINGERCOUNT_MODEL__THREADS": "2",
-                "FINGERCOUNT_PUBLISH__STATS_INTERVAL_S": "1", "PYTHONUNBUFFERED": "1"})
+                 stderr: Any = subprocess.PIPE, env: Optional[dict[str, str]] = None) -> subprocess.Popen:
+    """The daemon on the replayed hands (a later --camera in extra replaces it); env adds
+    settings (FINGERCOUNT_...)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("FINGERCOUNT_", "NOTIFY_SOCKET", "WATCHDOG_"))}
+    env = {**base, "FINGERCOUNT_GPIO__ENABLED": "false", "FINGERCOUNT_MODEL__THREADS": "2",
+           "FINGERCOUNT_PUBLISH__STATS_INTERVAL_S": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
     cmd = [sys.executable, "-m", "edge", "run", "--camera", f"replay:{HANDS}@15", "--mqtt", f"127.0.0.1:{port}",
            "--device-id", device, "--model", str(model), "--precision", "int8",
            "--state-dir", str(tmp / "state"), *extra]

@@ -337,3 +337,49 @@ def test_a_retrain_or_rollback_from_the_command_line_reaches_the_running_daemon(
         run.sub.wait(lambda: len(run.events("head_reloaded")) == 2, 15, "the second head_reloaded")
         assert run.daemon.classifier.labels == list("012345")
         assert not run.events("error")
+
+
+def test_sigterm_during_a_retrain_cancels_it_and_exits_within_2_s(broker: Any, tmp_path: Path) -> None:
+    """The daemon as systemd runs it: a retrain (the tester's slow settings) no longer holds
+    SIGTERM up for its whole length (15.6 s before; up to max_seconds + 5 = 35 s, past the
+    unit's TimeoutStopSec=20)."""
+    import signal
+
+    from edge.samples import SampleStore
+    from tests.test_daemon_process import start_daemon
+    from tests.test_retrain import FINGERS, fill
+
+    name = os.environ.get("FC_TEST_RETRAINABLE", RETRAINABLE)
+    with SampleStore(tmp_path / "state") as store:
+        # each count labelled as the next one: the head has to unlearn, which takes ~20 s
+        fill(store, 8, {lab: str((int(lab) + 1) % 6) for lab in FINGERS})
+    dev = "rtstop"
+    sub = Collector(broker.port, [f"fingercount/{dev}/#"])
+    p = start_daemon(broker.port, tmp_path, dev, models_dir() / name,
+                     env={"FINGERCOUNT_RETRAIN__EPOCHS": "100000", "FINGERCOUNT_RETRAIN__L2": "1e-7"})
+
+    def events(type_: str) -> list[dict]:
+        return [e for e in sub.json_on(f"fingercount/{dev}/event") if e["type"] == type_]
+
+    try:
+        sub.wait(lambda: sub.on(f"fingercount/{dev}/prediction"), 30, "first prediction")
+        sub.c.publish(f"fingercount/{dev}/cmd/retrain", json.dumps({"force": True, "wait": False}), qos=1)
+        sub.wait(lambda: [e for e in events("retrain_progress") if e["phase"] == "training"], 30,
+                 "the retrain training")
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGTERM)
+        rc = p.wait(30)
+        took = time.monotonic() - t0
+    finally:
+        if p.poll() is None:
+            p.kill()
+    _, err = p.communicate()
+    assert rc == 0, err
+    fin = sub.wait(lambda: events("retrain_finished"), 10, "retrain_finished")[-1]
+    assert fin["ok"] is False and fin["cancelled"] is True, fin
+    assert fin["error"] == "cancelled: the daemon is stopping", fin
+    assert took <= 2.0, f"took {took:.2f} s to stop"
+    assert not (head_dir(tmp_path / "state", name) / HEAD_FILE).exists(), "a head was installed"
+    assert "Traceback" not in err, err
+    sub.wait(lambda: sub.on(f"fingercount/{dev}/availability")[-1:] == [b"offline"], what="offline")
+    sub.close()

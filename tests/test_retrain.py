@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import cv2
@@ -15,7 +17,7 @@ from edge.config import Config, load_config
 from edge.errors import ModelError, RetrainError, SampleError
 from edge.heads import rollback
 from edge.personalize import check_label
-from edge.retrain import holdout_split, retrain
+from edge.retrain import RetrainCancelled, holdout_split, retrain
 from edge.runtime.classifier import Backbone, Classifier, Head, head_dir, label_count
 from edge.runtime.loader import open_classifier, open_package
 from edge.runtime.package import load_package
@@ -261,6 +263,53 @@ def test_time_limit_keeps_the_embeddings_done_so_far(tmp_path: Path) -> None:
         assert done < 18
         res = retrain(make_cfg(tmp_path), pkg, store, "int8", backbone=bb)
         assert res.embeddings_computed == 18 - done and bb.calls == 18  # continued, nothing twice
+
+
+def test_a_cancel_stops_the_embedding_and_keeps_what_was_done(tmp_path: Path) -> None:
+    cfg = make_cfg(tmp_path)
+    pkg = open_package(cfg)
+    cancel = threading.Event()
+
+    def progress(phase: str, frac: float, detail: dict) -> None:
+        if phase == "embedding" and detail.get("done") == 2:
+            cancel.set()  # the daemon is stopping
+
+    with SampleStore(cfg.state_dir) as store:
+        fill(store, 3, FINGERS)
+        bb = CountingBackbone(pkg, "int8", 1)
+        with pytest.raises(RetrainCancelled, match="nothing was installed"):
+            retrain(cfg, pkg, store, "int8", force=True, progress=progress, backbone=bb, cancel=cancel)
+        assert bb.calls == 3  # stopped after the sample in hand, not after all 18
+        assert not (head_dir(cfg.state_dir, pkg.name) / "head.npz").exists()
+        res = retrain(cfg, pkg, store, "int8", backbone=bb)
+        assert res.embeddings_computed == 15  # the three were kept
+
+
+@pytest.mark.parametrize("phase", ["training", "validating"])
+def test_a_cancel_stops_the_training_within_a_step_and_installs_nothing(tmp_path: Path, phase: str) -> None:
+    # The tester's slow settings: without the cancel this trains for seconds.
+    cfg = make_cfg(tmp_path, epochs=100000, l2=1e-7)
+    pkg = open_package(cfg)
+    cancel = threading.Event()
+    steps_after: list[int] = []
+    cancelled_at: list[float] = []
+
+    def progress(p: str, frac: float, detail: dict) -> None:
+        if cancel.is_set():
+            steps_after.append(detail.get("step", -1))
+        elif p == phase and detail.get("step", 0) >= 2:
+            cancelled_at.append(time.monotonic())
+            cancel.set()
+
+    with SampleStore(cfg.state_dir) as store:
+        fill(store, 4, FINGERS)  # 1 held out per label: the gate cross-validates
+        with pytest.raises(RetrainCancelled):
+            retrain(cfg, pkg, store, "int8", force=True, progress=progress, cancel=cancel)
+        took = time.monotonic() - cancelled_at[0]
+    assert steps_after == [], f"went on for steps {steps_after}"
+    assert took < 1.0, f"{took:.2f} s from the cancel to the end"
+    assert not (head_dir(cfg.state_dir, pkg.name) / "head.npz").exists()
+    assert open_classifier(cfg).head is None
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "bit-flip"])
