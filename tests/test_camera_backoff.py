@@ -6,10 +6,7 @@ process on a real empty video and a real broker."""
 from __future__ import annotations
 
 import logging
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -22,7 +19,8 @@ import pytest
 from edge.camera import Camera
 from edge.camera.capture import REPORT_BURST, RepeatFilter
 from edge.errors import CameraError
-from tests.conftest import ROOT, wait_until
+from tests.conftest import wait_until
+from tests.test_daemon_process import start_daemon
 from tests.test_mqtt import Collector
 from tests.test_pipeline import model_dir
 
@@ -133,15 +131,9 @@ def test_a_video_without_frames_does_not_flood_the_log_or_mqtt(broker, tmp_path:
     assert empty.stat().st_size > 0
     dev = "emptyvideo"
     sub = Collector(broker.port, [f"fingercount/{dev}/#"])
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FINGERCOUNT_", "NOTIFY_SOCKET", "WATCHDOG_"))}
-    env.update({"FINGERCOUNT_GPIO__ENABLED": "false", "FINGERCOUNT_PUBLISH__STATS_INTERVAL_S": "1",
-                "PYTHONUNBUFFERED": "1"})
     log = tmp_path / "daemon.log"
-    with open(log, "wb") as err:
-        p = subprocess.Popen([sys.executable, "-m", "edge", "run", "--camera", f"replay:{empty}@15",
-                              "--mqtt", f"127.0.0.1:{broker.port}", "--device-id", dev,
-                              "--model", str(model_dir()), "--state-dir", str(tmp_path / "state")],
-                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
+    with open(log, "w") as err:
+        p = start_daemon(broker.port, tmp_path, dev, model_dir(), "--camera", f"replay:{empty}@15", stderr=err)
     try:
         # three reopens take 0.5 + 1 + 2 s with the backoff; without it, a few milliseconds
         st = sub.wait(lambda: [s for s in sub.json_on(f"fingercount/{dev}/stats")
