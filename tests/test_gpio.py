@@ -26,8 +26,11 @@ def cfg(**kw: object) -> GPIOSection:
     return GPIOSection(capture_pin=17, label_pin=27, led_pin=22, hold_s=0.4, bounce_s=None, **kw)
 
 
-def blinks(pin, settle: float = 0.4, timeout: float = 6.0) -> int:
-    """Wait until the LED pin stops changing, then count how often it went on."""
+def blinks(pin, settle: float = 1.0, timeout: float = 10.0) -> int:
+    """Wait until the LED has changed since its states were last cleared and then stayed off
+    for `settle` s, and count how often it went on. `settle` is twice the longest off-time
+    (BUSY's 0.5 s), so a gap between blinks, or a blink not started yet on a busy machine,
+    is not taken for the end."""
     deadline = time.monotonic() + timeout
     last = -1
     stable_since = time.monotonic()
@@ -35,7 +38,7 @@ def blinks(pin, settle: float = 0.4, timeout: float = 6.0) -> int:
         n = len(pin.states)
         if n != last:
             last, stable_since = n, time.monotonic()
-        elif time.monotonic() - stable_since > settle and not pin.state:
+        elif n > 1 and time.monotonic() - stable_since > settle and not pin.state:
             break
         time.sleep(0.02)
     return sum(1 for s in pin.states[1:] if s.state)
@@ -131,8 +134,13 @@ def test_holding_capture_retrains_instead_of_capturing(mock_factory: MockFactory
     ctl = GpioControls(cfg(), labels=lambda: LABELS, on_retrain=retrained.set,
                        on_capture=lambda lab: store.add(frame(), lab) is not None, initial_label="1")
     try:
-        press(mock_factory.pin(17), hold=0.7)  # hold_s is 0.4 here
-        assert retrained.wait(2)
+        # held until gpiozero's hold thread has fired (hold_s is 0.4 here), however late it wakes
+        pin = mock_factory.pin(17)
+        pin.drive_low()
+        try:
+            assert retrained.wait(10)
+        finally:
+            pin.drive_high()
         time.sleep(0.2)
         assert len(store) == 0  # a hold is not also a capture
         press(mock_factory.pin(17))  # a short press afterwards is a capture again
