@@ -18,7 +18,7 @@ from edge.daemon import Daemon
 from edge.errors import CommandError
 from edge.runtime.classifier import Classifier
 from edge.runtime.package import load_package
-from tests.conftest import HANDS
+from tests.conftest import HANDS, wait_until
 from tests.test_mqtt import Collector
 from tests.test_pipeline import model_dir
 
@@ -120,9 +120,19 @@ def test_commands_answer_with_the_request_id(running, broker) -> None:
     assert res["ok"] is True and res["data"]["model"] == r.d.classifier.model_id
     command(broker.port, "pause", b'{"id": 2}')
     assert result(sub, "pause", 2)["ok"] is True
-    time.sleep(0.4)
+    # a frame in progress at the pause is still published (directly, so it can come after the
+    # result): wait for 0.5 s without one, then none may come for 1 s
+    seen = [len(sub.on(f"{BASE}/prediction")), time.monotonic()]
+
+    def quiet() -> bool:
+        k = len(sub.on(f"{BASE}/prediction"))
+        if k != seen[0]:
+            seen[:] = [k, time.monotonic()]
+        return time.monotonic() - seen[1] > 0.5
+
+    assert wait_until(quiet, 10), "predictions kept coming after the pause"
     n = len(sub.on(f"{BASE}/prediction"))
-    time.sleep(0.6)
+    time.sleep(1.0)
     assert len(sub.on(f"{BASE}/prediction")) == n, "still classifying while paused"
     command(broker.port, "resume", b'{"id": 3}')
     assert result(sub, "resume", 3)["ok"] is True

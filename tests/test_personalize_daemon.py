@@ -18,7 +18,7 @@ from edge.config import load_config
 from edge.daemon import Daemon
 from edge.heads import STAGED, SWAP_FILE
 from edge.runtime.classifier import HEAD_FILE, PREVIOUS_HEAD_FILE, Head, head_dir
-from tests.conftest import HANDS, fill_filesystem, small_disk
+from tests.conftest import HANDS, fill_filesystem, small_disk, wait_until
 from tests.test_gpio import blinks, press
 from tests.test_mqtt import Collector
 from tests.test_retrain import RETRAINABLE, models_dir
@@ -139,11 +139,19 @@ def test_capture_label_retrain_rollback_over_mqtt_and_buttons(broker: Any, tmp_p
         # hold the capture button: a retrain (no capture)
         n_started = len(run.events("retrain_started"))
         n_samples = sum(d.stats()["samples"].values())
-        press(mock_factory.pin(d.cfg.gpio.capture_pin), hold=0.9)
+        # held until the hold has fired (hold_s 0.5), however late gpiozero's thread wakes
+        cap = mock_factory.pin(d.cfg.gpio.capture_pin)
+        cap.drive_low()
+        try:
+            run.sub.wait(lambda: len(run.events("retrain_started")) > n_started, 15, "the hold's retrain")
+        finally:
+            cap.drive_high()
         run.sub.wait(lambda: len(run.events("retrain_finished")) >= 2, 60, "button retrain")
         assert run.events("retrain_started")[n_started]["source"] == "button"
         assert sum(d.stats()["samples"].values()) == n_samples
-        # the slow "busy" blink ended with an ack or a refusal: the LED is still again
+        # the slow "busy" blink ended with an ack or a refusal: the LED is still again. The
+        # event comes before the ack blink starts; the retrain thread ends after it.
+        assert wait_until(lambda: not d.stats()["retraining"], 15)
         blinks(led)
         settled = len(led.states)
         time.sleep(1.2)
@@ -268,10 +276,12 @@ def test_home_assistant_buttons_and_label_select_drive_the_daemon(broker: Any, t
         b = config("button", key)
         run.pub.publish(b["command_topic"], b["payload_press"], qos=1)
 
-    def state(component: str, key: str, want: str) -> None:
+    def state(component: str, key: str, want: str, since: int = 0) -> None:
+        """Some stats message from the `since`-th on renders as `want`."""
         tpl = jinja.from_string(config(component, key)["value_template"])
-        run.sub.wait(lambda: any(tpl.render(value_json=s) == want for s in run.sub.json_on(f"{BASE}/stats")),
-                     5, f"{component}.{key} == {want}")
+        run.sub.wait(lambda: any(tpl.render(value_json=s) == want
+                                 for s in run.sub.json_on(f"{BASE}/stats")[since:]),
+                     10, f"{component}.{key} == {want}")
 
     run = Running(broker.port, tmp_path / "state", f"replay:{HANDS}@15")
     try:
@@ -294,8 +304,9 @@ def test_home_assistant_buttons_and_label_select_drive_the_daemon(broker: Any, t
         press("pause")
         state("binary_sensor", "paused", "ON")
         assert run.daemon.paused.is_set()
+        before = len(run.sub.json_on(f"{BASE}/stats"))  # stats from before the pause say OFF too
         press("resume")
-        state("binary_sensor", "paused", "OFF")
+        state("binary_sensor", "paused", "OFF", since=before)
         run.predictions_after(3)
 
         press("retrain")  # one sample: trained and judged by cross-validation, or refused; answered at once
