@@ -13,15 +13,7 @@ import pytest
 
 from edge.cli import main as cli
 from tests.conftest import HANDS
-
-
-def _tf():
-    try:
-        import tensorflow as tf
-    except ImportError:
-        pytest.fail("these tests make their .tflite models with TensorFlow: "
-                    "pip install -e '.[converter]' (tensorflow-cpu)", pytrace=False)
-    return tf
+from tests.test_bench import _tf
 
 
 @pytest.fixture(scope="session")

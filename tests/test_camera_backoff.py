@@ -6,7 +6,6 @@ process on a real empty video and a real broker."""
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from edge.camera import Camera
 from edge.camera.capture import REPORT_BURST, RepeatFilter
 from edge.errors import CameraError
 from tests.conftest import wait_until
-from tests.test_daemon_process import start_daemon
+from tests.test_daemon_process import start_daemon, stop_daemon
 from tests.test_mqtt import Collector
 from tests.test_pipeline import model_dir
 
@@ -138,8 +137,7 @@ def test_a_video_without_frames_does_not_flood_the_log_or_mqtt(broker, tmp_path:
         # three reopens take 0.5 + 1 + 2 s with the backoff; without it, a few milliseconds
         st = sub.wait(lambda: [s for s in sub.json_on(f"fingercount/{dev}/stats")
                                if s["camera"]["reopens"] >= 3], 40, "three reopens in stats")[-1]
-        p.send_signal(signal.SIGTERM)
-        assert p.wait(10) == 0
+        assert stop_daemon(p)[0] == 0
     finally:
         if p.poll() is None:
             p.kill()

@@ -32,6 +32,18 @@ def start_daemon(port: int, tmp: Path, device: str, model: Path, *extra: str,
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
 
 
+def stop_daemon(p: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 10.0) -> tuple[int, float]:
+    """Send sig, wait for the exit: (return code, seconds it took); killed (-9) past timeout."""
+    t0 = time.monotonic()
+    p.send_signal(sig)
+    try:
+        rc = p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        rc = p.wait()
+    return rc, time.monotonic() - t0
+
+
 def vm_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -46,10 +58,7 @@ def test_signal_ends_cleanly_with_offline_within_2_s(broker, tmp_path: Path, sig
     p = start_daemon(broker.port, tmp_path, dev, model_dir())
     try:
         sub.wait(lambda: sub.on(f"fingercount/{dev}/prediction"), timeout=30, what="first prediction")
-        t0 = time.monotonic()
-        p.send_signal(sig)
-        rc = p.wait(5)
-        took = time.monotonic() - t0
+        rc, took = stop_daemon(p, sig, 5)
     finally:
         if p.poll() is None:
             p.kill()

@@ -20,8 +20,8 @@ from tests.conftest import fill_filesystem, mount_tmpfs, small_disk, umount
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def ev(i: int) -> Message:
-    return Message("fingercount/t/event", b'{"i":%d}' % i)
+def ev(i: int, topic: str = "fingercount/t/event") -> Message:
+    return Message(topic, b'{"i":%d}' % i)
 
 
 def numbers(ob: Outbox) -> list[int]:

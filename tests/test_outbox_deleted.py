@@ -4,7 +4,6 @@ makes a new file at the path with the queue, and says so once."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -17,19 +16,12 @@ from edge.mqtt import MqttLink
 from edge.outbox import Message, Outbox
 from tests.conftest import wait_until
 from tests.test_mqtt import Collector, link_cfg
+from tests.test_outbox import ev as outbox_ev
+from tests.test_outbox import numbers
 
 
 def ev(i: int) -> Message:
-    return Message("fingercount/t1/event", b'{"i":%d}' % i)
-
-
-def numbers(ob: Outbox) -> list[int]:
-    out = []
-    while (m := ob.next_unsent()) is not None:
-        out.append(json.loads(m.payload)["i"])
-        ob.mark_sent(m)
-    ob.rewind()
-    return out
+    return outbox_ev(i, "fingercount/t1/event")  # link_cfg's device
 
 
 def deleted_fds(under: Path) -> list[str]:

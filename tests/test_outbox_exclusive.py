@@ -4,7 +4,6 @@ instead of sharing, or damaging, the file."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -13,22 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.outbox import Message, Outbox
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def ev(i: int) -> Message:
-    return Message("fingercount/t/event", b'{"i":%d}' % i)
-
-
-def numbers(ob: Outbox) -> list[int]:
-    out = []
-    while (m := ob.next_unsent()) is not None:
-        out.append(json.loads(m.payload)["i"])
-        ob.mark_sent(m)
-    ob.rewind()
-    return out
+from edge.outbox import Outbox
+from tests.test_outbox import ROOT, ev, numbers
 
 
 def test_no_shm_file_and_a_second_process_is_refused(tmp_path: Path) -> None:

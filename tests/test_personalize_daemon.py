@@ -354,10 +354,9 @@ def test_sigterm_during_a_retrain_cancels_it_and_exits_within_2_s(broker: Any, t
     """The daemon as systemd runs it: a retrain (the tester's slow settings) no longer holds
     SIGTERM up for its whole length (15.6 s before; up to max_seconds + 5 = 35 s, past the
     unit's TimeoutStopSec=20)."""
-    import signal
 
     from edge.samples import SampleStore
-    from tests.test_daemon_process import start_daemon
+    from tests.test_daemon_process import start_daemon, stop_daemon
     from tests.test_retrain import FINGERS, fill
 
     name = os.environ.get("FC_TEST_RETRAINABLE", RETRAINABLE)
@@ -377,10 +376,7 @@ def test_sigterm_during_a_retrain_cancels_it_and_exits_within_2_s(broker: Any, t
         sub.c.publish(f"fingercount/{dev}/cmd/retrain", json.dumps({"force": True, "wait": False}), qos=1)
         sub.wait(lambda: [e for e in events("retrain_progress") if e["phase"] == "training"], 30,
                  "the retrain training")
-        t0 = time.monotonic()
-        p.send_signal(signal.SIGTERM)
-        rc = p.wait(30)
-        took = time.monotonic() - t0
+        rc, took = stop_daemon(p, timeout=30)
     finally:
         if p.poll() is None:
             p.kill()

@@ -7,7 +7,7 @@ import signal
 from pathlib import Path
 
 from tests.conftest import wait_until
-from tests.test_daemon_process import start_daemon
+from tests.test_daemon_process import start_daemon, stop_daemon
 from tests.test_mqtt import Collector
 from tests.test_pipeline import model_dir
 
@@ -32,8 +32,7 @@ def test_sighup_sigusr1_sigusr2_are_logged_and_ignored(broker, tmp_path: Path) -
         seen = len(sub.on(f"fingercount/{dev}/prediction"))
         sub.wait(lambda: len(sub.on(f"fingercount/{dev}/prediction")) > seen + 3, 10, "predictions after")
         assert sub.on(f"fingercount/{dev}/availability")[-1:] == [b"online"]
-        p.send_signal(signal.SIGTERM)
-        assert p.wait(10) == 0
+        assert stop_daemon(p)[0] == 0
     finally:
         if p.poll() is None:
             p.kill()
