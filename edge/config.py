@@ -32,6 +32,8 @@ _ENV_NOT_CONFIG = {"FINGERCOUNT_CONFIG", "FINGERCOUNT_DEBUG"}
 Precision = Literal["int8", "fp16", "fp32"]
 
 
+MAX_THREADS = 64  # interpreter threads: model.threads, and every --threads
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -52,7 +54,7 @@ def _default_state_dir() -> Path:
 class ModelSection(_Section):
     name: str = Field("fingers-mobilenet", min_length=1, description="model name in models_dir, or a path")
     precision: Precision = Field("int8", description="which variant to run")
-    threads: int = Field(2, ge=1, le=64, description="interpreter threads")
+    threads: int = Field(2, ge=1, le=MAX_THREADS, description="interpreter threads")
     labels: Optional[list[str]] = Field(None, description="labels of a bare .tflite, in output order "
                                         "(a package's model.json has its own)")
 

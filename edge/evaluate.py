@@ -19,7 +19,6 @@ from edge.runtime.preprocess import read_image
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTS = IMAGE_SUFFIXES  # one list of image suffixes: eval, bench --data and replay agree
 
 
 class DataError(FingercountError, ValueError):
@@ -71,7 +70,7 @@ def class_folder_items(root: Path | str, labels: Sequence[str]) -> tuple[list[tu
             ignored.append(d.name)
             continue
         items += [(f, index[d.name]) for f in sorted(d.iterdir())
-                  if f.is_file() and f.suffix.lower() in IMAGE_EXTS]
+                  if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]  # as bench --data and replay
     if not items:
         raise DataError(f"{root}: no images in folders named like the model's labels "
                         f"({', '.join(labels)})")

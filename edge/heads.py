@@ -32,6 +32,7 @@ from edge.runtime.classifier import (
     Head,
     current_head_path,
     head_dir,
+    head_info,
     load_user_head,
 )
 from edge.runtime.package import ModelPackage
@@ -51,14 +52,6 @@ def head_identity(state_dir: Path, model_name: str) -> Optional[tuple[int, int, 
     except OSError:
         return None
     return st.st_ino, st.st_mtime_ns, st.st_size
-
-
-def head_info(head: Head) -> dict:
-    raw = (head.info or {}).get("info_json")
-    try:
-        return json.loads(raw) if raw else {}
-    except (TypeError, ValueError):
-        return {}
 
 
 def shipped_head(package: ModelPackage) -> Head:

@@ -242,13 +242,16 @@ class Camera:
                 self.source.open()
             except Exception as e:  # a backend bug must not end capture for good
                 self.open_failures += 1
-                msg = str(e) if isinstance(e, CameraError) else f"{self.source.name}: {type(e).__name__}: {e}"
-                self._fail("camera_open_failed", msg, "retrying")
+                self._fail("camera_open_failed", self._describe(e), "retrying")
                 continue
             self._opened_at = self._last_fresh = time.monotonic()
             self.opened.set()
             return True
         return False
+
+    def _describe(self, e: Exception) -> str:
+        """A CameraError says what happened; a backend bug gets the source and its type."""
+        return str(e) if isinstance(e, CameraError) else f"{self.source.name}: {type(e).__name__}: {e}"
 
     def _capture_loop(self) -> None:
         if not self._open_with_backoff():
@@ -265,8 +268,7 @@ class Camera:
             try:
                 rgb = self.source.read()
             except Exception as e:  # CameraError or a backend bug: reopen after the backoff
-                msg = str(e) if isinstance(e, CameraError) else f"{self.source.name}: {type(e).__name__}: {e}"
-                self._fail("camera_error", msg, "reopening")
+                self._fail("camera_error", self._describe(e), "reopening")
                 self._reopen.set()
                 continue
             if rgb is None:

@@ -9,12 +9,10 @@ from pathlib import Path
 
 from edge import bench
 from edge import bench_report as rep
-from edge.config import Config
+from edge.config import MAX_THREADS, Config
 from edge.errors import FingercountError
 from edge.machine import machine_info
 from edge.runtime.package import single_tflite_package
-
-MAX_THREADS = 64  # as config's model.threads
 
 
 def main(args: argparse.Namespace, cfg: Config) -> int:

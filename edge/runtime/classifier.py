@@ -49,23 +49,22 @@ def load_user_head(path: Path, package: ModelPackage) -> Head:
         raise ModelError(f"{path}: made for embedding size {head.W.shape[0]}, the model has {dim}")
     # An upgraded model keeps the embedding size but not its meaning: an old head on a new
     # backbone ran at 68 % where either model alone scored 100 %.
-    made_for = _head_backbone(head)
+    made_for = head_info(head).get("backbone_sha256")
     ours = {e.get("sha256") for e in (package.retrainable.get("backbone") or {}).values()
             if isinstance(e, dict)} - {None}
-    if made_for and ours and made_for not in ours:
+    if isinstance(made_for, str) and ours and made_for not in ours:
         raise ModelError(f"{path}: trained on another backbone than {package.name} {package.version}'s "
                          "(the model was upgraded or replaced); retrain to make a head for this one")
     return head
 
 
-def _head_backbone(head: Head) -> Optional[str]:
-    """The backbone sha256 a retrained head records (None for heads that do not)."""
+def head_info(head: Head) -> dict:
+    """What a retrained head records about itself (trained_on, backbone_sha256, …); {} if none."""
     try:
         info = json.loads((head.info or {}).get("info_json") or "{}")
     except (TypeError, ValueError):
-        return None
-    v = info.get("backbone_sha256") if isinstance(info, dict) else None
-    return v if isinstance(v, str) else None
+        return {}
+    return info if isinstance(info, dict) else {}
 
 
 def check_class_scores(shape: Sequence[int], what: str) -> None:
