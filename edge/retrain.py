@@ -153,8 +153,7 @@ def _weights(labels: np.ndarray, is_user: np.ndarray, classes: list[str],
 def fit_head(Xb: np.ndarray, base_labels: np.ndarray, Xu: np.ndarray, user_labels: Sequence[str],
              classes: list[str], W0: np.ndarray, b0: np.ndarray, l2: float, max_steps: int,
              share: float = USER_SHARE, max_seconds: Optional[float] = None,
-             progress: Optional[Callable[[int, float], None]] = None,
-             cancel: Optional[threading.Event] = None) -> FitResult:
+             progress: Optional[Callable[[int, float], None]] = None) -> FitResult:
     """A softmax head on base embeddings plus the user's, warm-started from W0/b0
     (class-balanced; inside a label the user's samples carry `share` of its weight)."""
     y_lab = np.concatenate([base_labels, np.asarray(user_labels, dtype=str)])
@@ -163,7 +162,7 @@ def fit_head(Xb: np.ndarray, base_labels: np.ndarray, Xu: np.ndarray, user_label
     col = {c: j for j, c in enumerate(classes)}
     return fit_softmax(X, np.asarray([col[c] for c in y_lab]), len(classes), l2,
                        sample_weight=_weights(y_lab, is_user, classes, share), W0=W0, b0=b0,
-                       max_steps=max_steps, max_seconds=max_seconds, progress=progress, cancel=cancel)
+                       max_steps=max_steps, max_seconds=max_seconds, progress=progress)
 
 
 def retrain(cfg: Config, package: ModelPackage, store: SampleStore, precision: Optional[str] = None,
@@ -249,13 +248,13 @@ def retrain(cfg: Config, package: ModelPackage, store: SampleStore, precision: O
             b0[j] = cur.b[cur.labels.index(c)]
 
     def fit_on(user_i: list[int], phase: str, frac0: float, span: float) -> FitResult:
-        fit = fit_head(Xb, base_labels, Xu[user_i], [samples[i].label for i in user_i], classes,
-                       W0, b0, rc.l2, rc.epochs, max_seconds=max(0.1, deadline - time.monotonic()),
-                       progress=lambda step, loss: report(phase, frac0 + span * step / rc.epochs,
-                                                          {"step": step, "loss": round(loss, 5)}),
-                       cancel=cancel)
-        _check(cancel)
-        return fit
+        def step_done(step: int, loss: float) -> None:
+            report(phase, frac0 + span * step / rc.epochs, {"step": step, "loss": round(loss, 5)})
+            _check(cancel)  # a stop ends the fit within a step
+
+        return fit_head(Xb, base_labels, Xu[user_i], [samples[i].label for i in user_i], classes,
+                        W0, b0, rc.l2, rc.epochs, max_seconds=max(0.1, deadline - time.monotonic()),
+                        progress=step_done)
 
     t_fit = time.monotonic()
     report("training", 0.0, {"samples": int(len(Xb) + len(train_i)), "labels": classes})

@@ -9,7 +9,6 @@ softmax(x @ W + b) head, and a warm start is mapped into the standardised space.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ class FitResult:
     steps: int
     loss: float
     seconds: float
-    stopped: str  # "converged" | "max_steps" | "time_limit" | "cancelled"
+    stopped: str  # "converged" | "max_steps" | "time_limit"
     history: list[float] = field(default_factory=list)
 
 
@@ -60,13 +59,12 @@ def fit_softmax(X: np.ndarray, y: np.ndarray, n_classes: int, l2: float = 1e-3,
                 W0: Optional[np.ndarray] = None, b0: Optional[np.ndarray] = None,
                 max_steps: int = 200, max_seconds: Optional[float] = None, tol: float = 1e-6,
                 history: int = 10,
-                progress: Optional[Callable[[int, float], None]] = None,
-                cancel: Optional[threading.Event] = None) -> FitResult:
+                progress: Optional[Callable[[int, float], None]] = None) -> FitResult:
     """Minimise weighted mean cross-entropy + l2/2 |W|^2 with L-BFGS.
 
     X: (N, D) features, y: (N,) int class ids in [0, n_classes). sample_weight defaults
-    to class-balanced. W0/b0 (raw-feature space) warm-start the optimisation. cancel, once
-    set, ends it at the next step (stopped "cancelled").
+    to class-balanced. W0/b0 (raw-feature space) warm-start the optimisation. progress is
+    called after every step (an exception from it, e.g. a cancel, ends the fit).
     """
     t0 = time.monotonic()
     X = np.asarray(X, np.float64)
@@ -107,10 +105,6 @@ def fit_softmax(X: np.ndarray, y: np.ndarray, n_classes: int, l2: float = 1e-3,
     for step in range(1, max_steps + 1):
         if max_seconds is not None and time.monotonic() - t0 > max_seconds:
             stopped = "time_limit"
-            step -= 1
-            break
-        if cancel is not None and cancel.is_set():
-            stopped = "cancelled"
             step -= 1
             break
         d = _two_loop(g, S, Yk)

@@ -82,7 +82,7 @@ def _invoke(args: argparse.Namespace, cfg: Config, threads: list[int], warmup: i
 def _case_key(t: bench.Target) -> str:
     """Which model a target is: its package folder, or the file itself (two files of the same
     name in different folders are two models)."""
-    if t.package is not None and not t.package.single_file:
+    if t.package is not None:  # only packages from models_dir or a folder: never single_file
         return str(t.package.root.resolve())
     return str(t.file.resolve())
 
@@ -101,12 +101,9 @@ def _add_accuracy(records: list[dict], targets: list[bench.Target], args: argpar
     for ts in groups.values():
         precs = list(dict.fromkeys(t.precision for t in ts))
         try:
-            pkg = ts[0].package if ts[0].package is not None else single_tflite_package(ts[0].file)
-            # a bare file has one variant, named by the same function the target was
-            got = bench.accuracy_by_precision(pkg, [next(iter(pkg.variants))] if pkg.single_file else precs,
-                                              Path(args.data), threads, cfg.camera.roi)
-            if pkg.single_file:
-                got = {precs[0]: next(iter(got.values()))}
+            # a bare file's one variant is named by the same tflite_precision as its target
+            pkg = ts[0].package or single_tflite_package(ts[0].file)
+            got = bench.accuracy_by_precision(pkg, precs, Path(args.data), threads, cfg.camera.roi)
         except FingercountError as e:
             got = {p: {"accuracy_error": str(e)} for p in precs}
         for t in ts:
