@@ -30,6 +30,7 @@ from edge.runtime.package import (
     FILE_PRECISIONS,
     PRECISIONS,
     ModelPackage,
+    bare_tflite,
     resolve_package,
     scan_packages,
     tflite_precision,
@@ -106,15 +107,11 @@ def _file_target(p: Path) -> Target:
 
 
 def _spec_targets(spec: str, models_dir: Path, precisions: Sequence[str]) -> list[Target]:
-    p = Path(spec).expanduser()
-    if p.is_dir() and not (p / "model.json").exists() and not (Path(models_dir) / spec / "model.json").exists():
-        raise BenchError(f"{p}: is a directory, not a model or a package (no model.json)")
-    if p.is_file() and p.name != "model.json" and \
-            (p.suffix == ".tflite" or "/" in spec or not (Path(models_dir) / spec / "model.json").exists()):
-        t = _file_target(p)
+    """What `spec` names, resolved as --model resolves it; a bare file need not be a classifier."""
+    bare = bare_tflite(spec, models_dir)
+    if bare is not None:
+        t = _file_target(bare)
         return [t] if t.precision in precisions else []
-    if p.suffix == ".tflite" and ("/" in spec or not p.exists()):
-        raise BenchError(f"{p}: no such file")
     pkg = resolve_package(spec, models_dir)
     got = _package_targets(pkg, precisions)
     if not got:

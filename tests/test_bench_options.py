@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -60,13 +61,27 @@ def test_one_bad_target_among_several_is_a_failed_row(tmp_path, capsys) -> None:
 def test_paths_are_taken_as_they_are(tmp_path, capsys) -> None:
     (tmp_path / "dir.tflite").mkdir()
     assert cli(["bench", str(tmp_path / "dir.tflite"), "--runs", "10"]) == 2
-    assert _one_error(capsys).endswith("is a directory, not a model or a package (no model.json)")
+    assert _one_error(capsys).endswith("has no model.json, so it is not a model package")
     noext = tmp_path / "noext"
     noext.write_bytes(FP32.read_bytes())
     out = tmp_path / "b.json"
     assert cli(["bench", str(noext), "--runs", "10", "--threads", "1", "--json", str(out)]) == 0
     (r,) = json.loads(out.read_text())["records"]
     assert r["model"] == "noext" and r["precision"] == "fp32"
+
+
+def test_a_name_is_resolved_as_model_resolves_it(tmp_path, capsys, monkeypatch) -> None:
+    # a package copied to a folder of another name is found by the name inside it, also
+    # when the working directory has a folder of that name
+    shutil.copytree(MODELS / "fingers-cnn", tmp_path / "models" / "fc-copy")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fingers-cnn").mkdir()
+    out = tmp_path / "b.json"
+    assert cli(["bench", "fingers-cnn", "--models-dir", str(tmp_path / "models"), "--precision", "int8",
+                "--threads", "1", "--runs", "10", "--json", str(out)]) == 0
+    (r,) = json.loads(out.read_text())["records"]
+    assert (r["model"], r["precision"]) == ("fingers-cnn", "int8")
+    assert r["file"] == str(tmp_path / "models" / "fc-copy" / INT8.name)
 
 
 @pytest.mark.parametrize("argv, want", [

@@ -214,14 +214,26 @@ def single_tflite_package(path: Path, labels: Optional[Sequence[str]] = None) ->
                         single_file=True)
 
 
+def bare_tflite(spec: str, models_dir: Path) -> Optional[Path]:
+    """The file `spec` names when it is a bare .tflite (whatever its suffix), not a package's
+    model.json nor the name of an installed model; else None."""
+    p = Path(spec).expanduser()
+    if p.name == "model.json" or not p.is_file():
+        return None
+    if p.suffix == ".tflite" or "/" in spec or not (Path(models_dir) / spec / "model.json").exists():
+        return p
+    return None
+
+
 def resolve_package(spec: str, models_dir: Path, labels: Optional[Sequence[str]] = None) -> ModelPackage:
     """--model NAME | DIR | FILE (a .tflite, whatever its suffix) -> ModelPackage."""
     p = Path(spec).expanduser()
     cand = Path(models_dir) / spec
     if p.name == "model.json" and p.is_file():
         return load_package(p.parent)
-    if p.is_file() and (p.suffix == ".tflite" or "/" in spec or not (cand / "model.json").exists()):
-        return single_tflite_package(p, labels)
+    bare = bare_tflite(spec, models_dir)
+    if bare is not None:
+        return single_tflite_package(bare, labels)
     if p.suffix == ".tflite" and "/" in spec and not p.exists():
         raise ModelError(f"{p}: no such file")
     if p.is_dir() and (p / "model.json").exists():
