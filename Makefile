@@ -50,7 +50,8 @@ bench: $(STAMP)
 	$(VENV)/bin/fingercount bench --pipeline --threads 1,2 $(BENCH_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check edge converter tests
+	$(VENV)/bin/ruff check edge converter tests tools
+	$(VENV)/bin/mypy
 
 # digits-cnn trains on sklearn's bundled digits by default (DIGITS_DATA=mnist downloads MNIST once), not on hands.
 # --force: this target rebuilds the packages in $(MODELS) on purpose. A build whose bars are not

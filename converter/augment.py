@@ -61,7 +61,7 @@ def _keystone(img: np.ndarray, amount: float, edge: int) -> np.ndarray:
     """The image as seen at an angle: edge 0-3 (top, right, bottom, left) shortened by
     amount of its length at each end, the opposite edge unchanged."""
     h, w = img.shape[:2]
-    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    src = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
     dst = src.copy()
     a, b = edge, (edge + 1) % 4  # the two corners of that edge
     along = (src[b] - src[a]) * amount
@@ -75,6 +75,7 @@ def _keystone(img: np.ndarray, amount: float, edge: int) -> np.ndarray:
 def _jpeg(img: np.ndarray, quality: int) -> np.ndarray:
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     out = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    assert out is not None
     return out.reshape(img.shape)
 
 
@@ -111,6 +112,7 @@ def random_background(h: int, w: int, rng: np.random.Generator,
         coarse = rng.uniform(0, 255, size=(cells, cells, 3)).astype(np.float32)
         bg = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)
     else:  # blurred random crop of another training photo (hands, walls, whatever is there)
+        assert pool  # kind 3 only with a pool
         other = pool[int(rng.integers(len(pool)))]
         if other.ndim == 2 or other.shape[-1] != 3:
             other = cv2.cvtColor(other.reshape(other.shape[:2]), cv2.COLOR_GRAY2RGB)
@@ -168,7 +170,7 @@ def augment(img: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator,
                       rng.uniform(*cfg.scale), rng.uniform(-cfg.shift, cfg.shift),
                       rng.uniform(-cfg.shift, cfg.shift))
     p = cfg.p_photometric
-    x = out.astype(np.float32)
+    x: np.ndarray = out.astype(np.float32)
     if rng.random() < p and cfg.brightness != (1.0, 1.0):
         x = x * rng.uniform(*cfg.brightness)
     if rng.random() < p and cfg.contrast != (1.0, 1.0):

@@ -9,7 +9,7 @@ import logging
 import subprocess
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import keras
 import numpy as np
@@ -70,8 +70,8 @@ def load_data(r: Recipe, data: str) -> tuple[Dataset, Dataset]:
     pre = list(r.get("pretrain_labels") or labels)
     full = load_class_folders(data, pre)
     keep = [pre.index(lab) for lab in labels]
-    counts = Dataset(labels, *(_counts_subset(getattr(full, s), keep) for s in ("train", "val", "test")),
-                     source=full.source)
+    tr, va, te = (_counts_subset(getattr(full, s), keep) for s in ("train", "val", "test"))
+    counts = Dataset(labels, tr, va, te, source=full.source)
     return full, counts
 
 
@@ -89,7 +89,7 @@ def train_models(r: Recipe, full: Dataset, counts: Dataset, notes: list[str]
     size, ch = int(r["input"]["size"]), int(r["input"].get("channels", 3))
     aug = AugmentConfig.from_dict(r.get("augment"))
     seed = int(r.get("seed", 0))
-    common = dict(size=size, channels=ch, aug=aug, seed=seed, batch=int(t.get("batch", 32)),
+    common: dict[str, Any] = dict(size=size, channels=ch, aug=aug, seed=seed, batch=int(t.get("batch", 32)),
                   patience=int(t.get("patience", 10)), label_smoothing=float(t.get("label_smoothing", 0)))
     fits: dict[str, FitResult] = {}
     kind = r["kind"]

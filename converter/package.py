@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,7 @@ def write_bytes(root: Path, name: str, data: bytes) -> dict:
     return file_entry(root, name)
 
 
-def write_npz(root: Path, name: str, **arrays: np.ndarray) -> dict:
+def write_npz(root: Path, name: str, **arrays: Any) -> dict:
     with open(root / name, "wb") as f:
         np.savez_compressed(f, **arrays)
         f.flush()

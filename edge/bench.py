@@ -64,7 +64,7 @@ class Target:
         if self.error is not None:
             raise ModelError(self.error)
         if self.package is not None and not self.package.single_file:
-            return self.package.variant_bytes(self.precision)  # sha256-verified
+            return self.package.variant_bytes(str(self.precision))  # sha256-verified
         try:
             return self.file.read_bytes()
         except OSError as e:

@@ -30,7 +30,7 @@ def _pct(v: Optional[float]) -> str:
 
 
 def _xnn(r: dict) -> str:
-    return {True: "on", False: "off"}.get((r.get("xnnpack") or {}).get("enabled"), "?")
+    return {True: "on", False: "off", None: "?"}.get((r.get("xnnpack") or {}).get("enabled"), "?")
 
 
 def _runs(r: dict) -> str:

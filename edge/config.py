@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Optional
 
@@ -342,7 +343,7 @@ def _format_errors(err: ValidationError, layers: list[tuple[str, dict, dict]]) -
     return "; ".join(parts)
 
 
-def env_overrides(environ: Optional[dict] = None) -> dict:
+def env_overrides(environ: Optional[Mapping[str, str]] = None) -> dict:
     """FINGERCOUNT_SECTION__KEY=value -> nested dict; values parsed as YAML scalars."""
     environ = os.environ if environ is None else environ
     out: dict[str, Any] = {}

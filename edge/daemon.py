@@ -180,7 +180,7 @@ class Daemon:
 
     def _discovery_controls(self) -> Controls:
         labels = self.capture_labels() if self.capture_labels is not None else []
-        return Controls(tuple(labels), self.classifier.package.retrainable)
+        return Controls(tuple(labels), bool(self.classifier.package.retrainable))
 
     def add_shutdown_hook(self, fn: Callable[[], None]) -> None:
         self._shutdown_hooks.append(fn)

@@ -325,7 +325,7 @@ class MqttLink:
                      "a command is a JSON object, at least {}", msg.topic)
             return
         # Only hand over what we will parse: an oversized payload is refused, not queued.
-        payload = msg.payload if size <= self.cfg.mqtt.max_command_bytes else None
+        payload = bytes(msg.payload) if size <= self.cfg.mqtt.max_command_bytes else None
         try:
             self.on_command(name, payload, size)
         except Exception:

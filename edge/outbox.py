@@ -119,7 +119,7 @@ class Outbox:
             db = self._open_file(path)
         except (OSError, sqlite3.Error, DamagedFile) as e:
             if getattr(e, "sqlite_errorname", "") == "SQLITE_BUSY":
-                e = f"{e}: another process has it open, a second fingercount with the same state_dir?"
+                e = OSError(f"{e}: another process has it open, a second fingercount with the same state_dir?")
             log.warning("outbox %s cannot be used (%s): QoS 1 messages are kept in memory only "
                         "(the file is tried again every %.0f s)", path, e, self.retry_s)
             self._retry_at = time.monotonic() + self.retry_s
@@ -228,7 +228,8 @@ class Outbox:
         The first time (at open, or at the first resume when the open failed) the previous
         run's messages in it join the queue first, right after what is in flight; the oldest
         beyond maxlen (outbox_max lowered since) are dropped and counted."""
-        q, dropped, previous, superseded = list(self._q), self.dropped, [], 0
+        q, dropped, superseded = list(self._q), self.dropped, 0
+        previous: list[Message] = []
         with transaction(db):
             if not self._loaded:
                 superseded, previous, before = self._read(db)
@@ -311,6 +312,7 @@ class Outbox:
         return kept, stale
 
     def _delete(self, ids: list[int]) -> None:
+        assert self._db is not None  # callers hold the lock and checked it
         for i in range(0, len(ids), 500):  # SQLite's limit on bound parameters
             chunk = ids[i:i + 500]
             self._db.execute(f"DELETE FROM msgs WHERE id IN ({','.join('?' * len(chunk))})", chunk)

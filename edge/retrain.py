@@ -278,7 +278,7 @@ def retrain(cfg: Config, package: ModelPackage, store: SampleStore, precision: O
             f = fit_on([i for i in train_i if i not in out], "validating", n / len(folds), 1 / len(folds))
             scores = Xu[fold] @ f.W + f.b
             pred.update({i: classes[int(j)] for i, j in zip(fold, np.argmax(scores, axis=1))})
-        after = float(np.mean([pred[i] == samples[i].label for i in hold_i]))
+        after: Optional[float] = float(np.mean([pred[i] == samples[i].label for i in hold_i]))
         timing["validating"] = time.monotonic() - t_cv
     else:
         after = head_accuracy(new, Xh, truth)
@@ -289,7 +289,7 @@ def retrain(cfg: Config, package: ModelPackage, store: SampleStore, precision: O
         # no sample the new head was not trained on: nothing could show it is not worse
         swap, reason = False, ("not swapped: no held-out samples to check the new head on "
                                "(capture at least 2 per label, or use force to swap anyway)")
-    elif after >= before:
+    elif after is not None and after >= before:
         swap, reason = True, f"{gate}: accuracy {before:.3f} -> {after:.3f}{gate_note}"
     elif force:
         swap, reason = True, f"forced although accuracy drops {before:.3f} -> {after:.3f} ({gate}){gate_note}"

@@ -19,6 +19,7 @@ one-line SampleError: the CLI prints it, the daemon refuses captures and keeps c
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import errno
 import hashlib
@@ -139,7 +140,7 @@ def _capture_time(name: str, path: Path) -> str:
 
 def _no_space_message(e: OSError) -> str:
     what = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded",
-            errno.EFBIG: "file size limit reached"}.get(e.errno, e.strerror or str(e))
+            errno.EFBIG: "file size limit reached"}.get(e.errno or 0, e.strerror or str(e))
     return f"sample refused: {what} ({e.strerror or e})"
 
 
@@ -331,7 +332,8 @@ class SampleStore:
                     "backbone_sha256) VALUES (?,?,?,?,?,?,?,?,?)",
                     (label, rel, digest, source, now.isoformat(), frame.shape[1], frame.shape[0], emb,
                      backbone_sha256 if emb is not None else None))
-                row_id = int(cur.lastrowid)
+                assert cur.lastrowid is not None
+                row_id = cur.lastrowid
                 self._bytes += len(data)
             except (OSError, sqlite3.Error) as e:
                 self._undo(tmp, final if renamed else None, label_dir)
@@ -501,7 +503,7 @@ class SampleStore:
                 progress(i + 1, len(todo))
         return done
 
-    def embeddings(self, backbone_sha256: str) -> tuple[list[Sample], np.ndarray]:
+    def embeddings(self, backbone_sha256: str) -> tuple[builtins.list[Sample], np.ndarray]:
         """(samples, float32 N x D) of every sample embedded by this backbone."""
         with self._lock, self._errors("cannot read the sample index"):
             rows = self._db.execute(

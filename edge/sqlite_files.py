@@ -34,7 +34,7 @@ WAL_PAGES = 100
 WAL_LIMIT_BYTES = 512 * 1024
 
 
-def connect(path: Path, timeout: float, setup: Callable[[sqlite3.Connection], None],
+def connect(path: Path, timeout: float, setup: Callable[[sqlite3.Connection], object],
             exclusive: bool = False) -> sqlite3.Connection:
     """An autocommit connection usable from any thread (callers serialise with their own
     lock), WAL with synchronous=FULL (a COMMIT is on disk when it returns), checked by

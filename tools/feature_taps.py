@@ -24,7 +24,6 @@ import sys
 import warnings
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +33,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 from personalize_bench import DEFAULT_DATA, SHIFTS, shift, split_f  # noqa: E402
 
 from edge.config import shipped_models_dir  # noqa: E402
-from edge.runtime.preprocess import prepare  # noqa: E402
+from edge.runtime.preprocess import prepare, read_image  # noqa: E402
 from edge.softmax_regression import accuracy, fit_softmax  # noqa: E402
 
 TAPS = ("embedding", "pool", "pw11")
@@ -99,11 +98,14 @@ def main() -> int:
         for f in sorted((args.data / str(lab)).iterdir(), key=lambda f: hashlib.sha256(f.name.encode()).hexdigest()):
             if f.suffix.lower() in (".jpg", ".jpeg", ".png"):
                 photos.append((lab, split_f(f.name), int(hashlib.sha256(f.name.encode()).hexdigest()[:8], 16),
-                               cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB)))
+                               read_image(str(f))))
     base = [(lab, taps(rgb)) for lab, f, _, rgb in photos if f < 0.85]
     yb = np.array([lab for lab, _ in base])
     for preset in args.shift.split(","):
-        train, user, rest, seen = [], [], [], {}
+        train: list[tuple[int, dict]] = []
+        user: list[tuple[int, dict]] = []
+        rest: list[tuple[int, dict]] = []
+        seen: dict[int, int] = {}
         for lab, f, seed, rgb in photos:
             if 0.70 <= f < 0.85:
                 continue

@@ -28,7 +28,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,9 +38,10 @@ from personalize_bench import DEFAULT_DATA, LABELS, SHIFTS, shift, split_f  # no
 
 import edge.retrain as retrain_mod  # noqa: E402
 from edge.config import load_config  # noqa: E402
+from edge.heads import shipped_head  # noqa: E402
 from edge.runtime.classifier import Backbone  # noqa: E402
 from edge.runtime.loader import open_package  # noqa: E402
-from edge.runtime.preprocess import prepare  # noqa: E402
+from edge.runtime.preprocess import prepare, read_image  # noqa: E402
 from edge.samples import SampleStore  # noqa: E402
 
 SPLITS = {"val": (0.70, 0.85), "test": (0.85, 1.0)}  # converter/data.py's split_of
@@ -76,7 +76,7 @@ class Shifted:
             for p in sorted((data / lab).iterdir()):
                 if p.suffix.lower() not in (".jpg", ".jpeg", ".png") or not lo <= split_f(p.name) < hi:
                     continue
-                rgb = cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)
+                rgb = read_image(str(p))
                 s = shift(rgb, int(hashlib.sha256(p.name.encode()).hexdigest()[:8], 16), **SHIFTS[preset])
                 X.append(backbone.model(prepare(s, h, w, c)).copy())
                 A.append(np.stack([backbone.model(prepare(v, h, w, c)).copy() for v in augment(s, rng)]))
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     pkg = open_package(cfg)
     backbone = Backbone(pkg, "int8", cfg.model.threads)
     base_lab, Xb = retrain_mod.load_base_embeddings(pkg, "int8")
-    shipped = retrain_mod.shipped_head(pkg)
+    shipped = shipped_head(pkg)
     classes = list(shipped.labels)
 
     def fit(Xu: np.ndarray, yu: np.ndarray, share: float = retrain_mod.USER_SHARE, l2: float = cfg.retrain.l2,

@@ -43,9 +43,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
+
+from edge.runtime.preprocess import read_image
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "sign-language-digits"
@@ -56,7 +59,7 @@ def split_f(name: str) -> float:
     return int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) / 2**32
 
 
-SHIFTS = {
+SHIFTS: dict[str, dict[str, Any]] = {
     "background": {"scale": 1.0, "cast": False},
     "medium": {"scale": 0.75, "cast": True},
     "strong": {"scale": 0.6, "cast": True},
@@ -140,7 +143,7 @@ def shift(rgb: np.ndarray, seed: int, scale: float = 0.6, cast: bool = True,
 def relight(rgb: np.ndarray, light: str, rng: np.random.Generator, keystone: float = 0.3) -> np.ndarray:
     """The photo as it is, seen differently: dim or flat light, a green cast, the other
     hand, a low-resolution camera, a camera at an angle or rolled."""
-    x = rgb.astype(np.float32)
+    x: np.ndarray = rgb.astype(np.float32)
     if light == "dusk":
         x = ((x / 255) ** 1.8) * 0.55 * np.array([0.9, 0.95, 1.15], np.float32) * 255
         x = x + rng.normal(0, 7, x.shape).astype(np.float32)
@@ -156,8 +159,8 @@ def relight(rgb: np.ndarray, light: str, rng: np.random.Generator, keystone: flo
     elif light in ("angle", "tilt"):
         h, w = rgb.shape[:2]
         if light == "angle":
-            src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
-            dst = np.float32([[keystone * w, 0], [(1 - keystone) * w, 0], [w, h], [0, h]])
+            src = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
+            dst = np.array([[keystone * w, 0], [(1 - keystone) * w, 0], [w, h], [0, h]], np.float32)
             warp = cv2.getPerspectiveTransform(src, dst)
         else:
             warp = np.vstack([cv2.getRotationMatrix2D((w / 2, h / 2), -30, 1.0), [0, 0, 1]])
@@ -181,7 +184,7 @@ def make_sets(data: Path, work: Path, n_capture: int, labels: list[str],
                        key=lambda p: hashlib.sha256(p.name.encode()).hexdigest())
         pool[lab] = []
         for i, p in enumerate(files):
-            rgb = cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)
+            rgb = read_image(str(p))
             out = shift(rgb, int(hashlib.sha256(p.name.encode()).hexdigest()[:8], 16), **SHIFTS[preset])
             if i < n_capture:
                 dst = work / "pool" / lab / f"{i:03d}-{p.stem}.jpg"
@@ -291,7 +294,7 @@ def timing(env: dict, data: Path, work: Path, n: int) -> dict:
             for p in files:
                 if added >= n:
                     break
-                rgb = cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)
+                rgb = read_image(str(p))
                 store.add(shift(rgb, added, **SHIFTS["strong"]), lab, source="bench")
                 added += 1
     env = {**env, "FINGERCOUNT_STATE_DIR": str(state), "FINGERCOUNT_RETRAIN__MAX_SECONDS": "600"}

@@ -15,7 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import cv2
 
@@ -125,7 +125,7 @@ class Camera:
         self.opened = threading.Event()
         # Optional rgb -> Frame.prepared, run in the capture thread (the pipeline sets it so
         # preprocessing frame N+1 overlaps the invoke of frame N).
-        self.prepare: Optional[Callable[[object], tuple]] = None
+        self.prepare: Optional[Callable[[Any], tuple]] = None
         # counters for stats
         self.captured = 0
         self.stalls = 0
@@ -190,8 +190,8 @@ class Camera:
             if len(q) <= 1:
                 self._signal_taken()
             return f
-        f = self._latest
-        return f if f is not None and f.seq > after_seq else None
+        latest = self._latest
+        return latest if latest is not None and latest.seq > after_seq else None
 
     def _signal_taken(self) -> None:
         try:

@@ -99,7 +99,7 @@ def _add_accuracy(records: list[dict], targets: list[bench.Target], args: argpar
     scored: dict[str, dict] = {}
     notes: set[str] = set()
     for ts in groups.values():
-        precs = list(dict.fromkeys(t.precision for t in ts))
+        precs = list(dict.fromkeys(t.precision for t in ts if t.precision is not None))
         try:
             # a bare file's one variant is named by the same tflite_precision as its target
             pkg = ts[0].package or single_tflite_package(ts[0].file)
@@ -107,7 +107,7 @@ def _add_accuracy(records: list[dict], targets: list[bench.Target], args: argpar
         except FingercountError as e:
             got = {p: {"accuracy_error": str(e)} for p in precs}
         for t in ts:
-            res = got.get(t.precision, {})
+            res = got.get(t.precision or "", {})
             scored[str(t.file)] = res
             notes.update(res.get("skipped_files", []))
             if res.get("accuracy_error"):

@@ -44,13 +44,14 @@ def current_head_path(state_dir: Optional[Path], model_name: str) -> Optional[Pa
 def load_user_head(path: Path, package: ModelPackage) -> Head:
     """A retrained head for package's backbone; ModelError if unreadable or the wrong size."""
     head = Head.load(path)
-    dim = int(package.retrainable.get("embedding_dim", head.W.shape[0]))
+    rt = package.retrainable or {}
+    dim = int(rt.get("embedding_dim") or head.W.shape[0])
     if head.W.shape[0] != dim:
         raise ModelError(f"{path}: made for embedding size {head.W.shape[0]}, the model has {dim}")
     # An upgraded model keeps the embedding size but not its meaning: an old head on a new
     # backbone ran at 68 % where either model alone scored 100 %.
     made_for = head_info(head).get("backbone_sha256")
-    ours = {e.get("sha256") for e in (package.retrainable.get("backbone") or {}).values()
+    ours = {e.get("sha256") for e in (rt.get("backbone") or {}).values()
             if isinstance(e, dict)} - {None}
     if isinstance(made_for, str) and ours and made_for not in ours:
         raise ModelError(f"{path}: trained on another backbone than {package.name} {package.version}'s "
@@ -183,6 +184,7 @@ class TFLiteModel:
             return x
         if self.in_dtype == np.float32:
             return x.astype(np.float32)
+        assert self._in_q is not None  # float32 returned above
         scale, zp = self._in_q
         info = np.iinfo(self.in_dtype)
         return np.clip(np.round(x.astype(np.float32) / scale + zp), info.min, info.max).astype(self.in_dtype)

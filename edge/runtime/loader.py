@@ -26,7 +26,7 @@ def open_classifier(cfg: Config, labels: Optional[Sequence[str]] = None,
                     package: Optional[ModelPackage] = None) -> Classifier:
     """The configured model and precision, with the user's current head where there is one."""
     pkg = package or open_package(cfg, labels)
-    precision = cfg.model.precision
+    precision: str = cfg.model.precision
     if pkg.single_file:
         precision = next(iter(pkg.variants))
     return Classifier(pkg, precision, cfg.model.threads, state_dir=cfg.state_dir,
