@@ -52,7 +52,6 @@ from edge.sqlite_files import (
     connect,
     file_id,
     open_or_replace,
-    prune_aside,
     transaction,
 )
 
@@ -62,7 +61,6 @@ SCHEMA_VERSION = 1
 RETRY_S = 60.0  # memory only since a failure: how often to try the file again
 ACK_FLUSH_S = 10.0  # acknowledged rows are deleted at the next put, or after this at the latest
 BUSY_TIMEOUT_S = 0.2  # the file is locked only by another process, which keeps it locked
-KEEP_CORRUPT = 3  # files moved aside as corrupt that are kept for a post-mortem
 CHECK_S = 5.0  # how often to check that the open file is still the one at the path
 
 
@@ -150,8 +148,6 @@ class Outbox:
                         path, replaced[1], replaced[0].name)
         with contextlib.suppress(OSError):  # an older version's; we hold the file exclusively
             path.with_name(path.name + "-shm").unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
-            prune_aside(path, KEEP_CORRUPT, replaced[0] if replaced else None)
         self._file_id = file_id(path)
         return db
 

@@ -30,6 +30,7 @@ def check(db: sqlite3.Connection) -> None:
         raise DamagedFile(result)
 
 
+KEEP_CORRUPT = 3  # copies moved aside as damaged that are kept for a post-mortem
 WAL_PAGES = 100
 WAL_LIMIT_BYTES = 512 * 1024
 
@@ -86,8 +87,13 @@ def file_id(path: Path) -> Optional[tuple[int, int]]:
 
 
 def move_aside(path: Path) -> Path:
-    """path -> path.corrupt-<time>, with its -wal/-shm (openable together again)."""
-    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+    """path -> path.corrupt-<time>[.N], with its -wal/-shm (openable together again); .N
+    when an earlier copy has that second's name, so it is not overwritten."""
+    stem = f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}"
+    aside, n = path.with_name(stem), 1
+    while aside.exists():
+        n += 1
+        aside = path.with_name(f"{stem}.{n}")
     path.rename(aside)
     for suffix in ("-wal", "-shm"):
         side = path.with_name(path.name + suffix)
@@ -112,14 +118,18 @@ def prune_aside(path: Path, keep: int, spare: Optional[Path] = None) -> list[Pat
     return gone
 
 
-def open_or_replace(path: Path, open_db: Callable[[Path], sqlite3.Connection]
+def open_or_replace(path: Path, open_db: Callable[[Path], sqlite3.Connection], keep: int = KEEP_CORRUPT
                     ) -> tuple[sqlite3.Connection, Optional[tuple[Path, BaseException]]]:
-    """open_db(path); if the file is damaged, it is moved aside and open_db starts a new one.
-    Returns the connection and, when that happened, (where the old file went, why)."""
+    """open_db(path); if the file is damaged, it is moved aside and open_db starts a new one;
+    of the copies moved aside the newest `keep` are kept. Returns the connection and, when
+    a copy was moved aside, (where it went, why)."""
     try:
         return open_db(path), None
     except (sqlite3.DatabaseError, DamagedFile) as e:
         if not is_damaged(e):
             raise
         aside = move_aside(path)
-        return open_db(path), (aside, e)
+        db = open_db(path)
+        with contextlib.suppress(OSError):
+            prune_aside(path, keep, aside)
+        return db, (aside, e)

@@ -309,6 +309,20 @@ def test_a_damaged_index_is_rebuilt_from_the_class_folders(tmp_path: Path, damag
         assert store.counts() == {"2": 3, "3": 3, "4": 1} and "index_replaced" not in store.recovered
 
 
+def test_a_card_that_keeps_damaging_the_index_keeps_three_copies(tmp_path: Path) -> None:
+    # Each damaged index is moved aside; without pruning a failing card fills up with them,
+    # and two in the same second must not overwrite each other.
+    with SampleStore(tmp_path) as store:
+        store.add(hand("2"), "2", source="test")
+    index = tmp_path / INDEX_FILE
+    for n in range(5):
+        index.write_bytes(b"torn %d " % n * 500)
+        with SampleStore(tmp_path) as store:
+            assert store.counts() == {"2": 1} and store.recovered["index_replaced"] == 1
+    aside = sorted(p for p in tmp_path.glob(f"{INDEX_FILE}.corrupt-*") if not p.name.endswith(("-wal", "-shm")))
+    assert sorted(p.read_bytes()[:6] for p in aside) == [b"torn 2", b"torn 3", b"torn 4"]
+
+
 def test_the_store_quota_refuses_and_counts_what_others_removed(tmp_path: Path) -> None:
     with SampleStore(tmp_path) as probe:
         size = probe.add(hand("2", 0), "2").path.stat().st_size
