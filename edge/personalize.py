@@ -9,11 +9,16 @@ that API.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import os
 import threading
 import time
+from pathlib import Path
 from typing import Any, Optional
 
+from edge.durable import fsync_dir
 from edge.errors import CommandError, FingercountError, RetrainError, SampleError
 from edge.gpio import GpioControls, open_controls
 from edge.head_watch import HeadWatch
@@ -30,6 +35,9 @@ FRESH_FRAME_S = 2.0  # how long a capture waits for a frame it has not stored ye
 # must exit within 2 s of SIGTERM, well inside the unit's TimeoutStopSec.
 RETRAIN_STOP_WAIT_S = 1.0
 CANCELLED = "cancelled: the daemon is stopping"
+# In the state dir while a retrain runs: one a power cut or kill -9 cut short is reported
+# (retrain_finished, ok false, interrupted) when the daemon starts again.
+RUNNING_FILE = "retrain.running"
 
 
 def only(body: dict, allowed: set[str]) -> None:
@@ -63,6 +71,7 @@ class Personalizer:
         self._retrain_thread: Optional[threading.Thread] = None
         self.heads = HeadWatch(daemon, self._reload, busy=lambda: self.retraining)
         self._finish_head_swap()
+        self._report_cut_short()
         self.label = next(iter(self._labels()), "0")
         self._retrain_lock = threading.Lock()
         self._capture_lock = threading.Lock()  # button and MQTT captures, one at a time
@@ -99,6 +108,41 @@ class Personalizer:
         except FingercountError as e:
             log.error("%s; counting goes on with the head it has", e)
             self.daemon.publish_event("error", where="head", message=str(e))
+
+    def _running_file(self) -> Path:
+        return Path(self.cfg.state_dir) / RUNNING_FILE
+
+    def _mark_running(self, info: dict) -> None:
+        path = self._running_file()
+        try:
+            with open(path, "w") as f:
+                json.dump(info, f)
+                f.flush()
+                os.fsync(f.fileno())  # a power cut is what it is there for
+            fsync_dir(path.parent)
+        except OSError as e:
+            log.warning("cannot write %s (%s): a retrain cut short by a power cut would go unreported",
+                        path, e.strerror or e)
+
+    def _report_cut_short(self) -> None:
+        """A retrain that the last run did not finish (power cut, kill -9) gets its
+        retrain_finished now, so a dashboard waiting on it is not left waiting."""
+        path = self._running_file()
+        try:
+            info = json.loads(path.read_text())
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError):
+            info = {}
+        info = info if isinstance(info, dict) else {}
+        when = info.get("started", "?")
+        msg = (f"interrupted: the daemon stopped during the retrain started {when} "
+               f"(a power cut or a kill); counting with {self.daemon.classifier.model_id}")
+        log.warning("%s", msg)
+        self.daemon.publish_event("retrain_finished", ok=False, model=info.get("model"), error=msg,
+                                  interrupted=True)
+        with contextlib.suppress(OSError):
+            path.unlink()
 
     def _counts(self) -> Optional[dict[str, int]]:
         try:
@@ -229,6 +273,8 @@ class Personalizer:
                                           **detail)
 
         try:
+            self._mark_running({"model": pkg.name, "source": source,
+                                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
             self.daemon.publish_event("retrain_started", model=pkg.name, precision=precision, force=force,
                                       source=source, samples=self.store.counts())
             # the daemon's stop cancels it: nothing is installed, embeddings made are kept
@@ -258,6 +304,8 @@ class Personalizer:
             self.daemon.publish_event("retrain_finished", ok=False, model=pkg.name, error=str(err))
             box["error"] = err
         finally:
+            with contextlib.suppress(OSError):
+                self._running_file().unlink(missing_ok=True)
             done.set()
             if source == "button" and self.gpio is not None:
                 self.gpio.ack() if box.get("result", {}).get("swapped") else self.gpio.refuse()

@@ -390,3 +390,46 @@ def test_sigterm_during_a_retrain_cancels_it_and_exits_within_2_s(broker: Any, t
     assert "Traceback" not in err, err
     sub.wait(lambda: sub.on(f"fingercount/{dev}/availability")[-1:] == [b"offline"], what="offline")
     sub.close()
+
+
+def test_a_retrain_cut_short_by_kill_9_is_reported_finished_at_the_next_start(broker: Any, tmp_path: Path) -> None:
+    """A dashboard that saw retrain_started must not wait for ever after a power cut."""
+    from edge.personalize import RUNNING_FILE
+    from edge.samples import SampleStore
+    from tests.test_daemon_process import start_daemon, stop_daemon
+    from tests.test_retrain import FINGERS, fill
+
+    name = os.environ.get("FC_TEST_RETRAINABLE", RETRAINABLE)
+    with SampleStore(tmp_path / "state") as store:
+        fill(store, 8, {lab: str((int(lab) + 1) % 6) for lab in FINGERS})  # a long retrain
+    dev = "rtkill"
+    sub = Collector(broker.port, [f"fingercount/{dev}/#"])
+
+    def events(type_: str) -> list[dict]:
+        return [e for e in sub.json_on(f"fingercount/{dev}/event") if e["type"] == type_]
+
+    env = {"FINGERCOUNT_RETRAIN__EPOCHS": "100000", "FINGERCOUNT_RETRAIN__L2": "1e-7"}
+    p = start_daemon(broker.port, tmp_path, dev, models_dir() / name, env=env)
+    try:
+        sub.wait(lambda: sub.on(f"fingercount/{dev}/prediction"), 30, "first prediction")
+        sub.c.publish(f"fingercount/{dev}/cmd/retrain", json.dumps({"force": True, "wait": False}), qos=1)
+        sub.wait(lambda: [e for e in events("retrain_progress") if e["phase"] == "training"], 30,
+                 "the retrain training")
+    finally:
+        p.kill()
+        p.communicate()
+    assert (tmp_path / "state" / RUNNING_FILE).exists() and not events("retrain_finished")
+    p = start_daemon(broker.port, tmp_path, dev, models_dir() / name, env=env)
+    try:
+        fin = sub.wait(lambda: events("retrain_finished"), 30, "retrain_finished")
+        rc, _ = stop_daemon(p, timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    _, err = p.communicate()
+    assert rc == 0, err
+    assert len(fin) == 1 and fin[0]["ok"] is False and fin[0]["interrupted"] is True, fin
+    assert fin[0]["model"] == name and "interrupted: the daemon stopped during the retrain" in fin[0]["error"]
+    assert not (tmp_path / "state" / RUNNING_FILE).exists()
+    assert not (head_dir(tmp_path / "state", name) / HEAD_FILE).exists()
+    sub.close()
