@@ -176,6 +176,7 @@ class SampleStore:
         self.max_bytes = int(max_mb * 1e6)
         self.min_free_bytes = int(min_free_mb * 1e6)
         self._bytes = 0  # sample files' size; rescanned when a capture would pass max_bytes
+        self._scanned_dirs: Optional[tuple] = None  # _dirs_stamp() when _bytes was last scanned
         self._lock = threading.RLock()
         self._seq = 0
         self.recovered: dict[str, int] = {"temp_removed": 0, "rows_removed": 0,
@@ -353,12 +354,26 @@ class SampleStore:
                                   f"samples.min_free_mb keeps {self.min_free_bytes / 1e6:g} MB for the "
                                   "outbox, heads and logs)")
         if self.max_bytes and self._bytes + n > self.max_bytes:
-            self._bytes = self._scan_bytes()  # another process may have removed samples
+            # another process may have removed samples: rescan, unless no folder changed since
+            # the last scan (a held button at the cap would rescan thousands of files a press)
+            stamp = self._dirs_stamp()
+            if stamp is None or stamp != self._scanned_dirs:
+                self._bytes = self._scan_bytes()
+                self._scanned_dirs = stamp
             if self._bytes + n > self.max_bytes:
                 raise SampleError(f"sample refused: the sample store is full ({self._bytes / 1e6:.1f} MB; "
                                   f"samples.max_mb is {self.max_bytes / 1e6:g}): export what you need "
                                   "(fingercount samples export DIR), then remove a label "
                                   "(fingercount samples remove --label L)")
+
+    def _dirs_stamp(self) -> Optional[tuple]:
+        """The store's folders and their mtimes: a sample added or removed changes its label
+        folder's, a label removed changes the root's. None if they cannot be read."""
+        try:
+            dirs = [self.root, *(p for p in self.root.iterdir() if p.is_dir())]
+            return tuple((p.name, p.stat().st_mtime_ns) for p in dirs)
+        except OSError:
+            return None
 
     def _scan_bytes(self) -> int:
         total = 0
