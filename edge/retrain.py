@@ -271,7 +271,7 @@ def retrain(cfg: Config, package: ModelPackage, store: SampleStore, precision: O
         t_cv = time.monotonic()
         k = min(CV_FOLDS, max(_count(truth).values()))
         folds = cv_folds(samples, hold_i, k)
-        gate = f"cross-validation, {len(folds)} folds"
+        gate = f"cross-validation, {len(folds)} fold{'s' if len(folds) != 1 else ''}"
         pred: dict[int, str] = {}
         for n, fold in enumerate(folds):
             out = set(fold)
@@ -289,6 +289,12 @@ def retrain(cfg: Config, package: ModelPackage, store: SampleStore, precision: O
         # no sample the new head was not trained on: nothing could show it is not worse
         swap, reason = False, ("not swapped: no held-out samples to check the new head on "
                                "(capture at least 2 per label, or use force to swap anyway)")
+    elif after == 0 and not force:
+        # "no worse" than a head that also gets none right shows nothing was learned (a
+        # mislabelled sample, or too few of a new label)
+        swap, reason = False, (f"not swapped: the new head gets none of the {len(hold_i)} sample(s) it "
+                               f"was not trained on right ({gate}): check their labels or capture "
+                               f"more (use force to swap anyway){gate_note}")
     elif after is not None and after >= before:
         swap, reason = True, f"{gate}: accuracy {before:.3f} -> {after:.3f}{gate_note}"
     elif force:

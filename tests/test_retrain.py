@@ -163,6 +163,25 @@ def test_one_sample_per_label_cannot_be_checked_so_it_needs_force(tmp_path: Path
     assert forced.swapped and "without a check" in forced.reason and head.is_file()
 
 
+def test_a_head_that_gets_no_unseen_sample_right_is_not_swapped_in(tmp_path: Path) -> None:
+    # After a good retrain one mislabelled sample (a 5 labelled 2) is all the gate can judge
+    # by; both heads get it wrong, which used to pass as "no worse" and swap.
+    cfg = make_cfg(tmp_path)
+    pkg = open_package(cfg)
+    head = head_dir(cfg.state_dir, pkg.name) / "head.npz"
+    with SampleStore(cfg.state_dir) as store:
+        fill(store, 6, FINGERS)
+        assert retrain(cfg, pkg, store, "int8", force=True).swapped
+        installed = head.read_bytes()
+        store.add(rgb(sorted((HANDS / "5").glob("*.JPG"))[7]), "2", source="test")
+        res = retrain(cfg, pkg, store, "int8")
+        assert res.gate == "cross-validation, 1 fold" and res.holdout_per_label == {"2": 1}
+        assert not res.swapped and res.accuracy_after == 0.0, res.reason
+        assert "gets none of the 1 sample(s)" in res.reason and "force" in res.reason
+        assert head.read_bytes() == installed
+        assert retrain(cfg, pkg, store, "int8", force=True).swapped
+
+
 def test_few_samples_cross_validate_and_the_gate_leaves_out_what_the_current_head_saw(tmp_path: Path) -> None:
     cfg = make_cfg(tmp_path, holdout=0.2)
     pkg = open_package(cfg)
