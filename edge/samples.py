@@ -9,9 +9,13 @@ Recovery on open (decided): stray temporary files and label folders being remove
 deleted; an index row whose file is gone is deleted; a final-named file without a row is
 complete by construction (it was fsynced before the rename), so it is indexed with source
 "recovered" and the capture time its name carries -- unless it does not decode as an
-image, then it is removed. The index changes are one transaction, and no sample file is
-removed before it commits: a repair that fails (a full disk) leaves the samples as they
-were. Each repair is logged and counted in `SampleStore.recovered`.
+image, then it is removed. A folder whose name is not a valid label (e.g. "3\\n", which an
+older version accepted) is skipped with one warning line: its files are left as they are
+and its index rows dropped, so no such class is trained or exported; renamed to a valid
+label, its files are samples again at the next open. The index changes are one
+transaction, and no sample file is removed before it commits: a repair that fails (a full
+disk) leaves the samples as they were. Each repair is logged and counted in
+`SampleStore.recovered`.
 
 Every SQLite or OS error while opening, repairing, reading or changing the store is a
 one-line SampleError: the CLI prints it, the daemon refuses captures and keeps counting.
@@ -51,7 +55,7 @@ INDEX_FILE = "samples.sqlite3"  # beside samples/, so samples/ stays a pure clas
 TMP_SUFFIX = ".tmp"
 REMOVING_PREFIX = ".removing-"  # a label folder being deleted (never a valid label)
 MAX_LABEL_LEN = 32
-_LABEL_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+_LABEL_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")  # fullmatch: "$" would let "3\n" through
 # Errors that mean "no room": refuse the sample, keep running.
 _NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
@@ -78,7 +82,7 @@ def validate_label(label: object) -> str:
         raise SampleError("label must be a non-empty string")
     if len(label) > MAX_LABEL_LEN:
         raise SampleError(f"label {label[:40]!r}… is longer than {MAX_LABEL_LEN} characters")
-    if not _LABEL_RE.match(label):
+    if not _LABEL_RE.fullmatch(label):
         raise SampleError(f"label {label!r} may only contain letters, digits, '_' and '-'")
     return label
 
@@ -230,9 +234,18 @@ class SampleStore:
         with self._lock:
             rows = {r[0]: r[1] for r in self._db.execute("SELECT path, id FROM samples")}
             on_disk: set[str] = set()
+            skipped: set[str] = set()
             for label_dir in sorted(p for p in self.root.iterdir() if p.is_dir()):
                 if label_dir.name.startswith(REMOVING_PREFIX):  # a removal a power cut interrupted
                     shutil.rmtree(label_dir, ignore_errors=True)
+                    continue
+                try:
+                    validate_label(label_dir.name)
+                except SampleError as e:
+                    skipped.add(label_dir.name)
+                    log.warning("sample store: skipping the folder %r in %s (%s): its files are not "
+                                "used as samples and are left in place; rename it to a valid label "
+                                "to use them", label_dir.name, self.root, e)
                     continue
                 for f in sorted(label_dir.iterdir()):
                     if f.name.endswith(TMP_SUFFIX):
@@ -243,13 +256,15 @@ class SampleStore:
                     elif f.is_file() and f.suffix.lower() == ".jpg":
                         on_disk.add(f"{label_dir.name}/{f.name}")
                         self._bytes += f.stat().st_size
-            gone = [rows[p] for p in rows if p not in on_disk]
+            # rows of a skipped folder go too, without counting as a repair (its warning said it)
+            invalid = [rows[p] for p in rows if p.split("/", 1)[0] in skipped]
+            gone = [rows[p] for p in rows if p not in on_disk and p.split("/", 1)[0] not in skipped]
             orphans = [rel for rel in sorted(on_disk - set(rows))
                        if not _writer_alive(rel.split("/", 1)[1])]  # a live writer indexes it in a moment
             undecodable: list[Path] = []
-            if gone or orphans:
+            if gone or orphans or invalid:
                 with transaction(self._db):  # all or nothing: a full disk changes nothing
-                    self._db.executemany("DELETE FROM samples WHERE id = ?", [(i,) for i in gone])
+                    self._db.executemany("DELETE FROM samples WHERE id = ?", [(i,) for i in gone + invalid])
                     for rel in orphans:
                         if not self._index_orphan(rel):
                             undecodable.append(self.root / rel)

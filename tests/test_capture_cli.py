@@ -82,6 +82,15 @@ def test_bad_labels_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFi
     assert "no samples" in capsys.readouterr().err
 
 
+def test_a_label_ending_in_a_newline_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    cam = f"replay:{HANDS / '4'}@0"
+    assert cli(tmp_path, "capture", "--label", "4\n", "--camera", cam) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0] == ("fingercount: error: label '4\\n' may only contain letters, "
+                                        "digits, '_' and '-'"), err
+    assert not (tmp_path / "state" / "samples" / "4\n").exists()
+
+
 def test_capture_on_a_full_disk_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FINGERCOUNT_SAMPLES__MIN_FREE_MB", "0")  # the disk itself refuses here

@@ -81,6 +81,50 @@ def test_bad_labels_refused(tmp_path: Path, bad: object) -> None:
     assert list((tmp_path / "samples").iterdir()) == []
 
 
+@pytest.mark.parametrize("bad", ["3\n", "none\n", "3\r\n", "\n"])
+def test_a_label_ending_in_a_newline_is_refused(tmp_path: Path, bad: str) -> None:
+    with pytest.raises(SampleError, match="may only contain letters"):
+        validate_label(bad)
+    with SampleStore(tmp_path) as store:
+        with pytest.raises(SampleError):
+            store.add(hand(), bad)
+        assert len(store) == 0
+    assert list((tmp_path / "samples").iterdir()) == []
+
+
+def test_a_folder_an_older_version_made_for_an_invalid_label_is_skipped_not_deleted(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with SampleStore(tmp_path) as store:
+        good = store.add(hand("3"), "3")
+    # what a version that accepted "3\n" left: its folder, a sample in it and that sample's row
+    bad_dir = tmp_path / "samples" / "3\n"
+    bad_dir.mkdir()
+    bad = bad_dir / good.path.name.replace("-1.jpg", "-2.jpg")
+    shutil.copyfile(good.path, bad)
+    orphan = bad_dir / "20260101T000000000000Z-99999999-7.jpg"  # and one without a row
+    shutil.copyfile(good.path, orphan)
+    con = sqlite3.connect(tmp_path / INDEX_FILE)
+    with con:
+        con.execute("INSERT INTO samples(label, path, sha256, source, time) VALUES (?,?,?,?,?)",
+                    ("3\n", f"3\n/{bad.name}", good.sha256, "mqtt", good.time))
+    con.close()
+    for _ in range(2):  # and again: still there, still skipped
+        caplog.clear()
+        with SampleStore(tmp_path) as store:
+            assert store.counts() == {"3": 1}
+            assert [s.path for s in store.list()] == [good.path]
+            assert not any(store.recovered.values())
+            assert store.export(tmp_path / f"ds{_}") == {"3": 1}
+        warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert len(warnings) == 1 and "\n" not in warnings[0], warnings
+        assert "skipping the folder '3\\n'" in warnings[0] and "left in place" in warnings[0]
+        assert bad.read_bytes() == orphan.read_bytes() == good.path.read_bytes()  # not deleted
+    # renamed to a valid label, its files are samples again
+    bad_dir.rename(tmp_path / "samples" / "three")
+    with SampleStore(tmp_path) as store:
+        assert store.counts() == {"3": 1, "three": 2}
+
+
 def test_good_labels() -> None:
     for ok in ["0", "5", "none", "thumbs_up", "peace-sign", "x" * 32]:
         assert validate_label(ok) == ok
