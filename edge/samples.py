@@ -415,12 +415,17 @@ class SampleStore:
     def remove_label(self, label: str) -> int:
         """Delete every sample of a label (folder renamed, files, rows). Returns how many.
 
+        A label with neither samples nor a folder (a typo) is a SampleError naming the labels.
         The rename is the point of no return: a power cut after it is finished by the next
         open, never undone. The files go before the rows, so a full disk gets its room back
         first and can then record the removal; if it still cannot, the next open does.
         """
         label = validate_label(label)
         with self._lock:
+            known = self.counts()
+            if label not in known and not (self.root / label).exists():  # a typo deletes nothing
+                raise SampleError(f"no label {label!r} in the sample store (labels: "
+                                  f"{', '.join(known) or 'none stored'})")
             doomed = self.root / f"{REMOVING_PREFIX}{label}-{os.getpid()}"
             try:
                 (self.root / label).rename(doomed)

@@ -1,0 +1,56 @@
+"""`fingercount samples remove|export`: mistakes are one-line errors that change nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edge.cli import main
+from edge.samples import SampleStore
+from tests.test_samples import files_of, hand
+
+
+def samples_cli(tmp: Path, *argv: str) -> int:
+    return main(["samples", *argv, "--state-dir", str(tmp / "state")])
+
+
+def store_with(tmp: Path, **labels: int) -> dict[str, bytes]:
+    with SampleStore(tmp / "state") as store:
+        for label, n in labels.items():
+            for i in range(n):
+                store.add(hand("2", i), label)
+    return files_of(tmp / "state")
+
+
+def test_removing_a_label_that_does_not_exist_is_an_error_naming_the_labels(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    before = store_with(tmp_path, **{"2": 2, "none": 1})
+    assert samples_cli(tmp_path, "remove", "--label", "nonexist") == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [
+        "fingercount: error: no label 'nonexist' in the sample store (labels: 2, none)"]
+    assert files_of(tmp_path / "state") == before
+    # an existing label is still removed, and removing it again is then the same error
+    assert samples_cli(tmp_path, "remove", "--label", "none") == 0
+    assert capsys.readouterr().out == "removed 1 samples of label none; 2: 2 left\n"
+    assert samples_cli(tmp_path, "remove", "--label", "none", "--json") == 2
+    assert capsys.readouterr().err == "fingercount: error: no label 'none' in the sample store (labels: 2)\n"
+
+
+def test_removing_from_an_empty_store_says_there_are_no_labels(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert samples_cli(tmp_path, "remove", "--label", "3") == 2
+    assert capsys.readouterr().err == ("fingercount: error: no label '3' in the sample store "
+                                       "(labels: none stored)\n")
+
+
+def test_a_label_folder_without_indexed_samples_can_still_be_removed(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    store_with(tmp_path, **{"2": 1})
+    (tmp_path / "state" / "samples" / "left").mkdir()  # e.g. only a stray file left in it
+    (tmp_path / "state" / "samples" / "left" / "notes.txt").write_text("x")
+    assert samples_cli(tmp_path, "remove", "--label", "left") == 0
+    assert capsys.readouterr().out == "removed 0 samples of label left; 2: 1 left\n"
+    assert not (tmp_path / "state" / "samples" / "left").exists()
