@@ -23,7 +23,7 @@ from typing import Any, Optional, TextIO
 
 import numpy as np
 
-from edge import __version__
+from edge import __version__, choices
 from edge.camera import camera_from_config
 from edge.config import Config
 from edge.discovery import Controls
@@ -102,7 +102,8 @@ class Daemon:
         self.notifier = notifier or Notifier.from_env()
         self.print_to = print_to
         self.fstats = FrameStats()
-        self._classifier = open_classifier(cfg)  # ModelError here: one line, non-zero exit
+        self._configured_model: list[str] = [cfg.model.name, cfg.model.precision]
+        self._classifier = self._open_model()  # ModelError here: one line, non-zero exit
         self.camera = camera_from_config(cfg.camera, on_error=self._camera_error)
         s = cfg.smoothing
         self.pipeline = Pipeline(self.camera, self._classifier,
@@ -126,6 +127,35 @@ class Daemon:
         self.started_at = time.monotonic()
         self._stable = Stable(None, 0.0, 0.0)
         self._since = time.time()
+
+    def _open_model(self) -> Classifier:
+        """The configured model, or the one set_model chose instead of it before a restart."""
+        cfg = self.cfg
+        m = choices.load(cfg.state_dir).get("model")
+        if not isinstance(m, dict):
+            return open_classifier(cfg)
+        if m.get("instead_of") != self._configured_model:
+            log.info("not restoring the model chosen over MQTT (%s/%s): the config now names %s/%s",
+                     m.get("name"), m.get("precision"), *self._configured_model)
+            choices.save(cfg.state_dir, model=None)
+            return open_classifier(cfg)
+        try:
+            self._set_model_config(m.get("name"), m.get("precision"))
+            clf = open_classifier(cfg)
+        except (FingercountError, ValueError) as e:
+            log.warning("the model chosen over MQTT cannot be loaded (%s); using the configured %s/%s",
+                        e, *self._configured_model)
+            self._set_model_config(*self._configured_model)
+            choices.save(cfg.state_dir, model=None)
+            return open_classifier(cfg)
+        log.info("restored the model chosen over MQTT: %s (the config names %s/%s)", clf.model_id,
+                 *self._configured_model)
+        return clf
+
+    def _set_model_config(self, name: object, precision: object) -> None:
+        """cfg.model with another name and precision, validated as the config file is."""
+        m = self.cfg.model
+        self.cfg.model = type(m).model_validate({**m.model_dump(), "name": name, "precision": precision})
 
     # ---- extension API -----------------------------------------------------------------
     @property
@@ -276,6 +306,9 @@ class Daemon:
                          self.cfg.model.threads, state_dir=self.cfg.state_dir, roi=self.cfg.camera.roi)
         self.swap_classifier(new)
         self.cfg.model.name, self.cfg.model.precision = name, precision
+        chosen = None if [name, precision] == self._configured_model else \
+            {"name": name, "precision": precision, "instead_of": self._configured_model}
+        choices.save(self.cfg.state_dir, model=chosen)  # a restart keeps it
         return {"model": new.model_id, "labels": list(new.labels)}
 
     def _cmd_status(self, body: dict) -> dict:

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
+from edge import choices
 from edge.durable import fsync_dir
 from edge.errors import CommandError, FingercountError, RetrainError, SampleError
 from edge.gpio import GpioControls, open_controls
@@ -72,7 +73,7 @@ class Personalizer:
         self.heads = HeadWatch(daemon, self._reload, busy=lambda: self.retraining)
         self._finish_head_swap()
         self._report_cut_short()
-        self.label = next(iter(self._labels()), "0")
+        self.label = self._restored_label()
         self._retrain_lock = threading.Lock()
         self._capture_lock = threading.Lock()  # button and MQTT captures, one at a time
         self._captured_seq: Optional[int] = None
@@ -160,6 +161,31 @@ class Personalizer:
             out += [lab for lab in (self._counts() or {}) if lab not in out]
         return out
 
+    def _restored_label(self) -> str:
+        """The label chosen before the last restart, if this model can still take it."""
+        first = next(iter(self._labels()), "0")
+        saved = choices.load(self.cfg.state_dir).get("capture_label")
+        if saved is None:
+            return first
+        try:
+            return check_label(saved, self.daemon.classifier)
+        except SampleError as e:
+            log.warning("not restoring the capture label: %s; capturing as %r", e, first)
+            return first
+
+    def _valid_label(self) -> str:
+        """The chosen label; after a swap to a model that cannot take it, its first label."""
+        try:
+            return check_label(self.label, self.daemon.classifier)
+        except SampleError:
+            first = next(iter(self._labels()), "0")
+            log.info("capture label %r does not fit %s: it is now %r", self.label,
+                     self.daemon.classifier.model_id, first)
+            self._choose(first)
+            if self.gpio is not None:
+                self.gpio.set_label(first)
+            return first
+
     def capture_labels(self) -> list[str]:
         """What Home Assistant's label select offers: every label, and the chosen one."""
         out = self._labels()
@@ -168,6 +194,7 @@ class Personalizer:
     def _choose(self, label: str) -> None:
         new = label not in self.capture_labels()
         self.label = label
+        choices.save(self.cfg.state_dir, capture_label=label)  # a restart keeps it
         if new:
             self.daemon.refresh_discovery()  # the select's options grow
         self.daemon.publish_stats_soon()
@@ -184,7 +211,7 @@ class Personalizer:
 
     def capture(self, payload: dict, source: str = "mqtt") -> dict:
         only(payload, {"label"})
-        label = payload.get("label", self.label)
+        label = payload["label"] if "label" in payload else self._valid_label()
         try:
             label = check_label(label, self.daemon.classifier)
             new_label = label not in self.capture_labels()
@@ -193,7 +220,8 @@ class Personalizer:
                 sample = self.store.add(frame, label, source=source)
                 self._captured_seq = seq
         except SampleError as e:
-            self.daemon.publish_event("error", where="capture", label=str(label)[:40], message=str(e))
+            shown = label if isinstance(label, str) else json.dumps(label)  # true, not Python's True
+            self.daemon.publish_event("error", where="capture", label=shown[:40], message=str(e))
             raise
         counts = self.store.counts()
         data = {"label": label, "count": label_count(label), "path": str(sample.path),
@@ -352,7 +380,7 @@ class Personalizer:
     # ---- stats / shutdown ---------------------------------------------------------------
 
     def stats(self) -> dict:
-        return {"samples": self._counts(), "capture_label": self.label, "retraining": self.retraining}
+        return {"samples": self._counts(), "capture_label": self._valid_label(), "retraining": self.retraining}
 
     def close(self) -> None:
         if self.gpio is not None:

@@ -14,6 +14,7 @@ import numpy as np
 import paho.mqtt.client as mqtt
 from gpiozero.pins.mock import MockFactory
 
+from edge.choices import CHOICES_FILE
 from edge.config import load_config
 from edge.daemon import Daemon
 from edge.heads import STAGED, SWAP_FILE
@@ -433,3 +434,50 @@ def test_a_retrain_cut_short_by_kill_9_is_reported_finished_at_the_next_start(br
     assert not (tmp_path / "state" / RUNNING_FILE).exists()
     assert not (head_dir(tmp_path / "state", name) / HEAD_FILE).exists()
     sub.close()
+
+
+def test_the_chosen_label_and_model_survive_a_restart(broker: Any, tmp_path: Path) -> None:
+    """A power cut must not make the button store pupils' samples under another label."""
+    with Running(broker.port, tmp_path / "state", f"replay:{HANDS}@15") as run:
+        assert run.command("set_label", {"label": "4"})["ok"]
+        assert run.command("set_model", {"precision": "fp16"})["ok"]
+    with Running(broker.port, tmp_path / "state", f"replay:{HANDS}@15") as run:
+        assert run.daemon.classifier.precision == "fp16"
+        assert run.command("status", {})["data"]["capture_label"] == "4"
+        got = run.command("capture", {})
+        assert got["ok"] and got["data"]["label"] == "4", got
+        assert run.command("set_model", {"precision": "int8"})["ok"]  # back to the config's
+    assert json.loads((tmp_path / "state" / CHOICES_FILE).read_text()) == {"capture_label": "4"}
+
+
+def test_a_model_choice_yields_to_an_edited_config_or_a_missing_model(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+
+    def daemon(precision: str) -> Daemon:
+        cfg = load_config(None, {"state_dir": str(state), "models_dir": str(models_dir()),
+                                 "model": {"name": RETRAINABLE, "precision": precision},
+                                 "camera": {"source": f"replay:{HANDS}@15"}, "gpio": {"enabled": False}},
+                          environ={})
+        return Daemon(cfg, mqtt_enabled=False)
+
+    state.mkdir()
+    chosen = {"name": RETRAINABLE, "precision": "fp32", "instead_of": [RETRAINABLE, "int8"]}
+    (state / CHOICES_FILE).write_text(json.dumps({"model": chosen}))
+    assert daemon("int8").classifier.precision == "fp32"  # the config still names what it replaced
+    assert daemon("fp16").classifier.precision == "fp16"  # config.yaml edited since: it wins
+    assert json.loads((state / CHOICES_FILE).read_text()) == {}
+    gone = {**chosen, "name": "a-model-since-deleted"}
+    (state / CHOICES_FILE).write_text(json.dumps({"model": gone}))
+    assert daemon("int8").classifier.precision == "int8"
+
+
+def test_a_model_that_cannot_take_the_chosen_label_resets_it(broker: Any, tmp_path: Path) -> None:
+    with Running(broker.port, tmp_path / "state", f"replay:{HANDS}@15") as run:
+        assert run.command("set_label", {"label": "none"})["ok"]  # a label only a retrain can learn
+        assert run.command("set_model", {"name": "fingers-cnn"})["ok"]  # a model that cannot learn
+        run.sub.wait(lambda: [s for s in run.sub.json_on(f"{BASE}/stats") if s.get("capture_label") == "0"],
+                     10, "the capture label reset to the model's first")
+        got = run.command("capture", {})
+        assert got["ok"] and got["data"]["label"] == "0", got
+        bad = run.command("capture", {"label": True})
+        assert not bad["ok"] and run.errors(where="capture")[-1]["label"] == "true"

@@ -1,0 +1,61 @@
+"""What a user chose at run time (set_model, the capture label), kept across restarts.
+
+A power cut must not undo a choice made from Home Assistant: the capture button would store
+pupils' samples under another label. The config stays the authority: a model chosen over
+MQTT is only restored while the config still names the model it replaced, so editing
+config.yaml wins over an old choice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from edge.durable import fsync_dir
+
+log = logging.getLogger(__name__)
+
+CHOICES_FILE = "choices.json"
+
+
+def load(state_dir: Path) -> dict[str, Any]:
+    """The saved choices; {} when there are none or the file is unreadable (logged)."""
+    path = Path(state_dir) / CHOICES_FILE
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        log.warning("ignoring %s (%s): choices made over MQTT are not restored", path, e)
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def save(state_dir: Path, **changes: Any) -> None:
+    """Merge changes into the saved choices (None removes a key); atomic, survives a power
+    cut. A failure is logged, never raised: the choice still holds until the next restart."""
+    path = Path(state_dir) / CHOICES_FILE
+    data = load(state_dir)
+    for k, v in changes.items():
+        if v is None:
+            data.pop(k, None)
+        else:
+            data[k] = v
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "w") as f:
+            json.dump(data, f, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        log.warning("cannot save %s (%s): the choice holds until the daemon restarts",
+                    path, e.strerror or e)
