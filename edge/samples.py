@@ -474,6 +474,14 @@ class SampleStore:
     def export(self, dest: Path | str, label: Optional[str] = None) -> dict[str, int]:
         """Copy samples into DEST/<label>/*.jpg (a dataset `fingercount-convert build --data` reads)."""
         dest = Path(dest)
+        # Inside the store, the copies would be samples of a label named after the folder
+        # (a later `samples remove` deletes them); around it, the store would be in the dataset.
+        where, root = Path(os.path.realpath(dest)), Path(os.path.realpath(self.root))
+        overlap = ("is" if where == root else "is inside" if root in where.parents
+                   else "contains" if where in root.parents else None)
+        if overlap:
+            raise SampleError(f"{dest} {overlap} the sample store's folder {self.root}: "
+                              "export into a folder outside it")
         # Into a used folder, files of removed samples or other data would stay beside the
         # export, and a dataset built from it would train on them.
         try:

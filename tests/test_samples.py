@@ -158,6 +158,25 @@ def test_export_refuses_a_used_folder_so_removed_samples_cannot_come_back(tmp_pa
             store.export(tmp_path / "file")
 
 
+def test_export_refuses_the_store_itself_a_folder_inside_it_or_around_it(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    with SampleStore(state) as store:
+        store.add(hand("2"), "2")
+        before = files_of(state)
+        (tmp_path / "link").symlink_to(store.root)
+        for dest, how in [(store.root / "newdir", "is inside"), (store.root / "2", "is inside"),
+                          (store.root / "a" / "b", "is inside"), (tmp_path / "link" / "x", "is inside"),
+                          (store.root, "is"), (store.root / "2" / "..", "is"),
+                          (state, "contains"), (tmp_path, "contains")]:
+            with pytest.raises(SampleError) as e:
+                store.export(dest)
+            assert str(e.value) == (f"{dest} {how} the sample store's folder {store.root}: "
+                                    "export into a folder outside it")
+        assert files_of(state) == before and sorted(p.name for p in store.root.iterdir()) == ["2"]
+        assert store.counts() == {"2": 1}
+        assert store.export(state / "export") == {"2": 1}  # beside the store is fine
+
+
 def test_recovery_on_open(tmp_path: Path) -> None:
     with SampleStore(tmp_path) as store:
         kept = store.add(hand("1"), "1")

@@ -54,3 +54,21 @@ def test_a_label_folder_without_indexed_samples_can_still_be_removed(
     assert samples_cli(tmp_path, "remove", "--label", "left") == 0
     assert capsys.readouterr().out == "removed 0 samples of label left; 2: 1 left\n"
     assert not (tmp_path / "state" / "samples" / "left").exists()
+
+
+def test_export_into_the_sample_store_is_refused_before_copying(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = store_with(tmp_path, **{"2": 2, "3": 1})
+    monkeypatch.chdir(tmp_path)  # the tester's relative path
+    assert samples_cli(tmp_path, "export", "state/samples/newdir") == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [
+        "fingercount: error: state/samples/newdir is inside the sample store's folder "
+        f"{tmp_path / 'state' / 'samples'}: export into a folder outside it"]
+    assert files_of(tmp_path / "state") == before
+    assert sorted(p.name for p in (tmp_path / "state" / "samples").iterdir()) == ["2", "3"]
+    assert samples_cli(tmp_path, "export", "state") == 2
+    assert "state contains the sample store's folder" in capsys.readouterr().err
+    assert samples_cli(tmp_path, "export", "ds") == 0
+    assert sorted(p.name for p in (tmp_path / "ds").iterdir()) == ["2", "3"]
