@@ -72,8 +72,9 @@ class HeadWatch:
                           "the one it has", e)
                 self.daemon.publish_event("error", where="head", message=str(e))
                 return False
+            log.info("the head changed on disk (a retrain or rollback from the command line): now %s",
+                     new.model_id)
+            # the cause before its effect (model_swapped), as a subscriber reads them
+            self.daemon.publish_event("head_reloaded", model=new.model_id, labels=list(new.labels))
             self.daemon.swap_classifier(new)
-        log.info("the head changed on disk (a retrain or rollback from the command line): now %s",
-                 new.model_id)
-        self.daemon.publish_event("head_reloaded", model=new.model_id, labels=list(new.labels))
         return True

@@ -337,7 +337,10 @@ def test_a_retrain_or_rollback_from_the_command_line_reaches_the_running_daemon(
                    tuple(labels))
         pkg = load_package(models_dir() / RETRAINABLE)
         install_head(run.daemon.cfg, pkg, new, Head.load(models_dir() / RETRAINABLE / "head.npz"), False, {})
-        ev = run.sub.wait(lambda: run.events("head_reloaded"), 15, "head_reloaded")[0]
+        run.sub.wait(lambda: run.events("model_swapped"), 15, "model_swapped")
+        kinds = [e["type"] for e in run.sub.json_on(f"{BASE}/event")]
+        assert kinds.index("head_reloaded") < kinds.index("model_swapped"), kinds  # cause, then effect
+        ev = run.events("head_reloaded")[0]
         assert ev["labels"] == labels and run.daemon.classifier.labels == labels
         assert set(run.predictions_after(3)[-1]["scores"]) == set(labels)
 
