@@ -124,6 +124,7 @@ class Daemon:
         self._stats_now = threading.Event()
         self._threads: list[threading.Thread] = []
         self.first_prediction_at: Optional[float] = None
+        self._stopped_by: Optional[str] = None  # the signal that asked for the stop
         self.started_at = time.monotonic()
         self._stable = Stable(None, 0.0, 0.0)
         self._since = time.time()
@@ -423,6 +424,7 @@ class Daemon:
 
     def install_signal_handlers(self) -> None:
         def handler(signum: int, frame: Any) -> None:
+            self._stopped_by = signal.Signals(signum).name  # logged by shutdown, not in here
             self.stop_event.set()
 
         signal.signal(signal.SIGTERM, handler)
@@ -495,6 +497,7 @@ class Daemon:
 
     def shutdown(self) -> None:
         self.stop_event.set()
+        log.info("stopping%s", f" ({self._stopped_by})" if self._stopped_by else "")
         self._stats_now.set()
         self.notifier.stopping()
         for t in self._threads:
@@ -510,6 +513,7 @@ class Daemon:
             self.link.stop(timeout=1.3)
         for t in self._threads:
             t.join(0.3)
+        log.info("stopped")
 
 
 def run_daemon(cfg: Config, mqtt_enabled: bool = True, print_changes: bool = False,

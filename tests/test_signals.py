@@ -37,6 +37,8 @@ def test_sighup_sigusr1_sigusr2_are_logged_and_ignored(broker, tmp_path: Path) -
         if p.poll() is None:
             p.kill()
             p.wait()
-    assert "Traceback" not in log.read_text(), log.read_text()
+    text = log.read_text()
+    assert "Traceback" not in text, text
+    assert "stopping (SIGTERM)" in text and text.rstrip().endswith("stopped"), text[-500:]
     sub.wait(lambda: sub.on(f"fingercount/{dev}/availability")[-1:] == [b"offline"], what="offline")
     sub.close()
