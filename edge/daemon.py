@@ -473,6 +473,8 @@ class Daemon:
                 if r is None:
                     continue  # no fresh frame: the watchdog is not fed (a stuck camera restarts us)
                 now = time.monotonic()
+                if not self.fstats.frames:  # counting starts here, whether or not a broker is up
+                    log.info("first frame classified %.2f s after start", now - self.started_at)
                 self.fstats.record(r.timing_ms["invoke"], now)
                 if r.changed is not None:
                     self._on_change(r, r.changed)
