@@ -37,6 +37,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from decimal import Decimal
 from pathlib import Path
 from typing import Callable, Optional, Protocol
 
@@ -140,6 +141,13 @@ def _capture_time(name: str, path: Path) -> str:
     except ValueError:
         t = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
     return t.isoformat()
+
+
+def _mb_like(n: int, limit_mb: float) -> str:
+    """n bytes in MB with as many decimals as limit_mb shows (at least 1): 0.012 for a 0.015 limit."""
+    exp = Decimal(f"{limit_mb:g}").as_tuple().exponent
+    places = min(6, max(1, -exp)) if isinstance(exp, int) else 1
+    return f"{n / 1e6:.{places}f}"
 
 
 def _no_space_message(e: OSError) -> str:
@@ -376,7 +384,8 @@ class SampleStore:
                 self._bytes = self._scan_bytes()
                 self._scanned_dirs = stamp
             if self._bytes + n > self.max_bytes:
-                raise SampleError(f"sample refused: the sample store is full ({self._bytes / 1e6:.1f} MB; "
+                raise SampleError(f"sample refused: the sample store is full "
+                                  f"({_mb_like(self._bytes, self.max_bytes / 1e6)} MB; "
                                   f"samples.max_mb is {self.max_bytes / 1e6:g}): export what you need "
                                   "(fingercount samples export DIR), then remove a label "
                                   "(fingercount samples remove --label L)")

@@ -406,6 +406,17 @@ def test_the_store_quota_refuses_and_counts_what_others_removed(tmp_path: Path) 
         assert store.counts() == {"2": 2, "4": 1}
 
 
+def test_a_small_quota_reports_the_store_size_as_precisely_as_the_limit(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    with SampleStore(tmp_path, max_mb=0.015) as store:  # the tester's limit: a few small samples
+        with pytest.raises(SampleError, match="sample store is full") as refused:
+            for _ in range(20):
+                store.add(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8), "2")
+        stored = sum(len(b) for b in files_of(tmp_path).values())
+    assert 0 < stored <= 15000
+    assert f"({stored / 1e6:.3f} MB; samples.max_mb is 0.015): export what you need" in str(refused.value)
+
+
 def test_min_free_keeps_room_on_the_disk(tmp_path: Path) -> None:
     with small_disk(tmp_path / "small", "3m") as mnt:
         with SampleStore(mnt, min_free_mb=2.5) as store:
