@@ -354,78 +354,83 @@ def test_a_retrain_or_rollback_from_the_command_line_reaches_the_running_daemon(
         assert not run.events("error")
 
 
+class LongRetrain:
+    """The daemon as a process (as systemd runs it) on samples that make a long retrain: each
+    count labelled as the next one, so the head has to unlearn (~20 s)."""
+
+    ENV = {"FINGERCOUNT_RETRAIN__EPOCHS": "100000", "FINGERCOUNT_RETRAIN__L2": "1e-7"}
+
+    def __init__(self, port: int, tmp: Path, dev: str):
+        from edge.samples import SampleStore
+        from tests.test_retrain import FINGERS, fill
+
+        self.port, self.tmp, self.dev = port, tmp, dev
+        self.name = os.environ.get("FC_TEST_RETRAINABLE", RETRAINABLE)
+        with SampleStore(tmp / "state") as store:
+            fill(store, 8, {lab: str((int(lab) + 1) % 6) for lab in FINGERS})
+        self.sub = Collector(port, [f"fingercount/{dev}/#"])
+
+    def start(self) -> Any:
+        from tests.test_daemon_process import start_daemon
+
+        return start_daemon(self.port, self.tmp, self.dev, models_dir() / self.name, env=self.ENV)
+
+    def events(self, type_: str) -> list[dict]:
+        return [e for e in self.sub.json_on(f"fingercount/{self.dev}/event") if e["type"] == type_]
+
+    def start_training(self) -> Any:
+        """A started daemon whose retrain is in its training phase."""
+        p = self.start()
+        try:
+            self.sub.wait(lambda: self.sub.on(f"fingercount/{self.dev}/prediction"), 30, "first prediction")
+            self.sub.c.publish(f"fingercount/{self.dev}/cmd/retrain", json.dumps({"force": True, "wait": False}),
+                               qos=1)
+            self.sub.wait(lambda: [e for e in self.events("retrain_progress") if e["phase"] == "training"], 30,
+                          "the retrain training")
+        except BaseException:
+            p.kill()
+            p.communicate()
+            raise
+        return p
+
+
 def test_sigterm_during_a_retrain_cancels_it_and_exits_within_2_s(broker: Any, tmp_path: Path) -> None:
-    """The daemon as systemd runs it: a retrain (the tester's slow settings) no longer holds
-    SIGTERM up for its whole length (15.6 s before; up to max_seconds + 5 = 35 s, past the
-    unit's TimeoutStopSec=20)."""
+    """A retrain (the tester's slow settings) no longer holds SIGTERM up for its whole length
+    (15.6 s before; up to max_seconds + 5 = 35 s, past the unit's TimeoutStopSec=20)."""
+    from tests.test_daemon_process import stop_daemon
 
-    from edge.samples import SampleStore
-    from tests.test_daemon_process import start_daemon, stop_daemon
-    from tests.test_retrain import FINGERS, fill
-
-    name = os.environ.get("FC_TEST_RETRAINABLE", RETRAINABLE)
-    with SampleStore(tmp_path / "state") as store:
-        # each count labelled as the next one: the head has to unlearn, which takes ~20 s
-        fill(store, 8, {lab: str((int(lab) + 1) % 6) for lab in FINGERS})
-    dev = "rtstop"
-    sub = Collector(broker.port, [f"fingercount/{dev}/#"])
-    p = start_daemon(broker.port, tmp_path, dev, models_dir() / name,
-                     env={"FINGERCOUNT_RETRAIN__EPOCHS": "100000", "FINGERCOUNT_RETRAIN__L2": "1e-7"})
-
-    def events(type_: str) -> list[dict]:
-        return [e for e in sub.json_on(f"fingercount/{dev}/event") if e["type"] == type_]
-
+    run = LongRetrain(broker.port, tmp_path, "rtstop")
+    p = run.start_training()
     try:
-        sub.wait(lambda: sub.on(f"fingercount/{dev}/prediction"), 30, "first prediction")
-        sub.c.publish(f"fingercount/{dev}/cmd/retrain", json.dumps({"force": True, "wait": False}), qos=1)
-        sub.wait(lambda: [e for e in events("retrain_progress") if e["phase"] == "training"], 30,
-                 "the retrain training")
         rc, took = stop_daemon(p, timeout=30)
     finally:
         if p.poll() is None:
             p.kill()
     _, err = p.communicate()
     assert rc == 0, err
-    fin = sub.wait(lambda: events("retrain_finished"), 10, "retrain_finished")[-1]
+    fin = run.sub.wait(lambda: run.events("retrain_finished"), 10, "retrain_finished")[-1]
     assert fin["ok"] is False and fin["cancelled"] is True, fin
     assert fin["error"] == "cancelled: the daemon is stopping", fin
     assert took <= 2.0, f"took {took:.2f} s to stop"
-    assert not (head_dir(tmp_path / "state", name) / HEAD_FILE).exists(), "a head was installed"
+    assert not (head_dir(tmp_path / "state", run.name) / HEAD_FILE).exists(), "a head was installed"
     assert "Traceback" not in err, err
-    sub.wait(lambda: sub.on(f"fingercount/{dev}/availability")[-1:] == [b"offline"], what="offline")
-    sub.close()
+    run.sub.wait(lambda: run.sub.on(f"fingercount/{run.dev}/availability")[-1:] == [b"offline"], what="offline")
+    run.sub.close()
 
 
 def test_a_retrain_cut_short_by_kill_9_is_reported_finished_at_the_next_start(broker: Any, tmp_path: Path) -> None:
     """A dashboard that saw retrain_started must not wait for ever after a power cut."""
     from edge.personalize import RUNNING_FILE
-    from edge.samples import SampleStore
-    from tests.test_daemon_process import start_daemon, stop_daemon
-    from tests.test_retrain import FINGERS, fill
+    from tests.test_daemon_process import stop_daemon
 
-    name = os.environ.get("FC_TEST_RETRAINABLE", RETRAINABLE)
-    with SampleStore(tmp_path / "state") as store:
-        fill(store, 8, {lab: str((int(lab) + 1) % 6) for lab in FINGERS})  # a long retrain
-    dev = "rtkill"
-    sub = Collector(broker.port, [f"fingercount/{dev}/#"])
-
-    def events(type_: str) -> list[dict]:
-        return [e for e in sub.json_on(f"fingercount/{dev}/event") if e["type"] == type_]
-
-    env = {"FINGERCOUNT_RETRAIN__EPOCHS": "100000", "FINGERCOUNT_RETRAIN__L2": "1e-7"}
-    p = start_daemon(broker.port, tmp_path, dev, models_dir() / name, env=env)
+    run = LongRetrain(broker.port, tmp_path, "rtkill")
+    p = run.start_training()
+    p.kill()
+    p.communicate()
+    assert (tmp_path / "state" / RUNNING_FILE).exists() and not run.events("retrain_finished")
+    p = run.start()
     try:
-        sub.wait(lambda: sub.on(f"fingercount/{dev}/prediction"), 30, "first prediction")
-        sub.c.publish(f"fingercount/{dev}/cmd/retrain", json.dumps({"force": True, "wait": False}), qos=1)
-        sub.wait(lambda: [e for e in events("retrain_progress") if e["phase"] == "training"], 30,
-                 "the retrain training")
-    finally:
-        p.kill()
-        p.communicate()
-    assert (tmp_path / "state" / RUNNING_FILE).exists() and not events("retrain_finished")
-    p = start_daemon(broker.port, tmp_path, dev, models_dir() / name, env=env)
-    try:
-        fin = sub.wait(lambda: events("retrain_finished"), 30, "retrain_finished")
+        fin = run.sub.wait(lambda: run.events("retrain_finished"), 30, "retrain_finished")
         rc, _ = stop_daemon(p, timeout=30)
     finally:
         if p.poll() is None:
@@ -433,10 +438,10 @@ def test_a_retrain_cut_short_by_kill_9_is_reported_finished_at_the_next_start(br
     _, err = p.communicate()
     assert rc == 0, err
     assert len(fin) == 1 and fin[0]["ok"] is False and fin[0]["interrupted"] is True, fin
-    assert fin[0]["model"] == name and "interrupted: the daemon stopped during the retrain" in fin[0]["error"]
+    assert fin[0]["model"] == run.name and "interrupted: the daemon stopped during the retrain" in fin[0]["error"]
     assert not (tmp_path / "state" / RUNNING_FILE).exists()
-    assert not (head_dir(tmp_path / "state", name) / HEAD_FILE).exists()
-    sub.close()
+    assert not (head_dir(tmp_path / "state", run.name) / HEAD_FILE).exists()
+    run.sub.close()
 
 
 def test_the_chosen_label_and_model_survive_a_restart(broker: Any, tmp_path: Path) -> None:
