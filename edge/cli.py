@@ -129,7 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = _parser("samples", help="list, count, export or remove stored samples")
     s.add_argument("action", choices=["list", "stats", "export", "remove"])
     s.add_argument("dest", nargs="?", help="export: target directory")
-    s.add_argument("--label", help="only this label (remove: required)")
+    s.add_argument("--label", help="only this label (remove: all of its samples)")
+    s.add_argument("--sample", help="remove: this one sample, by its path or sha256 (or 8+ of its "
+                                    "first hex digits), as `samples list` shows them")
     s.add_argument("--json", action="store_true", help="machine-readable output")
 
     rt = _parser("retrain", help="retrain the head from the samples")

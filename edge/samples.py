@@ -449,6 +449,38 @@ class SampleStore:
                 n = self._db.execute("DELETE FROM samples WHERE label = ?", (label,)).rowcount
         return int(n)
 
+    def remove_sample(self, ref: str) -> Sample:
+        """Delete one sample (a mislabelled one), named by its path or its sha256 (8+ leading
+        hex digits). The file goes before the row; a row left by a power cut between the
+        two is dropped at the next open."""
+        with self._lock:
+            hits = self._find(ref)
+            if len(hits) != 1:
+                raise SampleError(f"no sample {ref!r} in the sample store (give a path or sha256 "
+                                  "from `fingercount samples list`)" if not hits else
+                                  f"{len(hits)} samples match {ref!r}: give more of the sha256")
+            s = hits[0]
+            try:
+                s.path.unlink(missing_ok=True)
+                fsync_dir(s.path.parent)
+            except OSError as e:
+                raise SampleError(f"cannot remove {s.path}: {e.strerror or e}") from e
+            self._bytes = self._scan_bytes()
+            with self._errors(f"removed {s.path}, but not yet its index row (the next open of the "
+                              "store drops it)"):
+                self._db.execute("DELETE FROM samples WHERE id = ?", (s.id,))
+        return s
+
+    def _find(self, ref: str) -> builtins.list[Sample]:
+        if re.fullmatch(r"[0-9a-fA-F]{8,64}", ref):
+            return [s for s in self.list() if s.sha256.startswith(ref.lower())]
+        try:
+            want = Path(ref).expanduser().resolve()
+            root = self.root.resolve()
+        except OSError:
+            return []
+        return [s for s in self.list() if (root / s.path.relative_to(self.root)) == want]
+
     # ---- reading -----------------------------------------------------------------
 
     def counts(self) -> dict[str, int]:

@@ -72,3 +72,23 @@ def test_export_into_the_sample_store_is_refused_before_copying(
     assert "state contains the sample store's folder" in capsys.readouterr().err
     assert samples_cli(tmp_path, "export", "ds") == 0
     assert sorted(p.name for p in (tmp_path / "ds").iterdir()) == ["2", "3"]
+
+
+def test_one_mislabelled_sample_is_removed_by_path_or_sha256(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    store_with(tmp_path, **{"2": 3})
+    with SampleStore(tmp_path / "state") as store:
+        first, second, third = store.list()
+    assert samples_cli(tmp_path, "remove", "--sample", first.sha256[:10]) == 0
+    assert capsys.readouterr().out == f"removed {first.path} (label 2); 2: 2 left\n"
+    monkeypatch.chdir(second.path.parent)  # a path as the user types it, relative
+    assert samples_cli(tmp_path, "remove", "--sample", second.path.name, "--json") == 0
+    assert '"removed": 1' in capsys.readouterr().out
+    assert not first.path.exists() and not second.path.exists() and third.path.is_file()
+    with SampleStore(tmp_path / "state") as store:
+        assert [s.sha256 for s in store.list()] == [third.sha256] and store.recovered["rows_removed"] == 0
+    for ref, why in [(first.sha256[:10], "no sample"), ("abc", "no sample"), (str(tmp_path), "no sample")]:
+        assert samples_cli(tmp_path, "remove", "--sample", ref) == 2
+        assert why in capsys.readouterr().err
+    assert samples_cli(tmp_path, "remove", "--sample", third.sha256, "--label", "2") == 2
+    assert "--label L" in capsys.readouterr().err and third.path.is_file()

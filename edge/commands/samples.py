@@ -1,4 +1,4 @@
-"""`fingercount samples list|stats|export DIR|remove [--label L] [--json]`."""
+"""`fingercount samples list|stats|export DIR|remove [--label L | --sample REF] [--json]`."""
 
 from __future__ import annotations
 
@@ -28,8 +28,15 @@ def main(args: argparse.Namespace, cfg: Config) -> int:
                 print(f"{st['total']} samples in {st['root']} ({st['bytes'] / 1e6:.1f} MB): "
                       f"{counts_text(st['per_label'])}")
         elif args.action == "remove":
-            if not args.label:
-                raise CommandError("samples remove needs --label L (export first if you want to keep them)")
+            if bool(args.label) == bool(args.sample):
+                raise CommandError("samples remove needs --label L (all of its samples; export first to "
+                                   "keep them) or --sample PATH|SHA256 (one)")
+            if args.sample:
+                gone = store.remove_sample(args.sample)
+                left = store.counts()
+                print(json.dumps({"removed": 1, "label": gone.label, "path": str(gone.path), "samples": left})
+                      if args.json else f"removed {gone.path} (label {gone.label}); {counts_text(left)} left")
+                return 0
             n = store.remove_label(args.label)
             left = store.counts()
             # Only a label the model did not ship with leaves the head at the next retrain: the
