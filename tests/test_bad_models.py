@@ -188,3 +188,15 @@ def test_model_json_given_as_the_model_and_labels_on_a_package_say_what_they_do(
     p = run_cli("classify", IMAGE, "--model", str(pkg / "model.json"), "--labels", "a,b,c,d,e,f")
     assert p.returncode == 0 and json.loads(p.stdout)["count"] == 3, p.stderr
     assert "apply to a bare .tflite; fingers-cnn uses the labels in its model.json (0,1,2,3,4,5)" in p.stderr
+
+
+def test_a_build_left_half_done_is_not_a_model(tmp_path: Path) -> None:
+    # An interrupted `fingercount-convert build` leaves OUT/.NAME.building with model.json and
+    # .tflite files but no metrics: neither listed nor loaded by the name inside it.
+    models = tmp_path / "models"
+    shutil.copytree(model_dir(), models / f".{model_dir().name}.building")
+    shutil.copytree(MODELS / "digits-cnn", models / "digits-cnn")
+    p = run_cli("models", "--models-dir", str(models))
+    assert p.returncode == 0 and "digits-cnn" in p.stdout and "building" not in p.stdout, p.stdout
+    p = run_cli("classify", IMAGE, "--models-dir", str(models), "--model", "fingers-cnn")
+    assert p.returncode == 2 and "not found" in p.stderr and p.stdout == "", p.stderr

@@ -260,11 +260,12 @@ def resolve_package(spec: str, models_dir: Path, labels: Optional[Sequence[str]]
 
 def scan_packages(models_dir: Path) -> list[tuple[Path, ModelPackage | ModelError]]:
     """Every folder in models_dir with a model.json, in name order: its package, or why it
-    cannot be loaded (a listing names broken packages instead of skipping them)."""
+    cannot be loaded (a listing names broken packages instead of skipping them). Hidden
+    folders are not packages: the converter builds in `.NAME.building` and renames it when done."""
     d = Path(models_dir)
     out: list[tuple[Path, ModelPackage | ModelError]] = []
     for sub in sorted(d.iterdir()) if d.is_dir() else []:
-        if (sub / "model.json").is_file():
+        if not sub.name.startswith(".") and (sub / "model.json").is_file():
             try:
                 out.append((sub, load_package(sub)))
             except ModelError as e:
