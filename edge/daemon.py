@@ -300,6 +300,9 @@ class Daemon:
         precision = body.get("precision", self.cfg.model.precision)
         if not isinstance(name, str) or not name:
             raise CommandError("'name' must be a non-empty string")
+        if name != self.cfg.model.name and ("/" in name or "\\" in name or name.startswith(".")):
+            # anyone on the broker may send this: no file of their choosing is read
+            raise CommandError(f"'name' must name a model in {self.cfg.resolved_models_dir()}, not a path")
         if precision not in ("int8", "fp16", "fp32"):
             raise CommandError("'precision' must be one of int8, fp16, fp32")
         pkg = resolve_package(name, self.cfg.resolved_models_dir())  # ModelError -> ok:false

@@ -145,14 +145,19 @@ def test_set_model_to_a_bad_package_keeps_the_old_model(tmp_path: Path) -> None:
     from edge.daemon import Daemon
     from tests.test_daemon import daemon_cfg
 
-    d = Daemon(daemon_cfg(1, tmp_path / "d"), mqtt_enabled=False)
+    models = tmp_path / "models"
+    shutil.copytree(model_dir(), models / model_dir().name)
+    d = Daemon(daemon_cfg(1, tmp_path / "d", models_dir=str(models)), mqtt_enabled=False)
     old = d.classifier
     for case in ("random-with-tfl3-id", "sha256-mismatch", "wrong-shapes"):
         how, fix_sha, needle = CASES[case]
-        pkg = corrupt_package(tmp_path / case, how, fix_sha)
-        res = d.execute("set_model", json.dumps({"id": case, "name": str(pkg), "precision": "int8"}).encode())
+        pkg = corrupt_package(tmp_path / case, how, fix_sha).rename(models / case)
+        res = d.execute("set_model", json.dumps({"id": case, "name": case, "precision": "int8"}).encode())
         assert res["ok"] is False and needle.lower() in res["error"].lower(), res
         assert d.classifier is old
+        # over MQTT a model is named, never a path: nobody on the broker picks a file to read
+        res = d.execute("set_model", json.dumps({"id": case, "name": str(pkg)}).encode())
+        assert res["ok"] is False and "not a path" in res["error"] and d.classifier is old, res
 
 
 def test_run_with_a_damaged_retrained_head_keeps_counting(tmp_path: Path) -> None:
