@@ -225,98 +225,100 @@ def build(r: Recipe, data: str, out: Path, command: str, per_class: Optional[int
              "int8": Quantization.for_int8(representative_from_pixels(cal))}
 
     out.mkdir(parents=True, exist_ok=True)
-    stage = pkgw.stage_dir(out, r.name)
-    variants = {p: pkgw.write_bytes(stage, f"{r.name}_{p}.tflite", convert(model, quant[p]))
-                for p in PRECISIONS}
-    retrainable = None
-    if r["kind"] == "mobilenet":
-        bb = {p: pkgw.write_bytes(stage, f"backbone_{p}.tflite", convert(backbone, quant[p]))
-              for p in PRECISIONS}
-        W, b = model.get_layer(HEAD_LAYER).get_weights()
-        head = pkgw.write_npz(stage, "head.npz", W=W.astype(np.float32), b=b.astype(np.float32),
-                              labels=np.array(counts.labels))
-        retrainable = {"embedding_dim": int(W.shape[0]), "backbone": bb, "head": head}
-    meta = {
-        "format": 1, "name": r.name, "version": str(r["version"]) + ("+toy" if toy else ""), "task": r["task"],
-        "labels": list(counts.labels),
-        "input": {"height": size, "width": size, "channels": ch,
-                  "color": r["input"].get("color", "rgb"), "range": [0, 255]},
-        "variants": variants, "retrainable": retrainable, "metrics": {},
-        "provenance": {"dataset": counts.source, "split_rule": counts.split_rule,
-                       "recipe": str(r.path),
-                       # what was used (with --set), so a rebuild can be checked against it
-                       # even when the recipe file was a copy elsewhere
-                       "settings": json.loads(json.dumps(r.raw, default=str)),
-                       "seed": int(r.get("seed", 0)),
-                       "git_commit": _git_commit(), "command": command,
-                       "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                       "keras": keras.__version__, "train_seconds": round(t_train, 1),
-                       "epochs": {k: f.epochs for k, f in fits.items()}}}
-    if toy:
-        meta["provenance"]["toy"] = toy
-    pkgw.write_json(stage / "model.json", meta)
-
-    if retrainable is not None:
-        # Base embeddings from each precision's backbone, through the edge runtime.
-        pkg = load_package(stage)
-        embs = {}
-        for p in PRECISIONS:
-            bbm = Backbone(pkg, p, threads=2)
-            embs[f"embeddings_{p}"] = np.stack([bbm.embed_frame(f) for f in counts.train.frames]
-                                               ).astype(np.float16)
-        labels_arr = np.array([counts.labels[k] for k in counts.train.y])
-        retrainable["base_embeddings"] = pkgw.write_npz(stage, "base_embeddings.npz",
-                                                        labels=labels_arr, **embs)
-        dead = int((embs["embeddings_fp32"].max(axis=0) == 0).sum()) if len(labels_arr) else 0
-        meta["provenance"]["embedding_dead_units"] = dead
-        notes.append(f"Embedding: {dead} of {retrainable['embedding_dim']} units are zero on every "
-                     "training image (fp32 backbone); a device retrain learns from the others.")
+    # Interrupted (Ctrl-C) or failed from here on, the staging folder is removed: nothing
+    # half-written is left for a device to load.
+    with pkgw.staging(out, r.name) as stage:
+        variants = {p: pkgw.write_bytes(stage, f"{r.name}_{p}.tflite", convert(model, quant[p]))
+                    for p in PRECISIONS}
+        retrainable = None
+        if r["kind"] == "mobilenet":
+            bb = {p: pkgw.write_bytes(stage, f"backbone_{p}.tflite", convert(backbone, quant[p]))
+                  for p in PRECISIONS}
+            W, b = model.get_layer(HEAD_LAYER).get_weights()
+            head = pkgw.write_npz(stage, "head.npz", W=W.astype(np.float32), b=b.astype(np.float32),
+                                  labels=np.array(counts.labels))
+            retrainable = {"embedding_dim": int(W.shape[0]), "backbone": bb, "head": head}
+        meta = {
+            "format": 1, "name": r.name, "version": str(r["version"]) + ("+toy" if toy else ""),
+            "task": r["task"], "labels": list(counts.labels),
+            "input": {"height": size, "width": size, "channels": ch,
+                      "color": r["input"].get("color", "rgb"), "range": [0, 255]},
+            "variants": variants, "retrainable": retrainable, "metrics": {},
+            "provenance": {"dataset": counts.source, "split_rule": counts.split_rule,
+                           "recipe": str(r.path),
+                           # what was used (with --set), so a rebuild can be checked against it
+                           # even when the recipe file was a copy elsewhere
+                           "settings": json.loads(json.dumps(r.raw, default=str)),
+                           "seed": int(r.get("seed", 0)),
+                           "git_commit": _git_commit(), "command": command,
+                           "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                           "keras": keras.__version__, "train_seconds": round(t_train, 1),
+                           "epochs": {k: f.epochs for k, f in fits.items()}}}
+        if toy:
+            meta["provenance"]["toy"] = toy
         pkgw.write_json(stage / "model.json", meta)
 
-    # Metrics per precision on the held-out test split, through the edge runtime.
-    pkg = load_package(stage)
-    test = counts.test
-    for p in PRECISIONS:
-        clf = Classifier(pkg, p, threads=2)
-        m = evaluate_frames(clf, zip(test.frames, test.y))
-        m = {"split": "test", **m}
         if retrainable is not None:
-            split_clf = Classifier(pkg, p, threads=2, head_path=stage / "head.npz")
-            m["backbone_head_agreement"] = round(float(np.mean(
-                [np.argmax(clf.classify(f)[0]) == np.argmax(split_clf.classify(f)[0])
-                 for f in test.frames])) if len(test) else 1.0, 6)
-        if p == "int8" and robustness and r["task"] == "finger-count":
-            rob = {}
-            for name, fn in CORRUPTIONS.items():
-                rob[name] = evaluate_frames(clf, ((fn(f, i), k) for i, (f, k) in
-                                                  enumerate(zip(test.frames, test.y))))["accuracy"]
-            rob["mean"] = round(float(np.mean(list(rob.values()))), 6)
-            m["robustness"] = rob
-        meta["metrics"][p] = m
-        plot_confusion(stage / f"confusion_{p}.png", m, f"{r.name} {p}")
-    meta["bars"] = bars_for(r, meta)
-    unmet = unmet_bars(meta)
-    if unmet:
-        notes.insert(0, f"**Bars NOT MET** ({len(unmet)} of {len(meta['bars'])}): {'; '.join(unmet)}.")
-    if toy:
-        notes.insert(0, f"**Toy build** ({toy}): it tests the converter and is not a usable model; "
-                        "its version carries +toy and its bars are not expected to be met.")
-    curves = []
-    for stage_name, f in fits.items():
-        png = f"training_{stage_name}.png"
-        plot_history(stage / png, f.history, f"{r.name}: {stage_name} ({f.epochs} epochs, "
-                                             f"{f.seconds:.0f} s)")
-        curves.append(png)
-    meta["provenance"]["build_seconds"] = round(time.time() - t_start, 1)
-    write_report(stage / "report.md", meta, notes, curves, why=str(r.get("why") or ""))
-    pkgw.write_json(stage / "model.json", meta)
-    final = pkgw.publish(stage, out, r.name, replace=replace)
-    for p in PRECISIONS:
-        mm = meta["metrics"][p]
-        print(f"{r.name} {p}: accuracy {mm['accuracy'] * 100:.2f} % (n={mm['n']}), "
-              f"{meta['variants'][p]['bytes']:,} bytes", flush=True)
-    for bar in meta["bars"]:
-        print(f"  bar {bar['name']}: {bar['value']} (required {bar['required']}) "
-              f"{'ok' if bar['met'] else 'NOT MET'}", flush=True)
+            # Base embeddings from each precision's backbone, through the edge runtime.
+            pkg = load_package(stage)
+            embs = {}
+            for p in PRECISIONS:
+                bbm = Backbone(pkg, p, threads=2)
+                embs[f"embeddings_{p}"] = np.stack([bbm.embed_frame(f) for f in counts.train.frames]
+                                                   ).astype(np.float16)
+            labels_arr = np.array([counts.labels[k] for k in counts.train.y])
+            retrainable["base_embeddings"] = pkgw.write_npz(stage, "base_embeddings.npz",
+                                                            labels=labels_arr, **embs)
+            dead = int((embs["embeddings_fp32"].max(axis=0) == 0).sum()) if len(labels_arr) else 0
+            meta["provenance"]["embedding_dead_units"] = dead
+            notes.append(f"Embedding: {dead} of {retrainable['embedding_dim']} units are zero on every "
+                         "training image (fp32 backbone); a device retrain learns from the others.")
+            pkgw.write_json(stage / "model.json", meta)
+
+        # Metrics per precision on the held-out test split, through the edge runtime.
+        pkg = load_package(stage)
+        test = counts.test
+        for p in PRECISIONS:
+            clf = Classifier(pkg, p, threads=2)
+            m = evaluate_frames(clf, zip(test.frames, test.y))
+            m = {"split": "test", **m}
+            if retrainable is not None:
+                split_clf = Classifier(pkg, p, threads=2, head_path=stage / "head.npz")
+                m["backbone_head_agreement"] = round(float(np.mean(
+                    [np.argmax(clf.classify(f)[0]) == np.argmax(split_clf.classify(f)[0])
+                     for f in test.frames])) if len(test) else 1.0, 6)
+            if p == "int8" and robustness and r["task"] == "finger-count":
+                rob = {}
+                for name, fn in CORRUPTIONS.items():
+                    rob[name] = evaluate_frames(clf, ((fn(f, i), k) for i, (f, k) in
+                                                      enumerate(zip(test.frames, test.y))))["accuracy"]
+                rob["mean"] = round(float(np.mean(list(rob.values()))), 6)
+                m["robustness"] = rob
+            meta["metrics"][p] = m
+            plot_confusion(stage / f"confusion_{p}.png", m, f"{r.name} {p}")
+        meta["bars"] = bars_for(r, meta)
+        unmet = unmet_bars(meta)
+        if unmet:
+            notes.insert(0, f"**Bars NOT MET** ({len(unmet)} of {len(meta['bars'])}): {'; '.join(unmet)}.")
+        if toy:
+            notes.insert(0, f"**Toy build** ({toy}): it tests the converter and is not a usable model; "
+                            "its version carries +toy and its bars are not expected to be met.")
+        curves = []
+        for stage_name, f in fits.items():
+            png = f"training_{stage_name}.png"
+            plot_history(stage / png, f.history, f"{r.name}: {stage_name} ({f.epochs} epochs, "
+                                                 f"{f.seconds:.0f} s)")
+            curves.append(png)
+        meta["provenance"]["build_seconds"] = round(time.time() - t_start, 1)
+        write_report(stage / "report.md", meta, notes, curves, why=str(r.get("why") or ""))
+        pkgw.write_json(stage / "model.json", meta)
+        for p in PRECISIONS:
+            mm = meta["metrics"][p]
+            print(f"{r.name} {p}: accuracy {mm['accuracy'] * 100:.2f} % (n={mm['n']}), "
+                  f"{meta['variants'][p]['bytes']:,} bytes", flush=True)
+        for bar in meta["bars"]:
+            print(f"  bar {bar['name']}: {bar['value']} (required {bar['required']}) "
+                  f"{'ok' if bar['met'] else 'NOT MET'}", flush=True)
+        final = pkgw.publish(stage, out, r.name, replace=replace)
     print(f"wrote {final} in {time.time() - t_start:.0f} s", flush=True)
     return final, meta

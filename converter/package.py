@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,27 @@ def stage_dir(out: Path, name: str) -> Path:
     return stage
 
 
+class PublishConflict(ConvertError):
+    """OUT/<name> appeared while building: the complete build stays in its staging folder."""
+
+
+@contextmanager
+def staging(out: Path, name: str) -> Iterator[Path]:
+    """A fresh staging folder out/.<name>.building for the body to fill and publish.
+
+    On any exception (KeyboardInterrupt and SystemExit too) the folder is removed, so an
+    interrupted or failed build leaves no half-written package behind; only a complete
+    build that could not be published (PublishConflict) stays, for inspection."""
+    stage = stage_dir(out, name)
+    try:
+        yield stage
+    except PublishConflict:
+        raise
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+
+
 def check_dest(out: Path, name: str, replace: bool) -> Path:
     """out/<name>, where a package goes; ConvertError if something is there and not replace
     (a build never silently replaces a package, e.g. a shipped model by a toy)."""
@@ -69,13 +92,18 @@ def publish(stage: Path, out: Path, name: str, replace: bool = False) -> Path:
     try:
         final = check_dest(out, name, replace)
     except ConvertError as e:  # made meanwhile: keep what was built
-        raise ConvertError(f"{e} (this build is in {stage})") from None
+        raise PublishConflict(f"{e} (this build is in {stage})") from None
     old = out / f".{name}.old"
     if old.exists():
         shutil.rmtree(old)
-    if final.exists():
-        os.replace(final, old)
-    os.replace(stage, final)
+    try:
+        if final.exists():
+            os.replace(final, old)
+        os.replace(stage, final)
+    except BaseException:  # e.g. Ctrl-C between the two renames: put the old package back
+        if old.exists() and not final.exists():
+            os.replace(old, final)
+        raise
     if old.exists():
-        shutil.rmtree(old)
+        shutil.rmtree(old, ignore_errors=True)
     return final
