@@ -75,15 +75,28 @@ def staging(out: Path, name: str) -> Iterator[Path]:
 
 def check_dest(out: Path, name: str, replace: bool) -> Path:
     """out/<name>, where a package goes; ConvertError if something is there and not replace
-    (a build never silently replaces a package, e.g. a shipped model by a toy)."""
+    (a build never silently replaces a package, e.g. a shipped model by a toy). Only a model
+    package (a directory with model.json) is ever replaced: anything else there is refused,
+    --force or not, so a build cannot delete a folder of someone's own files."""
     final = out / name
-    if (final.exists() or final.is_symlink()) and not replace:
-        what = " (a model package)" if (final / "model.json").is_file() else ""
-        raise ConvertError(f"{final}: already exists{what}; pass --force to replace it, "
+    if not (final.exists() or final.is_symlink()):
+        return final
+    if not (final / "model.json").is_file():
+        what = "a directory" if final.is_dir() else "a file" if final.exists() else "a broken link"
+        raise ConvertError(f"{final}: already exists and is {what}, not a model package (no "
+                           "model.json), so a build will not replace it, even with --force; move "
+                           "it away or use --out another directory")
+    if not replace:
+        raise ConvertError(f"{final}: already exists (a model package); pass --force to replace it, "
                            "or --out another directory")
-    if final.exists() and not final.is_dir():
-        raise ConvertError(f"{final}: not a directory, so not a package --force could replace")
     return final
+
+
+def _remove(p: Path) -> None:
+    if p.is_symlink() or p.is_file():
+        p.unlink()
+    elif p.exists():
+        shutil.rmtree(p, ignore_errors=True)
 
 
 def publish(stage: Path, out: Path, name: str, replace: bool = False) -> Path:
@@ -94,8 +107,7 @@ def publish(stage: Path, out: Path, name: str, replace: bool = False) -> Path:
     except ConvertError as e:  # made meanwhile: keep what was built
         raise PublishConflict(f"{e} (this build is in {stage})") from None
     old = out / f".{name}.old"
-    if old.exists():
-        shutil.rmtree(old)
+    _remove(old)
     try:
         if final.exists():
             os.replace(final, old)
@@ -104,6 +116,5 @@ def publish(stage: Path, out: Path, name: str, replace: bool = False) -> Path:
         if old.exists() and not final.exists():
             os.replace(old, final)
         raise
-    if old.exists():
-        shutil.rmtree(old, ignore_errors=True)
+    _remove(old)
     return final

@@ -67,6 +67,7 @@ def mobilenet_toy(tmp_path_factory) -> Path:
 def cnn_toy(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("cnn")
     (out / "fingers-cnn").mkdir()  # an older package, which --force replaces
+    (out / "fingers-cnn" / "model.json").write_text('{"name": "fingers-cnn", "version": "0.9.0"}\n')
     (out / "fingers-cnn" / "stale.txt").write_text("from an older build\n")
     return _build(out, "fingers-cnn", _hand_data(), "--force")
 
@@ -309,6 +310,24 @@ def test_build_never_silently_replaces_a_package(tmp_path: Path, capsys) -> None
     # `make models` rebuilds the shipped packages on purpose, so it says --force
     builds = [ln for ln in (ROOT / "Makefile").read_text().splitlines() if "fingercount-convert build" in ln]
     assert len(builds) == 2 and all("--force" in ln for ln in builds), builds
+
+
+def test_force_replaces_only_a_model_package(tmp_path: Path, capsys) -> None:
+    mine = tmp_path / "fingers-cnn"  # a folder of the user's own files, not a package
+    mine.mkdir()
+    (mine / "important.txt").write_text("mine\n")
+    for force in ([], ["--force"]):
+        line = _fails(capsys, "build", CNN, "--toy", "--data", str(_hand_data()), "--out", str(tmp_path),
+                      *force)
+        assert line == (f"fingercount-convert: error: {mine}: already exists and is a directory, not a "
+                        "model package (no model.json), so a build will not replace it, even with "
+                        "--force; move it away or use --out another directory")
+    assert [p.name for p in mine.iterdir()] == ["important.txt"]
+    (tmp_path / "fingers-cnn").rename(tmp_path / "kept")
+    (tmp_path / "fingers-cnn").write_text("a file\n")
+    line = _fails(capsys, "build", CNN, "--toy", "--data", str(_hand_data()), "--out", str(tmp_path),
+                  "--force")
+    assert "fingers-cnn: already exists and is a file, not a model package" in line
 
 
 def test_unmet_bars_fail_a_real_build_and_only_warn_for_a_toy(tmp_path: Path) -> None:
