@@ -224,9 +224,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return build_parser().parse_args(_glue_signed_values(sys.argv[1:] if argv is None else argv))
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = parse_args(argv)
+# What an interrupted command leaves behind (build: its staging folder is removed).
+_INTERRUPTED = {"build": "interrupted; nothing written", "evaluate": "interrupted; nothing written",
+                "quantize": "interrupted"}
+
+
+def _run(args: argparse.Namespace) -> int:
     from converter.errors import ConvertError, QuantizationError
     from converter.recipe import RecipeError
     from edge.errors import FingercountError
@@ -239,6 +242,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """argv None: the program itself (console script, python -m), which may end the process."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = parse_args(argv)
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"{PROG}: {_INTERRUPTED[args.command]}", file=sys.stderr, flush=True)
+        if argv is None:
+            # Exit now: a thread of TensorFlow's input pipeline (keras' PyDataset behind
+            # tf.data) can keep a normal interpreter exit waiting for ever.
+            try:
+                sys.stdout.flush()
+            finally:
+                os._exit(130)
+        return 130
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ def _reset_sigint() -> None:
 
 
 @pytest.mark.slow
-def test_ctrl_c_during_build_leaves_no_staging_folder(tmp_path: Path) -> None:
+def test_ctrl_c_during_build_is_one_line_exit_130_and_leaves_nothing(tmp_path: Path) -> None:
     out = tmp_path / "out"
     stage = out / ".digits-cnn.building"
     with open(tmp_path / "stdout", "w") as so, open(tmp_path / "stderr", "w") as se:
@@ -56,10 +56,16 @@ def test_ctrl_c_during_build_leaves_no_staging_folder(tmp_path: Path) -> None:
                 assert time.monotonic() < deadline
                 time.sleep(0.01)
             p.send_signal(signal.SIGINT)
+            t0 = time.monotonic()
             p.wait(timeout=60)
+            took = time.monotonic() - t0
         finally:
             if p.poll() is None:
                 p.kill()
                 p.wait()
-    assert p.returncode != 0
+    err = (tmp_path / "stderr").read_text()
+    # one line, no traceback, the shell's code for an interrupt, promptly
+    assert "Traceback" not in err and err.endswith("\nfingercount-convert: interrupted; nothing written\n"), \
+        err[-3000:]
+    assert p.returncode == 130 and took < 30, (p.returncode, took)
     assert not stage.exists() and not (out / "digits-cnn").exists(), list(out.iterdir())
