@@ -180,6 +180,9 @@ def bars_for(r: Recipe, meta: dict) -> list[dict]:
         rob = m["int8"].get("robustness", {})
         if rob:
             out.append(_bar("int8 robustness mean", rob["mean"], ">= 0.95", rob["mean"] >= 0.95))
+        else:  # --no-robustness: the bar is still there, not measured, so not met
+            out.append({"name": "int8 robustness mean", "value": None, "required": ">= 0.95",
+                        "met": False, "measured": False})
     else:
         out.append(_bar("int8 accuracy", a8, ">= 0.98", a8 >= 0.98))
     ratio = v["int8"]["bytes"] / v["fp32"]["bytes"]
@@ -190,9 +193,26 @@ def bars_for(r: Recipe, meta: dict) -> list[dict]:
     return out
 
 
+NOT_MEASURED = "not measured (--no-robustness)"
+
+
+def measured(bar: dict) -> bool:
+    return bar.get("measured", True) is not False
+
+
+def bar_value(bar: dict) -> str:
+    return str(bar["value"]) if measured(bar) else NOT_MEASURED
+
+
 def unmet_bars(meta: dict) -> list[str]:
+    """The bars measured and missed, as text."""
     return [f"{b['name']} {b['value']} (required {b['required']})" for b in meta.get("bars", [])
-            if not b["met"]]
+            if not b["met"] and measured(b)]
+
+
+def unmeasured_bars(meta: dict) -> list[str]:
+    """The names of the bars that were not measured (e.g. robustness with --no-robustness)."""
+    return [b["name"] for b in meta.get("bars", []) if not measured(b)]
 
 
 def build(r: Recipe, data: str, out: Path, command: str, per_class: Optional[int] = None,
@@ -297,7 +317,11 @@ def build(r: Recipe, data: str, out: Path, command: str, per_class: Optional[int
             meta["metrics"][p] = m
             plot_confusion(stage / f"confusion_{p}.png", m, f"{r.name} {p}")
         meta["bars"] = bars_for(r, meta)
-        unmet = unmet_bars(meta)
+        unmet, unmeasured = unmet_bars(meta), unmeasured_bars(meta)
+        if unmeasured:
+            notes.insert(0, f"**Bars not measured** ({len(unmeasured)} of {len(meta['bars'])}, "
+                            f"so not met): {', '.join(unmeasured)} (--no-robustness skipped the "
+                            "corruption figures).")
         if unmet:
             notes.insert(0, f"**Bars NOT MET** ({len(unmet)} of {len(meta['bars'])}): {'; '.join(unmet)}.")
         if toy:
@@ -317,8 +341,9 @@ def build(r: Recipe, data: str, out: Path, command: str, per_class: Optional[int
             print(f"{r.name} {p}: accuracy {mm['accuracy'] * 100:.2f} % (n={mm['n']}), "
                   f"{meta['variants'][p]['bytes']:,} bytes", flush=True)
         for bar in meta["bars"]:
-            print(f"  bar {bar['name']}: {bar['value']} (required {bar['required']}) "
-                  f"{'ok' if bar['met'] else 'NOT MET'}", flush=True)
+            print(f"  bar {bar['name']}: {bar_value(bar)} (required {bar['required']}) "
+                  f"{'ok' if bar['met'] else 'NOT MET' if measured(bar) else 'SKIPPED, so not met'}",
+                  flush=True)
         final = pkgw.publish(stage, out, r.name, replace=replace)
     print(f"wrote {final} in {time.time() - t_start:.0f} s", flush=True)
     return final, meta

@@ -79,6 +79,10 @@ def write_report(path: Path, meta: dict, notes: list[str], curves: list[str], wh
     if bars:
         lines += ["", "## Bars", "", "| bar | value | required | met |", "|---|---:|---:|---|"]
         for b in bars:
+            if b.get("measured", True) is False:  # --no-robustness
+                lines.append(f"| {_cell(b['name'])} | not measured | {_cell(b['required'])} | "
+                             "**NO**: not measured (--no-robustness) |")
+                continue
             lines.append(f"| {_cell(b['name'])} | {b['value']} | {_cell(b['required'])} | "
                          f"{'yes' if b['met'] else '**NO**'} |")
     lines += ["", "## Per class", ""]

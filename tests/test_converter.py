@@ -40,6 +40,8 @@ def _build(out: Path, recipe: str, data: Path | None, *extra: str) -> Path:
         cmd += ["--data", str(data)]
     r = _convert(*cmd)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    (out / "build.stdout").write_text(r.stdout)  # what the console showed, for the tests
+    (out / "build.stderr").write_text(r.stderr)
     # Keras prints a progress line per epoch
     assert re.search(r"\d+/\d+ - .*accuracy: .*val_accuracy: ", r.stdout), r.stdout[-2000:]
     # a toy build says so on stderr, whatever its bars (a real one with unmet bars exits 3)
@@ -342,6 +344,30 @@ def test_unmet_bars_fail_a_real_build_and_only_warn_for_a_toy(tmp_path: Path) ->
     assert rc == 0 and "is a toy build (fingers-cnn 1.0.0+toy; 1 of 2 bars NOT MET" in line
     met = dict(real, bars=bars[1:])
     assert convert_cli.verdict(met, tmp_path / "fingers-cnn") == (0, None)
+
+
+@pytest.mark.slow
+def test_no_robustness_leaves_the_bar_not_measured_not_dropped(mobilenet_toy: Path) -> None:
+    meta = json.loads((mobilenet_toy / "model.json").read_text())  # built with --no-robustness
+    assert "robustness" not in meta["metrics"]["int8"]
+    rob = [b for b in meta["bars"] if b["name"] == "int8 robustness mean"]
+    assert rob == [{"name": "int8 robustness mean", "value": None, "required": ">= 0.95",
+                    "met": False, "measured": False}]
+    card = (mobilenet_toy / "report.md").read_text()
+    assert "| int8 robustness mean | not measured | >= 0.95 | **NO**: not measured (--no-robustness) |" \
+        in card and set(_bars_table_cells(card)) == {4}
+    assert "**Bars not measured** (1 of " in card
+    stdout = (mobilenet_toy.parent / "build.stdout").read_text()
+    assert "  bar int8 robustness mean: not measured (--no-robustness) (required >= 0.95) SKIPPED, so not met" \
+        in stdout
+    stderr = (mobilenet_toy.parent / "build.stderr").read_text()
+    assert "bars not measured (int8 robustness mean: --no-robustness)" in stderr
+    # the same build, were it a real one, is not presented as fit to ship: exit 3
+    bars = [b if b.get("measured") is False else dict(b, met=True) for b in meta["bars"]]
+    real = dict(meta, provenance={}, bars=bars)
+    rc, line = convert_cli.verdict(real, mobilenet_toy)
+    assert rc == 3 and line is not None and f"1 of {len(meta['bars'])} bars not measured (int8 " \
+        "robustness mean: --no-robustness), so not met; the " in line and "not shown fit to ship" in line
 
 
 def _recipe(tmp_path: Path, old: str, new: str) -> str:
