@@ -148,7 +148,7 @@ def verdict(meta: dict, final: Path) -> tuple[int, Optional[str]]:
 
 def _cmd_build(args: argparse.Namespace) -> int:
     from converter.checks import check_out_dir
-    from converter.data import check_class_folders
+    from converter.data import check_class_folders, check_pretrain_folders
     from converter.errors import ConvertError
     from converter.package import check_dest
     from converter.recipe import load_recipe, parse_override
@@ -170,6 +170,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
         raise ConvertError(f"--data DIR is required for {r.name} (a folder of class folders)")
     data = args.data or "sklearn"
     if not (r["kind"] == "digits" and data in ("sklearn", "mnist")):
+        if r.get("pretrain_labels"):
+            check_pretrain_folders(data, list(r["labels"]), list(r["pretrain_labels"]), str(r.path))
         check_class_folders(data, list(r.get("pretrain_labels") or r["labels"]))
     out = check_out_dir(args.out)
     check_dest(out, r.name, args.force)

@@ -77,6 +77,23 @@ def class_folder_files(root: Path, labels: list[str]) -> list[tuple[Path, int]]:
     return out
 
 
+def check_pretrain_folders(root: Path | str, labels: list[str], pretrain: list[str],
+                           recipe: str) -> None:
+    """ConvertError (one line) when root has the labels' folders but not the extra classes the
+    recipe's pretrain_labels asks for (e.g. one's own 0-5 photos with a copy of fingers-cnn)."""
+    root = Path(root)
+    if not root.is_dir() or not all((root / lab).is_dir() for lab in labels):
+        return  # check_class_folders says what is wrong
+    missing = [lab for lab in pretrain if lab not in labels and not (root / lab).is_dir()]
+    if missing:
+        s = "s" if len(missing) > 1 else ""
+        raise ConvertError(
+            f"{root}: no class folder{s} {', '.join(repr(m) for m in missing)}, which the recipe's "
+            f"pretrain_labels ({', '.join(pretrain)}) asks for: the backbone is pre-trained on those "
+            f"extra classes; add the folder{s}, or delete the pretrain_labels line from {recipe} "
+            f"to train on {', '.join(labels)} alone")
+
+
 def check_class_folders(root: Path | str, labels: list[str]) -> dict[str, dict[str, int]]:
     """Images per label and split, from the file names alone (quick: nothing is read).
 

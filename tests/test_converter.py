@@ -448,6 +448,16 @@ def test_a_label_missing_from_a_split_is_refused(tmp_path: Path, capsys) -> None
                          "test 0; add images")
 
 
+def test_own_photos_of_the_labels_alone_say_what_pretrain_labels_asks_for(tmp_path: Path, capsys) -> None:
+    data = _dataset(tmp_path / "mine", {str(k): (2, 1, 1) for k in range(6)})  # 0-5, no 6-9
+    line = _fails(capsys, "build", CNN, "--toy", "--data", str(data), "--out", str(tmp_path / "o"))
+    assert line == (f"fingercount-convert: error: {data}: no class folders '6', '7', '8', '9', which "
+                    "the recipe's pretrain_labels (0, 1, 2, 3, 4, 5, 6, 7, 8, 9) asks for: the backbone "
+                    "is pre-trained on those extra classes; add the folders, or delete the "
+                    f"pretrain_labels line from {CNN} to train on 0, 1, 2, 3, 4, 5 alone")
+    assert not (tmp_path / "o").exists()
+
+
 def test_missing_data_exits_2(tmp_path: Path, capsys) -> None:
     line = _fails(capsys, "build", CNN, "--toy", "--out", str(tmp_path / "o"))
     assert line == "fingercount-convert: error: --data DIR is required for fingers-cnn (a folder of class folders)"
