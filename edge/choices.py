@@ -8,14 +8,12 @@ config.yaml wins over an old choice.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
-from edge.durable import fsync_dir
+from edge.durable import write_json
 
 log = logging.getLogger(__name__)
 
@@ -45,17 +43,9 @@ def save(state_dir: Path, **changes: Any) -> None:
             data.pop(k, None)
         else:
             data[k] = v
-    tmp = path.with_name(path.name + ".tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "w") as f:
-            json.dump(data, f, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
+        write_json(path, data)
     except OSError as e:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         log.warning("cannot save %s (%s): the choice holds until the daemon restarts",
                     path, e.strerror or e)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Optional
 
 from edge.config import Config
-from edge.durable import fsync_dir
+from edge.durable import fsync_dir, write_json
 from edge.errors import ModelError, RetrainError
 from edge.runtime.classifier import (
     HEAD_FILE,
@@ -129,13 +129,7 @@ def _swap_heads(d: Path, current: Optional[tuple[Head, dict]], previous: tuple[H
     previous[0].save(d / (PREVIOUS_HEAD_FILE + STAGED), info_json=json.dumps(previous[1]))
     if current is not None:
         current[0].save(d / (HEAD_FILE + STAGED), info_json=json.dumps(current[1]))
-    tmp = d / (SWAP_FILE + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(json.dumps(plan))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, d / SWAP_FILE)  # the commit point
-    fsync_dir(d)
+    write_json(d / SWAP_FILE, plan)  # the commit point
     _apply_swap(d)
 
 

@@ -12,14 +12,13 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import threading
 import time
 from pathlib import Path
 from typing import Any, Optional
 
 from edge import choices
-from edge.durable import fsync_dir
+from edge.durable import write_json
 from edge.errors import CommandError, FingercountError, RetrainError, SampleError
 from edge.gpio import GpioControls, open_controls
 from edge.head_watch import HeadWatch
@@ -116,11 +115,7 @@ class Personalizer:
     def _mark_running(self, info: dict) -> None:
         path = self._running_file()
         try:
-            with open(path, "w") as f:
-                json.dump(info, f)
-                f.flush()
-                os.fsync(f.fileno())  # a power cut is what it is there for
-            fsync_dir(path.parent)
+            write_json(path, info)  # a power cut is what it is there for
         except OSError as e:
             log.warning("cannot write %s (%s): a retrain cut short by a power cut would go unreported",
                         path, e.strerror or e)
