@@ -32,7 +32,7 @@ from edge.mqtt import MqttLink
 from edge.pipeline import Pipeline, Result
 from edge.runtime.classifier import Classifier, label_count
 from edge.runtime.loader import open_classifier
-from edge.runtime.package import resolve_package
+from edge.runtime.package import package_by_name, resolve_package
 from edge.sdnotify import Notifier
 from edge.smoothing import Smoother, Stable
 from edge.stats import FrameStats, cpu_temperature, rss_mb, throttling
@@ -300,12 +300,13 @@ class Daemon:
         precision = body.get("precision", self.cfg.model.precision)
         if not isinstance(name, str) or not name:
             raise CommandError("'name' must be a non-empty string")
-        if name != self.cfg.model.name and ("/" in name or "\\" in name or name.startswith(".")):
-            # anyone on the broker may send this: no file of their choosing is read
-            raise CommandError(f"'name' must name a model in {self.cfg.resolved_models_dir()}, not a path")
         if precision not in ("int8", "fp16", "fp32"):
             raise CommandError("'precision' must be one of int8, fp16, fp32")
-        pkg = resolve_package(name, self.cfg.resolved_models_dir())  # ModelError -> ok:false
+        models = self.cfg.resolved_models_dir()
+        # Anyone on the broker may send this: only a model in models_dir by its name, never a
+        # file of their choosing (the configured model, which may be a path, is the exception).
+        pkg = resolve_package(name, models) if name == self.cfg.model.name else \
+            package_by_name(name, models)  # ModelError -> ok:false
         new = Classifier(pkg, precision if not pkg.single_file else next(iter(pkg.variants)),
                          self.cfg.model.threads, state_dir=self.cfg.state_dir, roi=self.cfg.camera.roi)
         self.swap_classifier(new)

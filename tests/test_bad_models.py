@@ -141,7 +141,7 @@ def test_a_package_variant_without_sha256_is_refused(tmp_path: Path) -> None:
     assert_one_clear_line(run_cli("classify", IMAGE, "--model", str(pkg), "--precision", "int8"), "no sha256")
 
 
-def test_set_model_to_a_bad_package_keeps_the_old_model(tmp_path: Path) -> None:
+def test_set_model_to_a_bad_package_keeps_the_old_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from edge.daemon import Daemon
     from tests.test_daemon import daemon_cfg
 
@@ -158,6 +158,16 @@ def test_set_model_to_a_bad_package_keeps_the_old_model(tmp_path: Path) -> None:
         # over MQTT a model is named, never a path: nobody on the broker picks a file to read
         res = d.execute("set_model", json.dumps({"id": case, "name": str(pkg)}).encode())
         assert res["ok"] is False and "not a path" in res["error"] and d.classifier is old, res
+    # nor a file that happens to be in the working directory, nor a home directory
+    evil = tmp_path / "cwd" / "evil"
+    evil.parent.mkdir()
+    shutil.copy(MODELS / "digits-cnn" / "digits-cnn_int8.tflite", evil)
+    monkeypatch.chdir(evil.parent)
+    for name, why in [("evil", "'evil' not found in"), ("~root", "not a path"),
+                      ("x\nCRITICAL forged line", "not a path")]:
+        res = d.execute("set_model", json.dumps({"id": name, "name": name}).encode())
+        assert res["ok"] is False and why in res["error"] and "\n" not in res["error"], res
+        assert d.classifier is old
 
 
 def test_run_with_a_damaged_retrained_head_keeps_counting(tmp_path: Path) -> None:

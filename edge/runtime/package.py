@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -253,9 +254,29 @@ def resolve_package(spec: str, models_dir: Path, labels: Optional[Sequence[str]]
         raise ModelError(f"{p}: no such file")
     known = ", ".join(sorted(x.root.name for x in installed)) or "none"
     if by_name:
-        raise ModelError(f"model '{spec}': {len(by_name)} packages carry that name ({known}); "
+        raise ModelError(f"model {spec!r}: {len(by_name)} packages carry that name ({known}); "
                          "give the folder name")
-    raise ModelError(f"model '{spec}' not found in {models_dir} (installed: {known})")
+    raise ModelError(f"model {spec!r} not found in {models_dir} (installed: {known})")
+
+
+def package_by_name(name: str, models_dir: Path) -> ModelPackage:
+    """A package in models_dir named `name` (its folder, or the name inside its model.json),
+    never a path or a file elsewhere: what an MQTT set_model may load."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}", name):
+        raise ModelError(f"model {name[:100]!r}: a model name is letters, digits and _.+- "
+                         f"(a model in {models_dir}), not a path")
+    cand = Path(models_dir) / name
+    if (cand / "model.json").is_file():
+        return load_package(cand)
+    installed = list_packages(models_dir)
+    by_name = [pkg for pkg in installed if pkg.name == name]
+    if len(by_name) == 1:
+        return by_name[0]
+    known = ", ".join(sorted(x.root.name for x in installed)) or "none"
+    if by_name:
+        raise ModelError(f"model {name!r}: {len(by_name)} packages carry that name ({known}); "
+                         "give the folder name")
+    raise ModelError(f"model {name!r} not found in {models_dir} (installed: {known})")
 
 
 def scan_packages(models_dir: Path) -> list[tuple[Path, ModelPackage | ModelError]]:
