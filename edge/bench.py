@@ -25,6 +25,7 @@ import numpy as np
 
 from edge.errors import FingercountError, ModelError
 from edge.machine import machine_info, xnnpack_status
+from edge.redact import redact
 from edge.runtime.interpreter import make_interpreter
 from edge.runtime.package import (
     FILE_PRECISIONS,
@@ -506,7 +507,7 @@ def run_pipeline_bench(cfg: Any, precision: str, threads: Sequence[int], frames:
             inv = percentiles([ms for b in raw_blocks for ms in b])
             block_ratios = [f / percentiles(b)["fps"] for f, b in zip(rec.pop("block_fps"), raw_blocks)]
             rec.update({"model": pkg.name, "precision": precision, "version": pkg.version,
-                        "model_id": clf.model_id, "threads": n, "camera": spec,
+                        "model_id": clf.model_id, "threads": n, "camera": redact(spec),
                         "head": clf.head is not None,
                         "frame_shape": shape, "raw_invoke_p50_ms": inv["p50_ms"],
                         "raw_invoke_mean_ms": inv["mean_ms"], "invoke_fps": inv["fps"],

@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from edge.errors import ConfigError
+from edge.redact import redact
 
 DEFAULT_CONFIG_PATH = Path("/etc/fingercount/config.yaml")
 ENV_PREFIX = "FINGERCOUNT_"
@@ -421,4 +422,5 @@ def dump_config(cfg: Config) -> str:
     data = cfg.model_dump(mode="json")
     if data["mqtt"].get("password") is not None:
         data["mqtt"]["password"] = "********"
+    data["camera"]["source"] = redact(data["camera"]["source"])  # rtsp://user:***@
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

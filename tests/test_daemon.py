@@ -4,6 +4,7 @@ the MQTT contract, commands (good, malformed, unknown, oversized), the extension
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
-from edge.config import load_config
+from edge.config import dump_config, load_config
 from edge.daemon import Daemon
 from edge.errors import CommandError
 from edge.runtime.classifier import Classifier
@@ -363,3 +364,24 @@ def test_a_busy_refusal_carries_the_request_id(broker, tmp_path: Path) -> None:
     finally:
         d.link.stop()
         sub.close()
+
+
+def test_a_camera_password_is_not_published_or_logged(broker, tmp_path: Path, caplog) -> None:
+    # The README's own example source is opencv:rtsp://user:pass@…: the retained stats, the
+    # error events and the log reached everyone with the URL as it was typed.
+    secret = "CamPass99"
+    src = f"opencv:rtsp://camuser:{secret}@127.0.0.1:1/stream"  # refused at once: errors follow
+    sub = Collector(broker.port, [f"{BASE}/#"])
+    with caplog.at_level(logging.INFO):
+        r = Running(Daemon(daemon_cfg(broker.port, tmp_path, camera={"source": src})))
+        try:
+            sub.wait(lambda: [e for e in sub.json_on(f"{BASE}/event") if e["type"] == "error"], 20, "a camera error")
+            sub.wait(lambda: sub.json_on(f"{BASE}/stats"), 20, "stats")
+            assert r.d.stats()["camera"]["source"] == "opencv:rtsp://camuser:***@127.0.0.1:1/stream"
+        finally:
+            r.stop()
+            sub.close()
+    published = b"".join(m for _, m, _ in sub.msgs)
+    assert b"camuser:***@" in published and secret.encode() not in published
+    assert "camuser:***@" in caplog.text and secret not in caplog.text
+    assert secret not in dump_config(r.d.cfg)

@@ -11,6 +11,7 @@ from typing import Any, Optional
 from edge.camera.base import Frame, FrameSource
 from edge.camera.capture import Camera, ErrorCallback
 from edge.errors import CameraError
+from edge.redact import redact
 
 __all__ = ["Camera", "Frame", "FrameSource", "camera_from_config", "open_source", "parse_spec"]
 
@@ -26,19 +27,20 @@ def camera_from_config(section: Any, source: Optional[FrameSource] = None,
 def parse_spec(spec: str) -> tuple[str, str, Optional[float]]:
     """'replay:dir@8' -> ('replay', 'dir', 8.0); errors are CameraError with the accepted forms."""
     spec = (spec or "").strip()
+    shown = redact(spec)  # errors are logged: no camera password in them
     kind, _, rest = spec.partition(":")
     kind = kind.lower()
     if kind == "picamera2":
         if rest and not rest.isdigit():
-            raise CameraError(f"camera {spec!r}: picamera2 takes an optional camera number (picamera2:1)")
+            raise CameraError(f"camera {shown!r}: picamera2 takes an optional camera number (picamera2:1)")
         return "picamera2", rest or "0", None
     if kind == "opencv":
         if not rest:
-            raise CameraError(f"camera {spec!r}: say which device: opencv:0, opencv:/dev/video0 or opencv:rtsp://…")
+            raise CameraError(f"camera {shown!r}: say which device: opencv:0, opencv:/dev/video0 or opencv:rtsp://…")
         return "opencv", rest, None
     if kind == "replay":
         if not rest:
-            raise CameraError(f"camera {spec!r}: say what to replay: replay:DIR_OR_VIDEO[@FPS]")
+            raise CameraError(f"camera {shown!r}: say what to replay: replay:DIR_OR_VIDEO[@FPS]")
         path, fps = rest, None
         if "@" in rest:
             head, _, tail = rest.rpartition("@")
@@ -50,11 +52,11 @@ def parse_spec(spec: str) -> tuple[str, str, Optional[float]]:
                 from pathlib import Path
 
                 if not Path(rest).exists() and Path(head).exists():
-                    raise CameraError(f"camera {spec!r}: FPS {tail!r} is not a number") from None
+                    raise CameraError(f"camera {shown!r}: FPS {tail!r} is not a number") from None
             if fps is not None and fps < 0:
-                raise CameraError(f"camera {spec!r}: FPS must be >= 0 (0 = as fast as possible)")
+                raise CameraError(f"camera {shown!r}: FPS must be >= 0 (0 = as fast as possible)")
         return "replay", path, fps
-    raise CameraError(f"unknown camera {spec!r}: use picamera2, opencv:N, opencv:/dev/videoN, "
+    raise CameraError(f"unknown camera {shown!r}: use picamera2, opencv:N, opencv:/dev/videoN, "
                       "opencv:rtsp://…, or replay:DIR_OR_VIDEO[@FPS]")
 
 

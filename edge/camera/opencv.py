@@ -8,13 +8,14 @@ import cv2
 import numpy as np
 
 from edge.errors import CameraError
+from edge.redact import redact
 
 
 class OpenCVSource:
     def __init__(self, target: str, width: int = 640, height: int = 480, fps: float = 30.0):
         self.target: int | str = int(target) if target.isdigit() else target
         self.width, self.height, self.fps = width, height, fps
-        self.name = f"opencv:{target}"
+        self.name = redact(f"opencv:{target}")  # the stats and the log show it
         self._cap: Optional[cv2.VideoCapture] = None
 
     def open(self) -> None:

@@ -12,6 +12,7 @@ from edge import bench_report as rep
 from edge.config import MAX_THREADS, Config
 from edge.errors import FingercountError
 from edge.machine import machine_info
+from edge.redact import redact
 from edge.runtime.package import single_tflite_package
 
 
@@ -26,7 +27,7 @@ def main(args: argparse.Namespace, cfg: Config) -> int:
     if args.plot:
         rep.check_plot_path(args.plot)  # before measuring, not after
     settings = {"threads": threads, "warmup": warmup,
-                "command": "fingercount " + " ".join(shlex.quote(a) for a in sys.argv[1:])}
+                "command": redact("fingercount " + " ".join(shlex.quote(a) for a in sys.argv[1:]))}
     machine = machine_info()  # the load average before the first case
     if args.pipeline:
         doc = _pipeline(args, cfg, threads, warmup, settings, machine)
@@ -134,7 +135,7 @@ def _pipeline(args: argparse.Namespace, cfg: Config, threads: list[int], warmup:
             raise FingercountError("bench --pipeline --mqtt needs a broker address (HOST[:PORT])")
         target = (cfg.mqtt.host, cfg.mqtt.port)
     settings.update({"frames": frames, "precision": precision, "model": cfg.model.name,
-                     "camera": args.camera})
+                     "camera": redact(args.camera) if args.camera else None})
     records = bench.run_pipeline_bench(cfg, precision, threads, frames, warmup,
                                        args.camera, target, precision_asked=args.precision)
     return bench.report("pipeline", records, settings, machine=machine)
