@@ -63,6 +63,8 @@ def parse_command(payload: bytes) -> dict:
         body = json.loads(text, parse_constant=_reject_constant, parse_float=_finite) if text else {}
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CommandError(f"not valid JSON: {e}") from None
+    except RecursionError:  # [[[[… past Python's recursion limit: not a command, not a bug
+        raise CommandError("not valid JSON: nested too deeply") from None
     if not isinstance(body, dict):
         raise CommandError(f"the command must be a JSON object, got {type(body).__name__}")
     return body

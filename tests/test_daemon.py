@@ -161,6 +161,14 @@ def test_bad_commands_get_ok_false_and_a_reason(tmp_path: Path, name: str, paylo
     assert res["ok"] is False and reason in res["error"], res
 
 
+def test_json_nested_past_the_recursion_limit_is_a_bad_command(tmp_path: Path, caplog) -> None:
+    d = Daemon(daemon_cfg(1, tmp_path, mqtt={"max_command_bytes": 4096}), mqtt_enabled=False)
+    with caplog.at_level(logging.WARNING):
+        res = d.execute("status", b"[" * 1500)  # within the default max_command_bytes
+    assert res["ok"] is False and res["error"] == "not valid JSON: nested too deeply", res
+    assert "Traceback" not in caplog.text and "internal error" not in caplog.text
+
+
 def test_bad_commands_over_mqtt_do_not_stop_the_daemon(running, broker) -> None:
     r, sub = running
     sub.wait(lambda: sub.on(f"{BASE}/prediction"), what="first prediction")
