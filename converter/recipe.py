@@ -24,6 +24,8 @@ class RecipeError(ValueError):
 
 KINDS = ("mobilenet", "compact", "digits")
 TASKS = ("finger-count", "digit")
+# DESIGN.md, model package: a finger-count model's labels are exactly "0".."5"
+FINGER_COUNT_LABELS = ["0", "1", "2", "3", "4", "5"]
 
 # A checker returns None when the value is fine, else what was expected ("an integer >= 1").
 Check = Callable[[Any], Optional[str]]
@@ -201,6 +203,10 @@ def _value_problem(dotted: str, f: Field, v: Any) -> Optional[str]:
 def _cross_problems(raw: dict) -> list[str]:
     out = []
     t = raw.get("train") or {}
+    if raw.get("task") == "finger-count" and isinstance(raw.get("labels"), list) \
+            and raw["labels"] != FINGER_COUNT_LABELS:
+        out.append(f"'labels' must be {FINGER_COUNT_LABELS!r} for task finger-count (the package "
+                   f"contract: the count is int(label)), not {raw['labels']!r}")
     pre = raw.get("pretrain_labels")
     if isinstance(pre, list) and isinstance(raw.get("labels"), list):
         missing = [lab for lab in raw["labels"] if lab not in pre]

@@ -387,6 +387,9 @@ def _recipe(tmp_path: Path, old: str, new: str) -> str:
     ("patience: 20", "patience: twenty", [], "'train.patience' must be an integer >= 0, not 'twenty'"),
     ("calibration: 300", "calibration: 300\nseeed: 3", [], "unknown key 'seeed' (did you mean 'seed'?)"),
     ("  train.head_epochs: 1", "  train.head_epoch: 1", ["--toy"], "toy: unknown key 'train.head_epoch'"),
+    ('labels: ["0", "1", "2", "3", "4", "5"]', 'labels: ["1", "2", "3", "4", "5", "6"]', [],
+     "'labels' must be ['0', '1', '2', '3', '4', '5'] for task finger-count (the package contract: "
+     "the count is int(label)), not ['1', '2', '3', '4', '5', '6']"),
     ("seed: 7", "seed: 7", ["--set", "train.head_epochs=abc"],
      "--set train.head_epochs: must be an integer >= 1, not 'abc'"),
     ("seed: 7", "seed: 7", ["--set", "train.head_epoch=50"], "--set train.head_epoch: unknown key"),
