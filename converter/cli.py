@@ -97,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("model", help=".tflite file or model package directory")
     e.add_argument("--data", required=True, help="class folders named by label")
     e.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="int8")
-    e.add_argument("--labels", help="comma-separated labels for a bare .tflite (default: indices)")
+    e.add_argument("--labels", help="comma-separated labels for a bare .tflite (default: indices); a package's "
+                        "come from its model.json")
     e.add_argument("--json", help="write the metrics as JSON")
     return p
 
@@ -217,11 +218,16 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from converter.checks import check_out_file
+    from converter.errors import ConvertError
     from edge.evaluate import evaluate_dir, format_table
     from edge.report_file import write_report
     from edge.runtime.classifier import Classifier
     from edge.runtime.package import resolve_package
 
+    if args.labels is not None and not (Path(args.model).suffix.lower() == ".tflite"
+                                        and not Path(args.model).is_dir()):
+        raise ConvertError(f"--labels is for a bare .tflite file; {args.model} is a model package, "
+                           "whose labels come from its model.json")
     if args.json:
         check_out_file(args.json)  # before the evaluation, not after it
     labels = args.labels.split(",") if args.labels else None

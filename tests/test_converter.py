@@ -483,6 +483,13 @@ def test_evaluate_json_to_an_unwritable_path_is_one_line_before_evaluating(tmp_p
     assert line == f"fingercount-convert: error: --json {f / 'm.json'}: {f} is not a directory"
 
 
+def test_evaluate_labels_are_for_a_bare_tflite_only(tmp_path: Path, capsys) -> None:
+    pkg = ROOT / "models" / "fingers-cnn"
+    line = _fails(capsys, "evaluate", str(pkg), "--data", str(HANDS), "--labels", "a,b,c,d,e,f")
+    assert line == (f"fingercount-convert: error: --labels is for a bare .tflite file; {pkg} is a model "
+                    "package, whose labels come from its model.json")
+
+
 @pytest.mark.slow
 def test_quantize_checks_calib_before_writing_anything(tmp_path: Path, capsys) -> None:
     import keras
