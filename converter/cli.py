@@ -88,7 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--name", help="file name stem (default: the model file's stem)")
     q.add_argument("--input-range", default="0,255",
                    help="the model's float input range LO,HI, e.g. --input-range -1,1 or 0,1; a "
-                        "layer mapping raw pixels to it is prepended")
+                        "layer mapping raw pixels to it is prepended (default: 0,255, a model "
+                        "that takes raw pixels; give your model's range, or its scores are wrong)")
+    q.add_argument("--force", action="store_true",
+                   help="replace existing OUT/<name>_<precision>.tflite files (without it quantize "
+                        "refuses, before converting)")
     q.add_argument("--precision", action="append", choices=["fp32", "fp16", "int8"],
                    help="only these (repeatable; default all three)")
     q.add_argument("--calib-count", type=_at_least(1), default=200, help="calibration images")
@@ -208,7 +212,17 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
         raise ConvertError(f"--input-range: LO must be below HI, got {args.input_range!r}")
     if "int8" in (args.precision or ["int8"]):
         calibration_files(args.calib)
-    check_out_dir(args.out)
+    out = check_out_dir(args.out)
+    if (out / "model.json").is_file():
+        raise ConvertError(f"--out {out}: a model package (it has model.json), whose files its "
+                           "model.json lists with their sha256; quantize writes bare .tflite files: "
+                           "--out another directory")
+    stem = args.name or Path(args.model).stem
+    there = [f"{stem}_{p}.tflite" for p in dict.fromkeys(args.precision or ["fp32", "fp16", "int8"])
+             if (out / f"{stem}_{p}.tflite").exists()]
+    if there and not args.force:
+        raise ConvertError(f"--out {out}: {', '.join(there)} already exist{'s' if len(there) == 1 else ''}; "
+                           "pass --force to replace, or --out another directory")
     from converter.tools import quantize_any
 
     for path in quantize_any(args, (lo, hi)):

@@ -301,6 +301,23 @@ def test_out_that_is_a_file_is_refused_before_training(tmp_path: Path, capsys) -
     assert line.endswith(f"--out {f}: not a directory")
 
 
+def test_quantize_never_silently_replaces_files(tmp_path: Path, capsys) -> None:
+    model = tmp_path / "m.keras"
+    model.write_bytes(b"not read")  # refused before the model is loaded
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "m_int8.tflite").write_bytes(b"an earlier conversion")
+    line = _fails(capsys, "quantize", str(model), "--calib", str(DIGITS), "--out", str(out))
+    assert line == (f"fingercount-convert: error: --out {out}: m_int8.tflite already exists; pass "
+                    "--force to replace, or --out another directory")
+    assert (out / "m_int8.tflite").read_bytes() == b"an earlier conversion"
+    (out / "model.json").write_text("{}\n")  # a package: its files are listed with their sha256
+    line = _fails(capsys, "quantize", str(model), "--calib", str(DIGITS), "--out", str(out), "--force")
+    assert f"--out {out}: a model package (it has model.json)" in line
+    help_text = convert_cli.build_parser()._subparsers._group_actions[0].choices["quantize"].format_help()
+    assert "(default: 0,255" in " ".join(help_text.split())
+
+
 def test_build_never_silently_replaces_a_package(tmp_path: Path, capsys) -> None:
     pkg = tmp_path / "fingers-cnn"
     pkg.mkdir()
