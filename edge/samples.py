@@ -56,7 +56,8 @@ INDEX_FILE = "samples.sqlite3"  # beside samples/, so samples/ stays a pure clas
 TMP_SUFFIX = ".tmp"
 REMOVING_PREFIX = ".removing-"  # a label folder being deleted (never a valid label)
 MAX_LABEL_LEN = 32
-_LABEL_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")  # fullmatch: "$" would let "3\n" through
+# fullmatch: "$" would let "3\n" through; no leading "-": a folder "-rf" reads as an option
+_LABEL_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,31}")
 # Errors that mean "no room": refuse the sample, keep running.
 _NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
@@ -84,7 +85,8 @@ def validate_label(label: object) -> str:
     if len(label) > MAX_LABEL_LEN:
         raise SampleError(f"label {label[:40]!r}… is longer than {MAX_LABEL_LEN} characters")
     if not _LABEL_RE.fullmatch(label):
-        raise SampleError(f"label {label!r} may only contain letters, digits, '_' and '-'")
+        raise SampleError(f"label {label!r} may only contain letters, digits, '_' and '-' "
+                          "(and may not start with '-')")
     return label
 
 

@@ -87,7 +87,7 @@ def test_a_label_ending_in_a_newline_is_refused(tmp_path: Path, capsys: pytest.C
     assert cli(tmp_path, "capture", "--label", "4\n", "--camera", cam) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0] == ("fingercount: error: label '4\\n' may only contain letters, "
-                                        "digits, '_' and '-'"), err
+                                        "digits, '_' and '-' (and may not start with '-')"), err
     assert not (tmp_path / "state" / "samples" / "4\n").exists()
 
 

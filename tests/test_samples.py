@@ -81,8 +81,8 @@ def test_bad_labels_refused(tmp_path: Path, bad: object) -> None:
     assert list((tmp_path / "samples").iterdir()) == []
 
 
-@pytest.mark.parametrize("bad", ["3\n", "none\n", "3\r\n", "\n"])
-def test_a_label_ending_in_a_newline_is_refused(tmp_path: Path, bad: str) -> None:
+@pytest.mark.parametrize("bad", ["3\n", "none\n", "3\r\n", "\n", "-rf", "--help", "-"])
+def test_a_label_ending_in_a_newline_or_read_as_an_option_is_refused(tmp_path: Path, bad: str) -> None:
     with pytest.raises(SampleError, match="may only contain letters"):
         validate_label(bad)
     with SampleStore(tmp_path) as store:
