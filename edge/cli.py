@@ -211,6 +211,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         setattr(args, name, getattr(args, name, None))
     args.debug = getattr(args, "debug", False)
     debug = args.debug or bool(os.environ.get("FINGERCOUNT_DEBUG"))
+    # The state dir holds photos of people's hands: nothing we create is for other users,
+    # run by hand (umask 022) as under the unit (UMask=0027).
+    os.umask(os.umask(0o027) | 0o027)
     try:
         from edge.config import load_config
 

@@ -177,3 +177,14 @@ def test_rollback_of_a_model_that_cannot_be_retrained_says_so(tmp_path: Path,
     assert main(["rollback", "--state-dir", str(tmp_path / "state"), "--models-dir", str(models_dir()),
                  "--model", "fingers-cnn"]) == 2
     assert "fingers-cnn cannot be retrained" in capsys.readouterr().err
+
+
+def test_what_a_capture_stores_is_not_readable_by_other_users(tmp_path: Path) -> None:
+    # photos of people's hands: run by hand with the usual umask 022 they were 0644 in 0755 folders
+    p = subprocess.run(["sh", "-c", 'umask 022 && exec "$0" -m edge capture --label 3 --count 2 '
+                        '--camera "$1" --state-dir "$2"', sys.executable, f"replay:{HANDS / '3'}@0",
+                        str(tmp_path / "state")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    made = [tmp_path / "state", *(tmp_path / "state").rglob("*")]
+    assert len([f for f in made if f.suffix == ".jpg"]) == 2
+    assert {oct(f.stat().st_mode & 0o007) for f in made} == {"0o0"}, [(f, oct(f.stat().st_mode)) for f in made]
