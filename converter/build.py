@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import logging
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -117,15 +118,19 @@ def train_models(r: Recipe, full: Dataset, counts: Dataset, notes: list[str]
                      f"{backbone.count_params():,} backbone parameters.")
     pretrain = (len(full.labels) > len(counts.labels) and (kind == "compact" or weights is None)
                 and int(t.get("pretrain_epochs", 0)) > 0)
+    offline_note = None
+    if kind == "mobilenet" and want_imagenet and not online:
+        # say what runs, not what the recipe hoped for: on the console now, in the card later
+        offline_note = weights_note(pretrain, int(t.get("finetune_epochs", 0)) > 0, full.labels,
+                                    counts.labels)
+        print(f"note: {offline_note}", file=sys.stderr, flush=True)
     if pretrain:
         pre_model = with_head(backbone, len(full.labels), name="pretrain")
         fits["pretrain"] = fit(pre_model, full.train, full.val, epochs=int(t["pretrain_epochs"]),
                                lr=float(t["pretrain_lr"]), tag=f"{r.name} backbone on "
                                f"{len(full.labels)} hand classes", **common)
-    if kind == "mobilenet" and want_imagenet and not online:
-        # say what ran, not what the recipe hoped for
-        notes.append(weights_note(pretrain, int(t.get("finetune_epochs", 0)) > 0, full.labels,
-                                  counts.labels))
+    if offline_note:
+        notes.append(offline_note)
     model = with_head(backbone, len(counts.labels))
     if kind == "mobilenet":
         # The shipped backbone stays frozen: the device retrains exactly this head on it.

@@ -8,6 +8,8 @@ with uint8 input/output, and the converter *asserts* that the input takes raw pi
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Optional
@@ -69,7 +71,8 @@ def representative_from_pixels(pixels: np.ndarray) -> Callable[[], Iterable[list
 
 def _run(conv, q: Quantization) -> bytes:
     q.apply(conv)
-    data = conv.convert()
+    with contextlib.redirect_stdout(io.StringIO()):  # keras' ~30-line "Saved artifact at ..." per call
+        data = conv.convert()
     check_io(data, q.precision)
     return data
 

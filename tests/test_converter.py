@@ -207,6 +207,19 @@ def test_model_card_tables_keep_their_columns(cnn_toy: Path) -> None:
 
 
 @pytest.mark.slow
+def test_build_console_is_free_of_tensorflow_export_noise_and_says_offline(cnn_toy: Path,
+                                                                          mobilenet_toy: Path) -> None:
+    stdout = (cnn_toy.parent / "build.stdout").read_text()
+    assert "Saved artifact" not in stdout and "TensorSpec" not in stdout, stdout[-3000:]
+    assert len(stdout.splitlines()) < 60, stdout  # stages, epochs, accuracies, bars
+    card = (mobilenet_toy / "report.md").read_text()
+    stderr = (mobilenet_toy.parent / "build.stderr").read_text()
+    offline = re.search(r"^- (ImageNet weights could not be downloaded \(offline\).*)$", card, re.M)
+    if offline:  # the card's line on the backbone's weights is on the console too
+        assert f"note: {offline.group(1)}\n" in stderr, stderr[-3000:]
+
+
+@pytest.mark.slow
 def test_mobilenet_card_says_which_stages_ran(mobilenet_toy: Path) -> None:
     card = (mobilenet_toy / "report.md").read_text()
     # toy: pretrain_epochs 0, so the backbone was NOT pre-trained on the hand data (offline)
