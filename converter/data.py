@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -73,8 +74,23 @@ def class_folder_files(root: Path, labels: list[str]) -> list[tuple[Path, int]]:
         d = root / lab
         if not d.is_dir():
             raise FileNotFoundError(f"{root}: no class folder '{lab}'")
-        out += [(p, k) for p in sorted(d.iterdir()) if p.suffix.lower() in IMAGE_EXTS]
+        out += [(p, k) for p in images_under(d)]
     return out
+
+
+def images_under(folder: Path) -> list[Path]:
+    """Every image in folder and its sub-folders (e.g. 3/session1/*.jpg), in path order, as
+    the edge's replay reads folders; a symlinked folder is followed once, a link back up the
+    tree is not followed again."""
+    found, seen = [], set()
+    for top, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(top)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        found += [Path(top) / f for f in files if Path(f).suffix.lower() in IMAGE_EXTS]
+    return sorted(p for p in found if p.is_file())
 
 
 def check_pretrain_folders(root: Path | str, labels: list[str], pretrain: list[str],
@@ -147,7 +163,7 @@ def load_class_folders(root: Path | str, labels: list[str]) -> Dataset:
         except ValueError as e:
             raise ConvertError(str(e)) from None
         ys.append(k)
-        names.append(f"{labels[k]}/{path.name}")
+        names.append(f"{labels[k]}/{path.relative_to(root / labels[k]).as_posix()}")
     splits = {s: Split(f, np.array(y, dtype=np.int64), n) for s, (f, y, n) in parts.items()}
     log.info("%s: %s", root, {s: len(v) for s, v in splits.items()})
     return Dataset(labels, splits["train"], splits["val"], splits["test"], str(root))

@@ -491,6 +491,21 @@ def test_own_photos_of_the_labels_alone_say_what_pretrain_labels_asks_for(tmp_pa
     assert not (tmp_path / "o").exists()
 
 
+def test_class_folders_are_read_with_their_sub_folders(tmp_path: Path) -> None:
+    from converter.data import class_folder_files
+
+    (tmp_path / "3" / "session1" / "deep").mkdir(parents=True)
+    (tmp_path / "4").mkdir()
+    for name in ("3/a.jpg", "3/session1/b.JPG", "3/session1/deep/c.png", "3/session1/notes.txt",
+                 "4/d.jpg"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "3" / "session1" / "loop").symlink_to(tmp_path / "3")  # a link back up the tree
+    (tmp_path / "4" / "more").symlink_to(tmp_path / "3" / "session1" / "deep")
+    got = [(p.relative_to(tmp_path).as_posix(), k) for p, k in class_folder_files(tmp_path, ["3", "4"])]
+    assert got == [("3/a.jpg", 0), ("3/session1/b.JPG", 0), ("3/session1/deep/c.png", 0),
+                   ("4/d.jpg", 1), ("4/more/c.png", 1)]
+
+
 def test_missing_data_exits_2(tmp_path: Path, capsys) -> None:
     line = _fails(capsys, "build", CNN, "--toy", "--out", str(tmp_path / "o"))
     assert line == "fingercount-convert: error: --data DIR is required for fingers-cnn (a folder of class folders)"
