@@ -171,6 +171,9 @@ class SamplesSection(_Section):
                           "it are refused (0 = none)")
     min_free_mb: float = Field(200, ge=0, description="captures are refused when less would stay free "
                                "on the disk (room for the outbox, heads and logs)")
+    max_labels: int = Field(32, ge=0, description="a capture under a new label is refused when this "
+                            "many labels have samples (0 = none); each is a class and an option in "
+                            "Home Assistant's label select")
 
 
 class RetrainSection(_Section):

@@ -181,7 +181,7 @@ class SampleStore:
     """Thread-safe; one instance per process. Close it (or use `with`)."""
 
     def __init__(self, state_dir: Path | str, jpeg_quality: int = 92, max_mb: float = 0,
-                 min_free_mb: float = 0):
+                 min_free_mb: float = 0, max_labels: int = 0):
         self.state_dir = Path(state_dir)
         self.root = self.state_dir / SAMPLES_DIR
         self.jpeg_quality = int(jpeg_quality)
@@ -189,6 +189,7 @@ class SampleStore:
         # outbox, the heads and the journal live on.
         self.max_bytes = int(max_mb * 1e6)
         self.min_free_bytes = int(min_free_mb * 1e6)
+        self.max_labels = int(max_labels)  # anyone on the broker can invent labels
         self._bytes = 0  # sample files' size; rescanned when a capture would pass max_bytes
         self._scanned_dirs: Optional[tuple] = None  # _dirs_stamp() when _bytes was last scanned
         self._lock = threading.RLock()
@@ -334,6 +335,7 @@ class SampleStore:
         now = datetime.now(timezone.utc)
         with self._lock:
             self._check_room(len(data))
+            self._check_labels(label)
             label_dir = self.root / label
             final = self._final_name(label_dir, now)
             tmp = final.with_name("." + final.name + TMP_SUFFIX)
@@ -390,6 +392,14 @@ class SampleStore:
                                   f"({_mb_like(self._bytes, self.max_bytes / 1e6)} MB; "
                                   f"samples.max_mb is {self.max_bytes / 1e6:g}): export what you need "
                                   "(fingercount samples export DIR), then remove a label "
+                                  "(fingercount samples remove --label L)")
+
+    def _check_labels(self, label: str) -> None:
+        if self.max_labels:
+            known = self.counts()
+            if label not in known and len(known) >= self.max_labels:
+                raise SampleError(f"sample refused: the store has {len(known)} labels, samples.max_labels "
+                                  f"is {self.max_labels}: capture under one of them, or remove one "
                                   "(fingercount samples remove --label L)")
 
     def _dirs_stamp(self) -> Optional[tuple]:
@@ -604,7 +614,8 @@ class SampleStore:
 
 def open_store(cfg: Config) -> SampleStore:
     """The configured state_dir's store with the configured quota."""
-    return SampleStore(cfg.state_dir, max_mb=cfg.samples.max_mb, min_free_mb=cfg.samples.min_free_mb)
+    return SampleStore(cfg.state_dir, max_mb=cfg.samples.max_mb, min_free_mb=cfg.samples.min_free_mb,
+                       max_labels=cfg.samples.max_labels)
 
 
 def iter_images(root: Path | str) -> Iterator[tuple[str, Path]]:

@@ -560,3 +560,17 @@ def test_a_read_only_state_dir_is_called_that_not_a_full_disk(tmp_path: Path) ->
         with pytest.raises(SampleError) as e:
             SampleStore(disk / "state")
         assert "disk full" not in str(e.value) and "not writable" in str(e.value), str(e.value)
+
+
+def test_new_labels_stop_at_max_labels(tmp_path: Path) -> None:
+    # anyone on the broker can invent labels: 200 captures made 200 classes and a Home
+    # Assistant select of 200 options
+    with SampleStore(tmp_path, max_labels=2) as store:
+        store.add(hand("2"), "2")
+        store.add(hand("3"), "none")
+        with pytest.raises(SampleError, match="the store has 2 labels, samples.max_labels is 2"):
+            store.add(hand("3", 1), "wave")
+        store.add(hand("3", 2), "none")  # a known label still takes samples
+        assert store.counts() == {"2": 1, "none": 2} and not (tmp_path / "samples" / "wave").exists()
+        store.remove_label("2")
+        store.add(hand("3", 1), "wave")
