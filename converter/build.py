@@ -72,7 +72,7 @@ def load_data(r: Recipe, data: str) -> tuple[Dataset, Dataset]:
     full = load_class_folders(data, pre)
     keep = [pre.index(lab) for lab in labels]
     tr, va, te = (_counts_subset(getattr(full, s), keep) for s in ("train", "val", "test"))
-    counts = Dataset(labels, tr, va, te, source=full.source)
+    counts = Dataset(labels, tr, va, te, source=full.source, skipped=full.skipped)
     return full, counts
 
 
@@ -80,7 +80,7 @@ def _toy(ds: Dataset, per_class: Optional[int]) -> Dataset:
     if not per_class:
         return ds
     return Dataset(ds.labels, ds.train.subset(per_class), ds.val.subset(per_class),
-                   ds.test.subset(per_class), ds.source)
+                   ds.test.subset(per_class), ds.source, skipped=ds.skipped)
 
 
 def train_models(r: Recipe, full: Dataset, counts: Dataset, notes: list[str]
@@ -163,6 +163,14 @@ def weights_note(pretrained: bool, finetuned: bool, all_labels: list[str], label
             + f"{', '.join(labels)}.")
 
 
+def skipped_note(skipped: list[str], shown: int = 10) -> str:
+    """The model card's line on the unreadable images a build left out."""
+    n = len(skipped)
+    names = ", ".join(f"`{name}`" for name in skipped[:shown]) + (f" and {n - shown} more" if n > shown else "")
+    return (f"**{n} unreadable image{'s' if n != 1 else ''} skipped** (left out of every split; "
+            f"model.json's provenance.skipped_files lists {'them' if n != 1 else 'it'}): {names}.")
+
+
 def stages_note(fits: dict[str, FitResult]) -> str:
     return "Training stages that ran: " + ", ".join(
         f"{k} {f.epochs} epoch{'s' if f.epochs != 1 else ''}" for k, f in fits.items()) + "."
@@ -235,7 +243,7 @@ def build(r: Recipe, data: str, out: Path, command: str, per_class: Optional[int
     if per_class and not toy:
         toy = f"{per_class} images per class per split"
     full, counts = _toy(full, per_class), _toy(counts, per_class)
-    notes: list[str] = []
+    notes: list[str] = [skipped_note(full.skipped)] if full.skipped else []
     model, backbone, fits = train_models(r, full, counts, notes)
     notes.append(stages_note(fits))
     t_train = time.time() - t_start
@@ -278,7 +286,9 @@ def build(r: Recipe, data: str, out: Path, command: str, per_class: Optional[int
                            "git_commit": _git_commit(), "command": command,
                            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                            "keras": keras.__version__, "train_seconds": round(t_train, 1),
-                           "epochs": {k: f.epochs for k, f in fits.items()}}}
+                           "epochs": {k: f.epochs for k, f in fits.items()},
+                           # unreadable images of --data, left out (LABEL/path in its folder)
+                           "skipped_count": len(full.skipped), "skipped_files": list(full.skipped)}}
         if toy:
             meta["provenance"]["toy"] = toy
         pkgw.write_json(stage / "model.json", meta)

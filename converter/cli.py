@@ -232,6 +232,7 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from converter.checks import check_out_file
+    from converter.data import UNREADABLE
     from converter.errors import ConvertError
     from edge.evaluate import evaluate_dir, format_table
     from edge.report_file import write_report
@@ -252,6 +253,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     res["model"] = clf.model_id
     for name in res["ignored_folders"]:
         print(f"note: folder '{name}' is not one of the model's labels; ignored", file=sys.stderr)
+    for path in res["skipped_files"]:  # as the edge's `fingercount eval` says them
+        print(f"note: {path}: {UNREADABLE}", file=sys.stderr)
+    if not res["n"]:
+        raise ConvertError(f"{args.data}: no readable image in the label folders; nothing to score")
     print(f"{clf.model_id}: " + format_table(res))
     if args.json:
         write_report(args.json, json.dumps(res, indent=2) + "\n")  # whole or not at all

@@ -9,7 +9,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 SPLIT_RULE = ("f = int(sha256(filename).hexdigest()[:8], 16) / 2**32; "
               "train f < 0.70, validation f < 0.85, test otherwise")
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+# The line for each image that cannot be read, as the edge's `fingercount eval` says it.
+UNREADABLE = "not a readable image; skipped"
 
 
 def split_of(filename: str) -> str:
@@ -60,6 +63,8 @@ class Dataset:
     test: Split
     source: str
     split_rule: str = SPLIT_RULE
+    # unreadable images left out, as LABEL/relative path (the build records them)
+    skipped: list[str] = field(default_factory=list)
 
 
 SPLITS = {"train": "train", "val": "validation", "test": "test"}
@@ -120,6 +125,12 @@ def check_class_folders(root: Path | str, labels: list[str]) -> dict[str, dict[s
     counts = {lab: dict.fromkeys(SPLITS, 0) for lab in labels}
     for path, k in class_folder_files(root, labels):
         counts[labels[k]][split_of(path.name)] += 1
+    check_split_counts(root, labels, counts)
+    return counts
+
+
+def check_split_counts(root: Path, labels: list[str], counts: dict[str, dict[str, int]]) -> None:
+    """ConvertError (one line) unless every label has an image in every split."""
     empty = [lab for lab in labels if not sum(counts[lab].values())]
     if len(empty) == len(labels):
         raise ConvertError(f"{root}: no images in its class folders ({', '.join(labels)}; "
@@ -134,7 +145,6 @@ def check_class_folders(root: Path | str, labels: list[str]) -> dict[str, dict[s
         raise ConvertError(f"{root}: every label needs an image in each split (a file's split follows "
                            f"a hash of its name: about 70 % train, 15 % validation, 15 % test), and "
                            f"{'these do' if len(short) > 1 else 'this does'} not: {detail}; add images")
-    return counts
 
 
 def calibration_files(root: Path | str) -> list[Path]:
@@ -153,20 +163,31 @@ def calibration_files(root: Path | str) -> list[Path]:
 
 
 def load_class_folders(root: Path | str, labels: list[str]) -> Dataset:
+    """Every image of the class folders, split by file name. An image that cannot be read is
+    skipped with one 'note: PATH: not a readable image; skipped' line on stderr and listed in
+    Dataset.skipped; ConvertError (one line) if a label is then left without an image in a split."""
     root = Path(root)
     check_class_folders(root, labels)
     parts: dict[str, tuple[list, list, list]] = {s: ([], [], []) for s in ("train", "val", "test")}
+    skipped: list[str] = []
     for path, k in class_folder_files(root, labels):
-        frames, ys, names = parts[split_of(path.name)]
+        name = f"{labels[k]}/{path.relative_to(root / labels[k]).as_posix()}"
         try:
-            frames.append(read_image(str(path)))
-        except ValueError as e:
-            raise ConvertError(str(e)) from None
+            frame = read_image(str(path))
+        except ValueError:
+            print(f"note: {path}: {UNREADABLE}", file=sys.stderr, flush=True)
+            skipped.append(name)
+            continue
+        frames, ys, names = parts[split_of(path.name)]
+        frames.append(frame)
         ys.append(k)
-        names.append(f"{labels[k]}/{path.relative_to(root / labels[k]).as_posix()}")
+        names.append(name)
     splits = {s: Split(f, np.array(y, dtype=np.int64), n) for s, (f, y, n) in parts.items()}
+    if skipped:  # the images read, not the file names, must cover every label and split
+        check_split_counts(root, labels, {lab: {s: int((splits[s].y == k).sum()) for s in SPLITS}
+                                          for k, lab in enumerate(labels)})
     log.info("%s: %s", root, {s: len(v) for s, v in splits.items()})
-    return Dataset(labels, splits["train"], splits["val"], splits["test"], str(root))
+    return Dataset(labels, splits["train"], splits["val"], splits["test"], str(root), skipped=skipped)
 
 
 def sklearn_digit_frames() -> tuple[list[np.ndarray], np.ndarray]:

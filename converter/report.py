@@ -101,7 +101,8 @@ def write_report(path: Path, meta: dict, notes: list[str], curves: list[str], wh
     if curves:
         lines += ["## Training curves", ""] + [f"![{c}]({c})" for c in curves] + [""]
     p = meta["provenance"]
-    lines += ["## Provenance", ""] + [f"- {k}: `{v}`" for k, v in p.items() if k != "settings"] + [""]
+    lines += ["## Provenance", ""] + [f"- {k}: `{v}`" for k, v in p.items()
+                                      if k not in ("settings", "skipped_files")] + [""]
     if "settings" in p:  # the recipe as used, readable
         lines += ["Settings used:", "", "```json", json.dumps(p["settings"], indent=1), "```", ""]
     path.write_text("\n".join(lines))

@@ -56,6 +56,24 @@ def _hand_data() -> Path:
     return SHARED
 
 
+# Files in class folders that are not readable images; a build and evaluate skip them.
+UNREADABLE = ["0/trunc.jpg", "3/empty.png", "5/notes.jpg"]
+
+
+def _with_unreadable(root: Path, src: Path) -> Path:
+    """src's class folders (links to its images) plus the UNREADABLE files: a truncated JPEG,
+    an empty file and a text file named like an image."""
+    for d in sorted(p for p in src.iterdir() if p.is_dir()):
+        (root / d.name).mkdir(parents=True)
+        for f in d.iterdir():
+            (root / d.name / f.name).symlink_to(f)
+    jpeg = next(f for f in sorted((src / "0").iterdir()) if f.suffix.lower() == ".jpg")
+    (root / UNREADABLE[0]).write_bytes(jpeg.read_bytes()[:300])
+    (root / UNREADABLE[1]).write_bytes(b"")
+    (root / UNREADABLE[2]).write_text("not an image\n")
+    return root
+
+
 # One toy build per recipe, shared by the tests of this module (each build is the slow part).
 @pytest.fixture(scope="module")
 def mobilenet_toy(tmp_path_factory) -> Path:
@@ -71,7 +89,9 @@ def cnn_toy(tmp_path_factory) -> Path:
     (out / "fingers-cnn").mkdir()  # an older package, which --force replaces
     (out / "fingers-cnn" / "model.json").write_text('{"name": "fingers-cnn", "version": "0.9.0"}\n')
     (out / "fingers-cnn" / "stale.txt").write_text("from an older build\n")
-    return _build(out, "fingers-cnn", _hand_data(), "--force")
+    # the hand data with three unreadable files, which the build skips
+    data = _with_unreadable(tmp_path_factory.mktemp("cnn-data"), _hand_data())
+    return _build(out, "fingers-cnn", data, "--force")
 
 
 @pytest.fixture(scope="module")
@@ -191,6 +211,20 @@ def test_digits_toy_on_the_digits_fixture(digits_toy: Path) -> None:
 def test_force_replaces_the_package(cnn_toy: Path) -> None:
     assert not (cnn_toy / "stale.txt").exists()
     assert not list(cnn_toy.parent.glob(".fingers-cnn.*"))  # no stage or old copy left behind
+
+
+@pytest.mark.slow
+def test_build_skips_unreadable_images_and_records_them(cnn_toy: Path) -> None:
+    meta = json.loads((cnn_toy / "model.json").read_text())
+    data = Path(meta["provenance"]["dataset"])
+    stderr = (cnn_toy.parent / "build.stderr").read_text()
+    notes = [ln for ln in stderr.splitlines() if "readable image" in ln]
+    assert notes == [f"note: {data / n}: not a readable image; skipped" for n in UNREADABLE], stderr
+    assert meta["provenance"]["skipped_count"] == 3 and meta["provenance"]["skipped_files"] == UNREADABLE
+    card = (cnn_toy / "report.md").read_text()
+    assert ("- **3 unreadable images skipped** (left out of every split; model.json's "
+            "provenance.skipped_files lists them): `0/trunc.jpg`, `3/empty.png`, `5/notes.jpg`.\n") in card
+    assert "- skipped_count: `3`" in card
 
 
 def _bars_table_cells(card: str) -> list[int]:
@@ -506,6 +540,26 @@ def test_class_folders_are_read_with_their_sub_folders(tmp_path: Path) -> None:
                    ("4/d.jpg", 1), ("4/more/c.png", 1)]
 
 
+def test_unreadable_images_that_leave_a_label_without_a_split_are_refused(tmp_path: Path,
+                                                                         capsys) -> None:
+    import cv2
+
+    from converter.data import load_class_folders, split_of
+    from converter.errors import ConvertError
+
+    data = _dataset(tmp_path / "d", {"a": (1, 1, 1), "b": (1, 1, 1)})
+    png = cv2.imencode(".png", np.full((8, 8, 3), 128, np.uint8))[1].tobytes()
+    for f in data.glob("*/*.jpg"):
+        f.write_bytes(png)
+    bad = next(f for f in (data / "b").iterdir() if split_of(f.name) == "val")
+    bad.write_bytes(png[:20])  # b's only validation image
+    with pytest.raises(ConvertError) as e:
+        load_class_folders(data, ["a", "b"])
+    assert str(e.value).startswith(f"{data}: every label needs an image in each split")
+    assert str(e.value).endswith("this does not: b: train 1, validation 0, test 1; add images")
+    assert capsys.readouterr().err == f"note: {bad}: not a readable image; skipped\n"
+
+
 def test_missing_data_exits_2(tmp_path: Path, capsys) -> None:
     line = _fails(capsys, "build", CNN, "--toy", "--out", str(tmp_path / "o"))
     assert line == "fingercount-convert: error: --data DIR is required for fingers-cnn (a folder of class folders)"
@@ -533,6 +587,28 @@ def test_evaluate_labels_are_for_a_bare_tflite_only(tmp_path: Path, capsys) -> N
     line = _fails(capsys, "evaluate", str(pkg), "--data", str(HANDS), "--labels", "a,b,c,d,e,f")
     assert line == (f"fingercount-convert: error: --labels is for a bare .tflite file; {pkg} is a model "
                     "package, whose labels come from its model.json")
+
+
+def _file_notes(capsys) -> list[str]:
+    """stderr's lines, less the notes on folders not among the labels (6-9 of the hands)."""
+    return [ln for ln in capsys.readouterr().err.splitlines() if not ln.startswith("note: folder ")]
+
+
+def test_evaluate_skips_unreadable_images_with_a_note(tmp_path: Path, capsys) -> None:
+    pkg = str(ROOT / "models" / "fingers-cnn")
+    data = _with_unreadable(tmp_path / "d", HANDS)
+    assert convert_cli.main(["evaluate", pkg, "--data", str(data), "--json", str(tmp_path / "e.json")]) == 0
+    notes = [f"note: {data / n}: not a readable image; skipped" for n in UNREADABLE]
+    assert _file_notes(capsys) == notes  # as `fingercount eval` says them
+    res = json.loads((tmp_path / "e.json").read_text())
+    assert res["n"] == 48 and res["skipped_files"] == [str(data / n) for n in UNREADABLE]
+    # nothing readable: an error, not a score of n=0
+    for f in data.glob("*/*"):
+        if f.is_symlink():
+            f.unlink()
+    assert convert_cli.main(["evaluate", pkg, "--data", str(data)]) == 2
+    assert _file_notes(capsys) == notes + [
+        f"fingercount-convert: error: {data}: no readable image in the label folders; nothing to score"]
 
 
 @pytest.mark.slow
