@@ -7,7 +7,9 @@ import json
 import os
 import re
 import shlex
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
@@ -268,8 +270,20 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 
 # What an interrupted command leaves behind (build: its staging folder is removed).
-_INTERRUPTED = {"build": "interrupted; nothing written", "evaluate": "interrupted; nothing written",
-                "quantize": "interrupted"}
+_INTERRUPTED = {"build": "; nothing written", "evaluate": "; nothing written", "quantize": ""}
+# Exit codes of an interrupted command, the shell's 128 + signal number.
+EXIT_SIGINT, EXIT_SIGTERM = 128 + signal.SIGINT, 128 + signal.SIGTERM  # 130, 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (kill, systemd, a CI timeout), raised in the main thread: it unwinds exactly
+    like Ctrl-C, so a build's staging folder is removed on the way out."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    # Once: a second SIGTERM must not cut short the clean-up the first one started.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Terminated()
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -291,20 +305,30 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """argv None: the program itself (console script, python -m), which may end the process."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = parse_args(argv)
+    # SIGTERM is handled like Ctrl-C (Python's default would end the process at once,
+    # leaving a build's staging folder behind); only the main thread may set a handler.
+    main_thread = threading.current_thread() is threading.main_thread()
+    before = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     try:
         return _run(args)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         if args.debug:
             raise
-        print(f"{PROG}: {_INTERRUPTED[args.command]}", file=sys.stderr, flush=True)
+        term = isinstance(e, Terminated)
+        print(f"{PROG}: {'terminated (SIGTERM)' if term else 'interrupted'}{_INTERRUPTED[args.command]}",
+              file=sys.stderr, flush=True)
+        rc = EXIT_SIGTERM if term else EXIT_SIGINT
         if argv is None:
             # Exit now: a thread of TensorFlow's input pipeline (keras' PyDataset behind
             # tf.data) can keep a normal interpreter exit waiting for ever.
             try:
                 sys.stdout.flush()
             finally:
-                os._exit(130)
-        return 130
+                os._exit(rc)
+        return rc
+    finally:
+        if main_thread and before is not None:
+            signal.signal(signal.SIGTERM, before)
 
 
 if __name__ == "__main__":

@@ -40,8 +40,9 @@ def _reset_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-@pytest.mark.slow
-def test_ctrl_c_during_build_is_one_line_exit_130_and_leaves_nothing(tmp_path: Path) -> None:
+def _signal_during_build(tmp_path: Path, sig: signal.Signals) -> tuple[int, str]:
+    """(exit code, stderr) of a toy build sent sig while its package is being written;
+    asserts it ended promptly and left neither the staging folder nor a package."""
     out = tmp_path / "out"
     stage = out / ".digits-cnn.building"
     with open(tmp_path / "stdout", "w") as so, open(tmp_path / "stderr", "w") as se:
@@ -55,7 +56,7 @@ def test_ctrl_c_during_build_is_one_line_exit_130_and_leaves_nothing(tmp_path: P
                 assert p.poll() is None, (tmp_path / "stderr").read_text()[-3000:]
                 assert time.monotonic() < deadline
                 time.sleep(0.01)
-            p.send_signal(signal.SIGINT)
+            p.send_signal(sig)
             t0 = time.monotonic()
             p.wait(timeout=60)
             took = time.monotonic() - t0
@@ -64,8 +65,24 @@ def test_ctrl_c_during_build_is_one_line_exit_130_and_leaves_nothing(tmp_path: P
                 p.kill()
                 p.wait()
     err = (tmp_path / "stderr").read_text()
-    # one line, no traceback, the shell's code for an interrupt, promptly
+    assert took < 30, took  # promptly
+    assert not stage.exists() and not (out / "digits-cnn").exists(), list(out.iterdir())
+    return p.returncode, err
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_build_is_one_line_exit_130_and_leaves_nothing(tmp_path: Path) -> None:
+    rc, err = _signal_during_build(tmp_path, signal.SIGINT)
+    # one line, no traceback, the shell's code for an interrupt
     assert "Traceback" not in err and err.endswith("\nfingercount-convert: interrupted; nothing written\n"), \
         err[-3000:]
-    assert p.returncode == 130 and took < 30, (p.returncode, took)
-    assert not stage.exists() and not (out / "digits-cnn").exists(), list(out.iterdir())
+    assert rc == 130, rc
+
+
+@pytest.mark.slow
+def test_sigterm_during_build_is_one_line_exit_143_and_leaves_nothing(tmp_path: Path) -> None:
+    # kill, systemd or a CI timeout: handled as Ctrl-C, with the shell's code for SIGTERM (128 + 15)
+    rc, err = _signal_during_build(tmp_path, signal.SIGTERM)
+    assert "Traceback" not in err and \
+        err.endswith("\nfingercount-convert: terminated (SIGTERM); nothing written\n"), err[-3000:]
+    assert rc == 143, rc
