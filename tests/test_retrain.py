@@ -20,7 +20,7 @@ from edge.personalize import check_label
 from edge.retrain import RetrainCancelled, holdout_split, retrain
 from edge.runtime.classifier import Backbone, Classifier, Head, head_dir, label_count
 from edge.runtime.loader import open_classifier, open_package
-from edge.runtime.package import load_package
+from edge.runtime.package import ModelPackage, load_package
 from edge.samples import Sample, SampleStore
 from edge.softmax_regression import fit_softmax
 from tests.conftest import HANDS, MODELS
@@ -68,6 +68,13 @@ class CountingBackbone(Backbone):
 
 
 FINGERS = {str(i): str(i) for i in range(6)}
+
+
+def fresh(tmp: Path) -> tuple[Config, ModelPackage, Path]:
+    """The config, the retrainable package, and where its retrained head would be."""
+    cfg = make_cfg(tmp)
+    pkg = open_package(cfg)
+    return cfg, pkg, head_dir(cfg.state_dir, pkg.name) / "head.npz"
 
 
 def test_embeddings_are_cached_per_backbone(tmp_path: Path) -> None:
@@ -122,9 +129,7 @@ def test_new_label_swap_and_rollback(tmp_path: Path) -> None:
 
 
 def test_gate_refuses_a_worse_head_unless_forced(tmp_path: Path) -> None:
-    cfg = make_cfg(tmp_path)
-    pkg = open_package(cfg)
-    head = head_dir(cfg.state_dir, pkg.name) / "head.npz"
+    cfg, pkg, head = fresh(tmp_path)
     with SampleStore(cfg.state_dir) as store:
         fill(store, 6, FINGERS)
         # The current head: fitted to all these samples (held-out ones included), so it is
@@ -150,9 +155,7 @@ def test_gate_refuses_a_worse_head_unless_forced(tmp_path: Path) -> None:
 
 def test_one_sample_per_label_cannot_be_checked_so_it_needs_force(tmp_path: Path) -> None:
     # Every sample trains the head: nothing is left to show it is not worse than the current one.
-    cfg = make_cfg(tmp_path)
-    pkg = open_package(cfg)
-    head = head_dir(cfg.state_dir, pkg.name) / "head.npz"
+    cfg, pkg, head = fresh(tmp_path)
     with SampleStore(cfg.state_dir) as store:
         fill(store, 1, FINGERS)
         res = retrain(cfg, pkg, store, "int8")
@@ -166,9 +169,7 @@ def test_one_sample_per_label_cannot_be_checked_so_it_needs_force(tmp_path: Path
 def test_a_head_that_gets_no_unseen_sample_right_is_not_swapped_in(tmp_path: Path) -> None:
     # After a good retrain one mislabelled sample (a 5 labelled 2) is all the gate can judge
     # by; both heads get it wrong, which used to pass as "no worse" and swap.
-    cfg = make_cfg(tmp_path)
-    pkg = open_package(cfg)
-    head = head_dir(cfg.state_dir, pkg.name) / "head.npz"
+    cfg, pkg, head = fresh(tmp_path)
     with SampleStore(cfg.state_dir) as store:
         fill(store, 6, FINGERS)
         assert retrain(cfg, pkg, store, "int8", force=True).swapped
