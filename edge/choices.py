@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,10 @@ from edge.durable import write_json
 log = logging.getLogger(__name__)
 
 CHOICES_FILE = "choices.json"
+# set_model and a label reset it causes save at the same moment from two threads: each
+# read-change-write must see the other's change
+_lock = threading.Lock()
+_warned: set[str] = set()  # an unreadable file is logged once, not by every reader
 
 
 def load(state_dir: Path) -> dict[str, Any]:
@@ -28,7 +33,9 @@ def load(state_dir: Path) -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as e:
-        log.warning("ignoring %s (%s): choices made over MQTT are not restored", path, e)
+        if str(path) not in _warned:
+            _warned.add(str(path))
+            log.warning("ignoring %s (%s): choices made over MQTT are not restored", path, e)
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -37,15 +44,16 @@ def save(state_dir: Path, **changes: Any) -> None:
     """Merge changes into the saved choices (None removes a key); atomic, survives a power
     cut. A failure is logged, never raised: the choice still holds until the next restart."""
     path = Path(state_dir) / CHOICES_FILE
-    data = load(state_dir)
-    for k, v in changes.items():
-        if v is None:
-            data.pop(k, None)
-        else:
-            data[k] = v
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_json(path, data)
-    except OSError as e:
-        log.warning("cannot save %s (%s): the choice holds until the daemon restarts",
-                    path, e.strerror or e)
+    with _lock:
+        data = load(state_dir)
+        for k, v in changes.items():
+            if v is None:
+                data.pop(k, None)
+            else:
+                data[k] = v
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_json(path, data)
+        except OSError as e:
+            log.warning("cannot save %s (%s): the choice holds until the daemon restarts",
+                        path, e.strerror or e)

@@ -187,11 +187,11 @@ class Personalizer:
         return out if self.label in out else [*out, self.label]
 
     def _choose(self, label: str) -> None:
-        new = label not in self.capture_labels()
+        before = self.capture_labels()
         self.label = label
         choices.save(self.cfg.state_dir, capture_label=label)  # a restart keeps it
-        if new:
-            self.daemon.refresh_discovery()  # the select's options grow
+        if self.capture_labels() != before:
+            self.daemon.refresh_discovery()  # the select's options grow, or lose a label left behind
         self.daemon.publish_stats_soon()
 
     def set_label(self, payload: dict) -> dict:

@@ -479,12 +479,22 @@ def test_a_model_choice_yields_to_an_edited_config_or_a_missing_model(tmp_path: 
     assert daemon("int8").classifier.precision == "int8"
 
 
-def test_a_model_that_cannot_take_the_chosen_label_resets_it(broker: Any, tmp_path: Path) -> None:
+def test_a_model_that_cannot_take_the_chosen_label_resets_it(broker: Any, tmp_path: Path, caplog) -> None:
     with Running(broker.port, tmp_path / "state", f"replay:{HANDS}@15") as run:
         assert run.command("set_label", {"label": "none"})["ok"]  # a label only a retrain can learn
         assert run.command("set_model", {"name": "fingers-cnn"})["ok"]  # a model that cannot learn
         run.sub.wait(lambda: [s for s in run.sub.json_on(f"{BASE}/stats") if s.get("capture_label") == "0"],
                      10, "the capture label reset to the model's first")
+        # the reset and set_model save at the same moment: both are kept
+        saved = wait_until(lambda: (lambda c: c if c.get("capture_label") == "0" else None)(
+            json.loads((tmp_path / "state" / CHOICES_FILE).read_text())), 5)
+        assert saved["model"]["name"] == "fingers-cnn" and "cannot save" not in caplog.text, saved
+        ha = Collector(broker.port, ["homeassistant/select/#"])  # the retained select config now
+        try:
+            select = ha.wait(lambda: next((json.loads(p) for t, p, _ in ha.msgs if p), None), 5, "the select")
+        finally:
+            ha.close()
+        assert "none" not in select["options"], select["options"]  # no longer offered
         got = run.command("capture", {})
         assert got["ok"] and got["data"]["label"] == "0", got
         bad = run.command("capture", {"label": True})
