@@ -306,7 +306,12 @@ class Personalizer:
             data = result.to_dict()
             if result.swapped:
                 with self.heads.lock:
-                    self.daemon.swap_classifier(self._reload(clf))
+                    now = self.daemon.classifier
+                    if now.package.root == pkg.root:  # with the precision it runs now
+                        self.daemon.swap_classifier(self._reload(now))
+                    else:  # a set_model meanwhile stands; the head waits for this model's return
+                        log.info("retrained head of %s installed; the daemon runs %s since, and keeps it",
+                                 pkg.name, now.model_id)
                     self.heads.note()
             self.daemon.publish_event("retrain_finished", ok=True, **data)
             self.daemon.publish_stats_soon()

@@ -499,3 +499,25 @@ def test_a_model_that_cannot_take_the_chosen_label_resets_it(broker: Any, tmp_pa
         assert got["ok"] and got["data"]["label"] == "0", got
         bad = run.command("capture", {"label": True})
         assert not bad["ok"] and run.errors(where="capture")[-1]["label"] == "true"
+
+
+def test_a_set_model_during_a_retrain_is_not_undone_when_it_finishes(broker: Any, tmp_path: Path) -> None:
+    from tests.test_daemon_process import stop_daemon
+
+    run = LongRetrain(broker.port, tmp_path, "rtswap")
+    p = run.start_training()
+    try:
+        run.sub.c.publish(f"fingercount/{run.dev}/cmd/set_model", json.dumps({"name": "fingers-cnn"}), qos=1)
+        run.sub.wait(lambda: run.events("model_swapped"), 10, "the swap to fingers-cnn")
+        fin = run.sub.wait(lambda: run.events("retrain_finished"), 60, "retrain_finished")[0]
+        assert fin["ok"] and fin["swapped"], fin  # the head is installed for the retrained model
+        time.sleep(1.0)  # a swap back would follow the event at once
+        swaps = [e["model"] for e in run.events("model_swapped")]
+        assert swaps == ["fingers-cnn@1.0.0/int8"], swaps
+        rc, _ = stop_daemon(p, timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    p.communicate()
+    assert rc == 0 and (head_dir(tmp_path / "state", run.name) / HEAD_FILE).is_file()
+    run.sub.close()
