@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import re
 
-_USERINFO = re.compile(r"(\w[\w+.-]*://[^/@:\s]*):[^/@\s]*@")
+# scheme://USERINFO@ up to the last "@" before the path (cameras accept an "@" in passwords)
+_USERINFO = re.compile(r"(\b[A-Za-z][\w+.-]*://)([^/\s?]*)@")
+# ?password=… &token=… (many IP cameras take credentials in the query string)
+_QUERY = re.compile(r"([?&;](?:[\w.-]*(?:pass|pwd|token|secret|key|auth|sig)[\w.-]*|user(?:name)?)=)[^&;#\s]*",
+                    re.IGNORECASE)
+
+
+def _userinfo(m: re.Match) -> str:
+    user, sep, _ = m.group(2).partition(":")
+    # user:password -> user:***; a lone user part may be a token: all of it
+    return f"{m.group(1)}{user}:***@" if sep else f"{m.group(1)}***@"
 
 
 def redact(text: str) -> str:
-    """text with the password of any URL in it masked: rtsp://user:pw@cam -> rtsp://user:***@cam."""
-    return _USERINFO.sub(r"\1:***@", text)
+    """text with the credentials of any URL in it masked: rtsp://user:pw@cam -> rtsp://user:***@cam,
+    http://TOKEN@cam -> http://***@cam, ?user=u&password=pw -> ?user=***&password=***."""
+    return _QUERY.sub(r"\1***", _USERINFO.sub(_userinfo, text))

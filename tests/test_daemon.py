@@ -17,6 +17,7 @@ import pytest
 from edge.config import dump_config, load_config
 from edge.daemon import Daemon
 from edge.errors import CommandError
+from edge.redact import redact
 from edge.runtime.classifier import Classifier
 from edge.runtime.package import load_package
 from tests.conftest import HANDS, wait_until
@@ -393,3 +394,14 @@ def test_a_camera_password_is_not_published_or_logged(broker, tmp_path: Path, ca
     assert b"camuser:***@" in published and secret.encode() not in published
     assert "camuser:***@" in caplog.text and secret not in caplog.text
     assert secret not in dump_config(r.d.cfg)
+
+
+@pytest.mark.parametrize("source, shown", [
+    ("opencv:rtsp://admin:p@ss#1@cam:554/s", "opencv:rtsp://admin:***@cam:554/s"),  # "@" in the password
+    ("opencv:rtsp://cam/s?user=admin&password=QSECRET", "opencv:rtsp://cam/s?user=***&password=***"),
+    ("opencv:http://cam/mjpg?channel=1&apikey=zz", "opencv:http://cam/mjpg?channel=1&apikey=***"),
+    ("opencv:http://USERONLYTOKEN@cam/mjpg", "opencv:http://***@cam/mjpg"),
+    ("opencv:0", "opencv:0"), ("replay:tests/data/hands@15", "replay:tests/data/hands@15"),
+])
+def test_camera_credentials_are_masked_in_every_form(source: str, shown: str) -> None:
+    assert redact(source) == shown
