@@ -22,7 +22,9 @@ class OpenCVSource:
         cap = cv2.VideoCapture(self.target)
         if not cap.isOpened():
             cap.release()
-            raise CameraError(f"{self.name}: cannot open (is the device present, and is this user in group 'video'?)")
+            hint = ("is the stream reachable, and the URL right?" if "://" in str(self.target) else
+                    "is the device present, and is this user in group 'video'?")
+            raise CameraError(f"{self.name}: cannot open ({hint})")
         if isinstance(self.target, int) or str(self.target).startswith("/dev/"):
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
             cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)

@@ -28,7 +28,9 @@ def main(args: argparse.Namespace, cfg: Config) -> int:
                 print(f"{st['total']} samples in {st['root']} ({st['bytes'] / 1e6:.1f} MB): "
                       f"{counts_text(st['per_label'])}")
         elif args.action == "remove":
-            if bool(args.label) == bool(args.sample):
+            if args.label and args.sample:
+                raise CommandError("samples remove takes --label L or --sample PATH|SHA256, not both")
+            if not args.label and not args.sample:
                 raise CommandError("samples remove needs --label L (all of its samples; export first to "
                                    "keep them) or --sample PATH|SHA256 (one)")
             if args.sample:

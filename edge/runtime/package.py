@@ -263,8 +263,8 @@ def package_by_name(name: str, models_dir: Path) -> ModelPackage:
     """A package in models_dir named `name` (its folder, or the name inside its model.json),
     never a path or a file elsewhere: what an MQTT set_model may load."""
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}", name):
-        raise ModelError(f"model {name[:100]!r}: a model name is letters, digits and _.+- "
-                         f"(a model in {models_dir}), not a path")
+        raise ModelError(f"model {name[:100]!r}: a model name is letters, digits and _.+-, not starting "
+                         f"with '.' (a model in {models_dir}), not a path")
     cand = Path(models_dir) / name
     if (cand / "model.json").is_file():
         return load_package(cand)
