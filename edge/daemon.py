@@ -105,6 +105,7 @@ class Daemon:
         self.print_to = print_to
         self.fstats = FrameStats()
         self._configured_model: list[str] = [cfg.model.name, cfg.model.precision]
+        self._restore_problem: Optional[str] = None  # published as an error event once running
         self._classifier = self._open_model()  # ModelError here: one line, non-zero exit
         self.camera = camera_from_config(cfg.camera, on_error=self._camera_error)
         s = cfg.smoothing
@@ -146,8 +147,9 @@ class Daemon:
             self._set_model_config(m.get("name"), m.get("precision"))
             clf = open_classifier(cfg)
         except (FingercountError, ValueError) as e:
-            log.warning("the model chosen over MQTT cannot be loaded (%s); using the configured %s/%s",
-                        e, *self._configured_model)
+            self._restore_problem = (f"the model chosen over MQTT cannot be loaded ({e}); using the "
+                                     "configured {}/{}".format(*self._configured_model))
+            log.warning("%s", self._restore_problem)
             self._set_model_config(*self._configured_model)
             choices.save(cfg.state_dir, model=None)
             return open_classifier(cfg)
@@ -445,6 +447,8 @@ class Daemon:
         except Exception as e:  # a bug in capture/retrain/GPIO must not stop the counting
             log.exception("personalisation unavailable; counting without it")
             self.publish_event("error", where="plugins", message=f"{type(e).__name__}: {e}")
+        if self._restore_problem is not None:
+            self.publish_event("error", where="model", message=self._restore_problem)
         if self.link is not None:
             self.link.start()
         self.camera.start()

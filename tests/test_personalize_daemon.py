@@ -521,3 +521,15 @@ def test_a_set_model_during_a_retrain_is_not_undone_when_it_finishes(broker: Any
     p.communicate()
     assert rc == 0 and (head_dir(tmp_path / "state", run.name) / HEAD_FILE).is_file()
     run.sub.close()
+
+
+def test_a_chosen_model_that_no_longer_loads_is_an_error_event(broker: Any, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    name = os.environ.get("FC_TEST_RETRAINABLE", RETRAINABLE)
+    (state / CHOICES_FILE).write_text(json.dumps(
+        {"model": {"name": "deleted-since", "precision": "int8", "instead_of": [name, "int8"]}}))
+    with Running(broker.port, state, f"replay:{HANDS}@15") as run:
+        err = run.errors(where="model")[0]
+        assert "the model chosen over MQTT cannot be loaded" in err["message"], err
+        assert run.daemon.classifier.package.name == name
