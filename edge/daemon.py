@@ -119,6 +119,8 @@ class Daemon:
         self._slow_commands: set[str] = set()
         self._stats_providers: list[Callable[[], dict]] = []
         self._shutdown_hooks: list[Callable[[], None]] = []
+        self._swap_hooks: list[Callable[[Classifier], None]] = []
+        self._swap_lock = threading.Lock()
         self.link: Optional[MqttLink] = MqttLink(cfg, self._on_command) if mqtt_enabled else None
         if self.link is not None:
             self.link.discovery_controls = self._discovery_controls
@@ -171,15 +173,24 @@ class Daemon:
         f = self.camera.latest()
         return None if f is None else (f.rgb, f.ts, f.seq)
 
-    def swap_classifier(self, new: Classifier) -> None:
-        old = self.pipeline.classifier
-        self.pipeline.set_classifier(new)
+    def swap_classifier(self, new: Classifier, replacing: Optional[Classifier] = None) -> bool:
+        """Run `new` from the next frame. With `replacing`, only if that is still the classifier
+        (False otherwise): a reload built from it (a retrain, a rollback, a head changed on
+        disk) must not undo a set_model that came in while it was being built."""
+        with self._swap_lock:
+            old = self.pipeline.classifier
+            if replacing is not None and old is not replacing:
+                return False
+            self.pipeline.set_classifier(new)
+        for fn in self._swap_hooks:
+            fn(new)
         self.refresh_discovery()  # labels and retrainability may have changed
         self.publish_event("model_swapped", model=new.model_id, previous=old.model_id,
                            labels=list(new.labels))
         log.info("model swapped: %s -> %s", old.model_id, new.model_id)
         self.publish_stats_soon()  # the dashboard's Model sensor
         self._report_head_problem(new)
+        return True
 
     def publish_event(self, type: str, **data: Any) -> None:
         if self.link is not None:
@@ -219,6 +230,10 @@ class Daemon:
 
     def add_shutdown_hook(self, fn: Callable[[], None]) -> None:
         self._shutdown_hooks.append(fn)
+
+    def add_swap_hook(self, fn: Callable[[Classifier], None]) -> None:
+        """fn(new classifier) after every swap, before discovery and stats are refreshed."""
+        self._swap_hooks.append(fn)
 
     # ---- commands ----------------------------------------------------------------------
     def _on_command(self, name: str, payload: Optional[bytes], size: int) -> None:
@@ -309,7 +324,7 @@ class Daemon:
         models = self.cfg.resolved_models_dir()
         # Anyone on the broker may send this: only a model in models_dir by its name, never a
         # file of their choosing (the configured model, which may be a path, is the exception).
-        pkg = resolve_package(name, models) if name == self.cfg.model.name else \
+        pkg = resolve_package(name, models) if name == self._configured_model[0] else \
             package_by_name(name, models)  # ModelError -> ok:false
         new = Classifier(pkg, precision if not pkg.single_file else next(iter(pkg.variants)),
                          self.cfg.model.threads, state_dir=self.cfg.state_dir, roi=self.cfg.camera.roi)

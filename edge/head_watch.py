@@ -76,5 +76,4 @@ class HeadWatch:
                      new.model_id)
             # the cause before its effect (model_swapped), as a subscriber reads them
             self.daemon.publish_event("head_reloaded", model=new.model_id, labels=list(new.labels))
-            self.daemon.swap_classifier(new)
-        return True
+            return bool(self.daemon.swap_classifier(new, replacing=clf))

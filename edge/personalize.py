@@ -3,7 +3,7 @@
 The daemon calls attach(daemon) once at startup. Everything here works on the daemon's
 public API only (cfg, classifier, latest_frame, swap_classifier, publish_event,
 register_command, add_stats_provider, publish_stats_soon, refresh_discovery, capture_labels,
-add_shutdown_hook, stop_event), so the same Personalizer can be driven by a test double of
+add_shutdown_hook, add_swap_hook, stop_event), so the same Personalizer can be driven by a test double of
 that API.
 """
 
@@ -72,6 +72,7 @@ class Personalizer:
         self.heads = HeadWatch(daemon, self._reload, busy=lambda: self.retraining)
         self._finish_head_swap()
         self._report_cut_short()
+        self._label_lock = threading.Lock()
         self.label = self._restored_label()
         self._retrain_lock = threading.Lock()
         self._capture_lock = threading.Lock()  # button and MQTT captures, one at a time
@@ -103,7 +104,7 @@ class Personalizer:
             with self.heads.lock:
                 if finish_head_swap(self.cfg, clf.package):
                     log.warning("finished a head change that was interrupted")
-                    self.daemon.swap_classifier(self._reload(clf))
+                    self.daemon.swap_classifier(self._reload(clf), replacing=clf)
                 self.heads.note()
         except FingercountError as e:
             log.error("%s; counting goes on with the head it has", e)
@@ -168,31 +169,33 @@ class Personalizer:
             log.warning("not restoring the capture label: %s; capturing as %r", e, first)
             return first
 
-    def _valid_label(self) -> str:
-        """The chosen label; after a swap to a model that cannot take it, its first label."""
+    def _on_swap(self, new: Classifier) -> None:
+        """After a swap to a model that cannot take the chosen label: the model's first label
+        (the swap refreshes discovery and stats right after this)."""
         try:
-            return check_label(self.label, self.daemon.classifier)
+            check_label(self.label, new)
         except SampleError:
             first = next(iter(self._labels()), "0")
-            log.info("capture label %r does not fit %s: it is now %r", self.label,
-                     self.daemon.classifier.model_id, first)
-            self._choose(first)
+            log.info("capture label %r does not fit %s: it is now %r", self.label, new.model_id, first)
+            self._choose(first, announce=False)
             if self.gpio is not None:
                 self.gpio.set_label(first)
-            return first
 
     def capture_labels(self) -> list[str]:
         """What Home Assistant's label select offers: every label, and the chosen one."""
         out = self._labels()
         return out if self.label in out else [*out, self.label]
 
-    def _choose(self, label: str) -> None:
-        before = self.capture_labels()
-        self.label = label
-        choices.save(self.cfg.state_dir, capture_label=label)  # a restart keeps it
-        if self.capture_labels() != before:
-            self.daemon.refresh_discovery()  # the select's options grow, or lose a label left behind
-        self.daemon.publish_stats_soon()
+    def _choose(self, label: str, announce: bool = True) -> None:
+        with self._label_lock:  # the label in memory and in choices.json stay the same
+            before = self.capture_labels()
+            self.label = label
+            choices.save(self.cfg.state_dir, capture_label=label)  # a restart keeps it
+            changed = self.capture_labels() != before
+        if announce:
+            if changed:
+                self.daemon.refresh_discovery()  # the select's options grow, or lose a label left behind
+            self.daemon.publish_stats_soon()
 
     def set_label(self, payload: dict) -> dict:
         only(payload, {"label"})
@@ -206,7 +209,7 @@ class Personalizer:
 
     def capture(self, payload: dict, source: str = "mqtt") -> dict:
         only(payload, {"label"})
-        label = payload["label"] if "label" in payload else self._valid_label()
+        label = payload.get("label", self.label)
         try:
             label = check_label(label, self.daemon.classifier)
             new_label = label not in self.capture_labels()
@@ -307,11 +310,12 @@ class Personalizer:
             if result.swapped:
                 with self.heads.lock:
                     now = self.daemon.classifier
-                    if now.package.root == pkg.root:  # with the precision it runs now
-                        self.daemon.swap_classifier(self._reload(now))
-                    else:  # a set_model meanwhile stands; the head waits for this model's return
+                    # with the precision it runs now; a set_model meanwhile stands, and the head
+                    # waits for this model's return
+                    if now.package.root != pkg.root or \
+                            not self.daemon.swap_classifier(self._reload(now), replacing=now):
                         log.info("retrained head of %s installed; the daemon runs %s since, and keeps it",
-                                 pkg.name, now.model_id)
+                                 pkg.name, self.daemon.classifier.model_id)
                     self.heads.note()
             self.daemon.publish_event("retrain_finished", ok=True, **data)
             self.daemon.publish_stats_soon()
@@ -349,7 +353,7 @@ class Personalizer:
         clf = self.daemon.classifier
         with self.heads.lock:
             data = rollback(self.cfg, clf.package)
-            self.daemon.swap_classifier(self._reload(clf))
+            self.daemon.swap_classifier(self._reload(clf), replacing=clf)
             self.heads.note()
         return data
 
@@ -380,7 +384,7 @@ class Personalizer:
     # ---- stats / shutdown ---------------------------------------------------------------
 
     def stats(self) -> dict:
-        return {"samples": self._counts(), "capture_label": self._valid_label(), "retraining": self.retraining}
+        return {"samples": self._counts(), "capture_label": self.label, "retraining": self.retraining}
 
     def close(self) -> None:
         if self.gpio is not None:
@@ -408,5 +412,6 @@ def attach(daemon: Any) -> Personalizer:
     daemon.add_stats_provider(p.stats)
     daemon.capture_labels = p.capture_labels
     daemon.add_shutdown_hook(p.close)
+    daemon.add_swap_hook(p._on_swap)
     p.heads.start()
     return p

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from edge.errors import CommandError
 from edge.redact import redact
 from edge.runtime.classifier import Classifier
 from edge.runtime.package import load_package
-from tests.conftest import HANDS, wait_until
+from tests.conftest import HANDS, MODELS, wait_until
 from tests.test_mqtt import Collector
 from tests.test_pipeline import model_dir
 
@@ -405,3 +406,28 @@ def test_a_camera_password_is_not_published_or_logged(broker, tmp_path: Path, ca
 ])
 def test_camera_credentials_are_masked_in_every_form(source: str, shown: str) -> None:
     assert redact(source) == shown
+
+
+def test_a_reload_built_from_a_model_since_replaced_is_not_swapped_in(tmp_path: Path) -> None:
+    # a retrain, rollback or head reload builds its classifier from the one running; a
+    # set_model landing meanwhile must stand
+    d = Daemon(daemon_cfg(1, tmp_path), mqtt_enabled=False)
+    seen: list[str] = []
+    d.add_swap_hook(lambda new: seen.append(new.model_id))
+    old = d.classifier
+    chosen = Classifier(load_package(model_dir()), "fp32", 1)
+    assert d.swap_classifier(chosen) and d.classifier is chosen
+    reload = Classifier(load_package(model_dir()), "int8", 1)
+    assert d.swap_classifier(reload, replacing=old) is False and d.classifier is chosen
+    assert d.swap_classifier(reload, replacing=chosen) and d.classifier is reload
+    assert seen == [chosen.model_id, reload.model_id]
+
+
+def test_set_model_can_go_back_to_a_configured_model_given_as_a_path(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    shutil.copytree(MODELS / "digits-cnn", models / "digits-cnn")
+    d = Daemon(daemon_cfg(1, tmp_path, models_dir=str(models), model={"name": str(model_dir())}),
+               mqtt_enabled=False)
+    assert d.execute("set_model", b'{"name": "digits-cnn"}')["ok"]
+    back = d.execute("set_model", json.dumps({"name": str(model_dir())}).encode())
+    assert back["ok"] and d.classifier.package.root == model_dir(), back
