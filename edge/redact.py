@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 
-# scheme://USERINFO@ up to the last "@" before the path (cameras accept an "@" in passwords)
-_USERINFO = re.compile(r"(\b[A-Za-z][\w+.-]*://)([^/\s?]*)@")
+_URL = re.compile(r"\b[A-Za-z][\w+.-]*://\S*")  # only URLs are touched, never a path
+# USERINFO@ up to the last "@" before the path (cameras accept an "@" in passwords); not a
+# replay spec's trailing @FPS
+_USERINFO = re.compile(r"^([^:]+://)([^/\s?]*)@(?![\d.]+$)")
 # ?password=… &token=… (many IP cameras take credentials in the query string)
-_QUERY = re.compile(r"([?&;](?:[\w.-]*(?:pass|pwd|token|secret|key|auth|sig)[\w.-]*|user(?:name)?)=)[^&;#\s]*",
+_QUERY = re.compile(r"([?&;](?:[\w.-]*(?:pass|pwd|token|secret|key|auth|sig)[\w.-]*|user(?:name)?)=)[^&;#\s@]*",
                     re.IGNORECASE)
 
 
@@ -17,7 +19,11 @@ def _userinfo(m: re.Match) -> str:
     return f"{m.group(1)}{user}:***@" if sep else f"{m.group(1)}***@"
 
 
+def _url(m: re.Match) -> str:
+    return _QUERY.sub(r"\1***", _USERINFO.sub(_userinfo, m.group(0)))
+
+
 def redact(text: str) -> str:
     """text with the credentials of any URL in it masked: rtsp://user:pw@cam -> rtsp://user:***@cam,
     http://TOKEN@cam -> http://***@cam, ?user=u&password=pw -> ?user=***&password=***."""
-    return _QUERY.sub(r"\1***", _USERINFO.sub(_userinfo, text))
+    return _URL.sub(_url, text)

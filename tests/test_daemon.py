@@ -403,6 +403,11 @@ def test_a_camera_password_is_not_published_or_logged(broker, tmp_path: Path, ca
     ("opencv:http://cam/mjpg?channel=1&apikey=zz", "opencv:http://cam/mjpg?channel=1&apikey=***"),
     ("opencv:http://USERONLYTOKEN@cam/mjpg", "opencv:http://***@cam/mjpg"),
     ("opencv:0", "opencv:0"), ("replay:tests/data/hands@15", "replay:tests/data/hands@15"),
+    # not URLs, or a replay's @FPS: left as they are
+    ("replay:/data/hands?author=me@8", "replay:/data/hands?author=me@8"),
+    ("replay:/data/design;monkey=1/", "replay:/data/design;monkey=1/"),
+    ("replay:http://host/clip.mp4@8", "replay:http://host/clip.mp4@8"),
+    ("replay:http://host@8", "replay:http://host@8"),
 ])
 def test_camera_credentials_are_masked_in_every_form(source: str, shown: str) -> None:
     assert redact(source) == shown
