@@ -239,10 +239,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from edge.evaluate import evaluate_dir, format_table
     from edge.report_file import write_report
     from edge.runtime.classifier import Classifier
-    from edge.runtime.package import resolve_package
+    from edge.runtime.package import bare_tflite, resolve_package
 
-    if args.labels is not None and not (Path(args.model).suffix.lower() == ".tflite"
-                                        and not Path(args.model).is_dir()):
+    # --labels is refused only for a package: a bare file is one whatever its suffix (as
+    # resolve_package takes it), and a .tflite that is not there is resolve_package's "no such file".
+    model = Path(args.model)
+    if args.labels is not None and bare_tflite(args.model, Path(".")) is None and not (
+            model.suffix.lower() == ".tflite" and not model.exists()):
         raise ConvertError(f"--labels is for a bare .tflite file; {args.model} is a model package, "
                            "whose labels come from its model.json")
     if args.json:

@@ -589,6 +589,17 @@ def test_evaluate_labels_are_for_a_bare_tflite_only(tmp_path: Path, capsys) -> N
                     "package, whose labels come from its model.json")
 
 
+def test_evaluate_labels_name_a_bare_file_whatever_its_suffix(tmp_path: Path, capsys) -> None:
+    # a bare model copied as digits.lite is no package: --labels names its classes, as for a .tflite
+    lite = tmp_path / "digits.lite"
+    lite.write_bytes((ROOT / "models" / "digits-cnn" / "digits-cnn_int8.tflite").read_bytes())
+    labels = ",".join(str(i) for i in range(10))
+    assert convert_cli.main(["evaluate", str(lite), "--data", str(DIGITS), "--labels", labels,
+                             "--json", str(tmp_path / "e.json")]) == 0, capsys.readouterr().err
+    res = json.loads((tmp_path / "e.json").read_text())
+    assert res["n"] == 272 and len(res["confusion"]) == 10
+
+
 def _file_notes(capsys) -> list[str]:
     """stderr's lines, less the notes on folders not among the labels (6-9 of the hands)."""
     return [ln for ln in capsys.readouterr().err.splitlines() if not ln.startswith("note: folder ")]
