@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Optional
 import numpy as np
 
 from converter.errors import ConvertError
+from edge.camera.replay import list_images
 from edge.runtime.preprocess import read_image
 
 log = logging.getLogger(__name__)
@@ -79,23 +79,9 @@ def class_folder_files(root: Path, labels: list[str]) -> list[tuple[Path, int]]:
         d = root / lab
         if not d.is_dir():
             raise FileNotFoundError(f"{root}: no class folder '{lab}'")
-        out += [(p, k) for p in images_under(d)]
+        # every image in d and its sub-folders (e.g. 3/session1/*.jpg), as the edge's replay reads them
+        out += [(p, k) for p in list_images(d, IMAGE_EXTS)]
     return out
-
-
-def images_under(folder: Path) -> list[Path]:
-    """Every image in folder and its sub-folders (e.g. 3/session1/*.jpg), in path order, as
-    the edge's replay reads folders; a symlinked folder is followed once, a link back up the
-    tree is not followed again."""
-    found, seen = [], set()
-    for top, dirs, files in os.walk(folder, followlinks=True):
-        real = os.path.realpath(top)
-        if real in seen:
-            dirs[:] = []
-            continue
-        seen.add(real)
-        found += [Path(top) / f for f in files if Path(f).suffix.lower() in IMAGE_EXTS]
-    return sorted(p for p in found if p.is_file())
 
 
 def check_pretrain_folders(root: Path | str, labels: list[str], pretrain: list[str],

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Optional
 
@@ -23,8 +24,9 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 FREEZE_FILE = ".freeze"
 
 
-def list_images(folder: Path) -> list[Path]:
-    """Every image under folder, in name order; symlinked folders are followed (once each)."""
+def list_images(folder: Path, suffixes: Collection[str] = IMAGE_SUFFIXES) -> list[Path]:
+    """Every image (a file ending in one of `suffixes`, any case) under folder, in name order;
+    symlinked folders are followed (once each)."""
     out, seen = [], set()
     for root, dirs, files in os.walk(folder, followlinks=True):
         real = os.path.realpath(root)
@@ -32,7 +34,7 @@ def list_images(folder: Path) -> list[Path]:
             dirs[:] = []
             continue
         seen.add(real)
-        out += [Path(root) / f for f in files if Path(f).suffix.lower() in IMAGE_SUFFIXES]
+        out += [Path(root) / f for f in files if Path(f).suffix.lower() in suffixes]
     return sorted(p for p in out if p.is_file())
 
 
