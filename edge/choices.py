@@ -8,13 +8,12 @@ config.yaml wins over an old choice.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from pathlib import Path
 from typing import Any
 
-from edge.durable import write_json
+from edge.durable import read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -29,15 +28,12 @@ def load(state_dir: Path) -> dict[str, Any]:
     """The saved choices; {} when there are none or the file is unreadable (logged)."""
     path = Path(state_dir) / CHOICES_FILE
     try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        return {}
+        return read_json(path)
     except (OSError, ValueError) as e:
         if str(path) not in _warned:
             _warned.add(str(path))
             log.warning("ignoring %s (%s): choices made over MQTT are not restored", path, e)
         return {}
-    return data if isinstance(data, dict) else {}
 
 
 def save(state_dir: Path, **changes: Any) -> None:

@@ -31,3 +31,15 @@ def write_json(path: Path, data: Any) -> None:
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object written by write_json; {} when there is none. OSError or ValueError when
+    it cannot be read or is not an object (the caller decides how loudly to forget it)."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"not a JSON object but {type(data).__name__}")
+    return data

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from edge import choices
-from edge.durable import write_json
+from edge.durable import read_json, write_json
 from edge.errors import CommandError, FingercountError, RetrainError, SampleError
 from edge.gpio import GpioControls, open_controls
 from edge.head_watch import HeadWatch
@@ -125,13 +125,12 @@ class Personalizer:
         """A retrain that the last run did not finish (power cut, kill -9) gets its
         retrain_finished now, so a dashboard waiting on it is not left waiting."""
         path = self._running_file()
-        try:
-            info = json.loads(path.read_text())
-        except FileNotFoundError:
+        if not path.exists():
             return
+        try:
+            info = read_json(path)
         except (OSError, ValueError):
-            info = {}
-        info = info if isinstance(info, dict) else {}
+            info = {}  # cut short while being written: still a retrain that did not finish
         when = info.get("started", "?")
         msg = (f"interrupted: the daemon stopped during the retrain started {when} "
                f"(a power cut or a kill); counting with {self.daemon.classifier.model_id}")

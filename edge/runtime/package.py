@@ -243,20 +243,14 @@ def resolve_package(spec: str, models_dir: Path, labels: Optional[Sequence[str]]
         return load_package(cand)
     if cand.is_dir():
         raise ModelError(f"{cand}: has no model.json, so it is not a model package")
-    installed = list_packages(models_dir)
-    # A package copied to a folder of another name is still found by the name inside it.
-    by_name = [pkg for pkg in installed if pkg.name == spec]
-    if len(by_name) == 1:
-        return by_name[0]
-    if p.is_dir():
-        raise ModelError(f"{p}: is a directory without a model.json, not a model")
-    if p.suffix == ".tflite":
-        raise ModelError(f"{p}: no such file")
-    known = ", ".join(sorted(x.root.name for x in installed)) or "none"
-    if by_name:
-        raise ModelError(f"model {spec!r}: {len(by_name)} packages carry that name ({known}); "
-                         "give the folder name")
-    raise ModelError(f"model {spec!r} not found in {models_dir} (installed: {known})")
+    try:
+        return _installed_by_name(spec, models_dir)
+    except ModelError:
+        if p.is_dir():
+            raise ModelError(f"{p}: is a directory without a model.json, not a model") from None
+        if p.suffix == ".tflite":
+            raise ModelError(f"{p}: no such file") from None
+        raise
 
 
 def package_by_name(name: str, models_dir: Path) -> ModelPackage:
@@ -268,6 +262,12 @@ def package_by_name(name: str, models_dir: Path) -> ModelPackage:
     cand = Path(models_dir) / name
     if (cand / "model.json").is_file():
         return load_package(cand)
+    return _installed_by_name(name, models_dir)
+
+
+def _installed_by_name(name: str, models_dir: Path) -> ModelPackage:
+    """The one installed package whose model.json carries `name` (a package copied to a folder
+    of another name is still found by the name inside it); ModelError naming what is there."""
     installed = list_packages(models_dir)
     by_name = [pkg for pkg in installed if pkg.name == name]
     if len(by_name) == 1:
