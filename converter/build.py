@@ -28,7 +28,14 @@ from converter.models import (
 )
 from converter.quantize import PRECISIONS, Quantization, convert, representative_from_pixels
 from converter.recipe import Recipe
-from converter.report import plot_confusion, plot_history, write_report
+from converter.report import (
+    measured,
+    plot_confusion,
+    plot_history,
+    unmeasured_bars,
+    unmet_bars,
+    write_report,
+)
 from converter.train import FitResult, fit, prepare_all
 from edge.evaluate import evaluate_frames
 from edge.runtime.classifier import Backbone, Classifier
@@ -209,23 +216,8 @@ def bars_for(r: Recipe, meta: dict) -> list[dict]:
 NOT_MEASURED = "not measured (--no-robustness)"
 
 
-def measured(bar: dict) -> bool:
-    return bar.get("measured", True) is not False
-
-
 def bar_value(bar: dict) -> str:
     return str(bar["value"]) if measured(bar) else NOT_MEASURED
-
-
-def unmet_bars(meta: dict) -> list[str]:
-    """The bars measured and missed, as text."""
-    return [f"{b['name']} {b['value']} (required {b['required']})" for b in meta.get("bars", [])
-            if not b["met"] and measured(b)]
-
-
-def unmeasured_bars(meta: dict) -> list[str]:
-    """The names of the bars that were not measured (e.g. robustness with --no-robustness)."""
-    return [b["name"] for b in meta.get("bars", []) if not measured(b)]
 
 
 def build(r: Recipe, data: str, out: Path, command: str, per_class: Optional[int] = None,

@@ -127,11 +127,10 @@ def verdict(meta: dict, final: Path) -> tuple[int, Optional[str]]:
     A bar that was not measured (the robustness bar with --no-robustness) is not met: exit 0
     says a real build passed every bar (`make models` and scripts rely on that), which such a
     build has not shown, so it exits 3 like a missed bar; its package is written all the same."""
-    bars = meta.get("bars", [])
-    unmet = [f"{b['name']} {b['value']} (required {b['required']})" for b in bars
-             if not b["met"] and b.get("measured", True) is not False]
-    unmeasured = [b["name"] for b in bars if b.get("measured", True) is False]
-    n = len(bars)
+    from converter.report import unmeasured_bars, unmet_bars
+
+    unmet, unmeasured = unmet_bars(meta), unmeasured_bars(meta)
+    n = len(meta.get("bars", []))
     skipped = (f"{len(unmeasured)} of {n} bars not measured ({', '.join(unmeasured)}: "
                "--no-robustness)") if unmeasured else ""
     toy = meta.get("provenance", {}).get("toy")

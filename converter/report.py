@@ -50,6 +50,22 @@ def plot_history(path: Path, history: dict, title: str) -> None:
     plt.close(fig)
 
 
+def measured(bar: dict) -> bool:
+    """False for a bar that was not measured (the robustness bar with --no-robustness)."""
+    return bar.get("measured", True) is not False
+
+
+def unmet_bars(meta: dict) -> list[str]:
+    """The bars measured and missed, as text."""
+    return [f"{b['name']} {b['value']} (required {b['required']})" for b in meta.get("bars", [])
+            if not b["met"] and measured(b)]
+
+
+def unmeasured_bars(meta: dict) -> list[str]:
+    """The names of the bars that were not measured (e.g. robustness with --no-robustness)."""
+    return [b["name"] for b in meta.get("bars", []) if not measured(b)]
+
+
 def _cell(x: object) -> str:
     """Text for a Markdown table cell: a bare '|' would end the cell ('|fp32 - fp16|')."""
     return str(x).replace("|", "\\|")
@@ -79,7 +95,7 @@ def write_report(path: Path, meta: dict, notes: list[str], curves: list[str], wh
     if bars:
         lines += ["", "## Bars", "", "| bar | value | required | met |", "|---|---:|---:|---|"]
         for b in bars:
-            if b.get("measured", True) is False:  # --no-robustness
+            if not measured(b):  # --no-robustness
                 lines.append(f"| {_cell(b['name'])} | not measured | {_cell(b['required'])} | "
                              "**NO**: not measured (--no-robustness) |")
                 continue
