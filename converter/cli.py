@@ -218,14 +218,12 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
         raise ConvertError(f"--out {out}: a model package (it has model.json), whose files its "
                            "model.json lists with their sha256; quantize writes bare .tflite files: "
                            "--out another directory")
-    stem = args.name or Path(args.model).stem
-    there = [f"{stem}_{p}.tflite" for p in dict.fromkeys(args.precision or ["fp32", "fp16", "int8"])
-             if (out / f"{stem}_{p}.tflite").exists()]
+    from converter.tools import quantize_any, quantize_outputs  # no TensorFlow until it converts
+
+    there = [f.name for f in quantize_outputs(args).values() if f.exists()]
     if there and not args.force:
         raise ConvertError(f"--out {out}: {', '.join(there)} already exist{'s' if len(there) == 1 else ''}; "
                            "pass --force to replace, or --out another directory")
-    from converter.tools import quantize_any
-
     for path in quantize_any(args, (lo, hi)):
         print(path)
     return 0

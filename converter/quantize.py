@@ -12,12 +12,17 @@ import contextlib
 import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
-import tensorflow as tf
 
 from converter.errors import QuantizationError
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+# TensorFlow is imported where it converts, not here: PRECISIONS and converter.tools'
+# quantize_outputs serve the quick checks made before any conversion.
 
 PRECISIONS = ("fp32", "fp16", "int8")
 
@@ -40,6 +45,8 @@ class Quantization:
         return cls("int8", representative)
 
     def apply(self, conv: tf.lite.TFLiteConverter) -> None:
+        import tensorflow as tf
+
         if self.precision == "fp16":
             conv.optimizations = [tf.lite.Optimize.DEFAULT]
             conv.target_spec.supported_types = [tf.float16]
@@ -79,10 +86,14 @@ def _run(conv, q: Quantization) -> bytes:
 
 def convert(model, q: Quantization) -> bytes:
     """A Keras model -> TFLite flatbuffer bytes (the interpreter sees batch size 1)."""
+    import tensorflow as tf
+
     return _run(tf.lite.TFLiteConverter.from_keras_model(model), q)
 
 
 def convert_saved_model(path: str, q: Quantization) -> bytes:
+    import tensorflow as tf
+
     return _run(tf.lite.TFLiteConverter.from_saved_model(path), q)
 
 

@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import keras
 import numpy as np
 
 from converter.data import calibration_files
 from converter.errors import ConvertError
 from converter.quantize import PRECISIONS, Quantization, convert, representative_from_pixels
 from edge.runtime.preprocess import prepare, read_image
+
+if TYPE_CHECKING:
+    import keras
 
 
 class ModelLoadError(FileNotFoundError):
@@ -21,6 +24,8 @@ class ModelLoadError(FileNotFoundError):
 
 def load_keras(path: Path) -> keras.Model:
     """.keras / .h5 via keras; a SavedModel directory via a TFSMLayer wrapped in a Model."""
+    import keras
+
     if not path.exists():
         raise ModelLoadError(f"{path}: no such file or directory")
     if path.is_dir():
@@ -49,6 +54,8 @@ def _savedmodel_input_shape(path: Path) -> tuple:
 
 def raw_pixel_model(model: keras.Model, lo: float, hi: float) -> keras.Model:
     """Prepend a layer mapping raw 0..255 pixels to the model's own input range [lo, hi]."""
+    import keras
+
     if (lo, hi) == (0.0, 255.0):
         return model
     inp = keras.Input(model.input_shape[1:], name="image")
@@ -67,24 +74,31 @@ def calibration_pixels(root: Path, h: int, w: int, c: int, count: int, seed: int
         raise ConvertError(f"--calib: {e}") from None
 
 
+def quantize_outputs(args: argparse.Namespace) -> dict[str, Path]:
+    """The file quantize writes for each precision asked (--precision, default all three, each
+    once): OUT/{--name or the model's stem}_{precision}.tflite. Quick (no TensorFlow): the
+    command's refusal to replace files checks them before converting."""
+    stem = args.name or Path(args.model).stem
+    return {prec: Path(args.out) / f"{stem}_{prec}.tflite"
+            for prec in dict.fromkeys(args.precision or PRECISIONS)}
+
+
 def quantize_any(args: argparse.Namespace, input_range: tuple[float, float]) -> list[Path]:
     """Convert every precision first, then write the files: a failure leaves nothing behind."""
-    path = Path(args.model)
-    model = load_keras(path)
+    model = load_keras(Path(args.model))
     model = raw_pixel_model(model, *input_range)
     shape = model.input_shape[1:]
     h, w = int(shape[0]), int(shape[1])
     c = int(shape[2]) if len(shape) == 3 else 1
     out = Path(args.out)
-    stem = args.name or path.stem
     blobs = {}
-    for prec in dict.fromkeys(args.precision or PRECISIONS):
+    for prec, dest in quantize_outputs(args).items():
         if prec == "int8":
             q = Quantization.for_int8(representative_from_pixels(
                 calibration_pixels(Path(args.calib), h, w, c, args.calib_count)))
         else:
             q = Quantization(prec)
-        blobs[out / f"{stem}_{prec}.tflite"] = convert(model, q)
+        blobs[dest] = convert(model, q)
     out.mkdir(parents=True, exist_ok=True)
     for dest, data in blobs.items():
         tmp = dest.with_name(f".{dest.name}.tmp")
