@@ -327,7 +327,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 os._exit(rc)
         return rc
     finally:
-        if main_thread and before is not None:
+        if before is not None:
             signal.signal(signal.SIGTERM, before)
 
 
