@@ -13,6 +13,7 @@ from typing import Optional
 
 from edge import __version__
 from edge.errors import FingercountError
+from edge.redact import redact
 
 PROG = "fingercount"
 
@@ -204,6 +205,14 @@ def config_overrides(args: argparse.Namespace) -> dict:
     return o
 
 
+def _redact_record(record: logging.LogRecord) -> bool:
+    msg = record.getMessage()
+    clean = redact(msg)
+    if clean != msg:
+        record.msg, record.args = clean, None
+    return True
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -220,12 +229,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         cfg = load_config(args.config, config_overrides(args))
         logging.basicConfig(level=logging.DEBUG if debug else getattr(logging, cfg.log_level),
                             format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+        for h in logging.getLogger().handlers:  # whatever a message quotes, no camera password
+            h.addFilter(_redact_record)
         mod = importlib.import_module(f"edge.commands.{_HANDLERS[args.command]}")
         return int(mod.main(args, cfg) or 0)
     except FingercountError as e:
         if debug:
             raise
-        print(f"{PROG}: error: {e}", file=sys.stderr)
+        print(f"{PROG}: error: {redact(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

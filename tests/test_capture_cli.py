@@ -188,3 +188,13 @@ def test_what_a_capture_stores_is_not_readable_by_other_users(tmp_path: Path) ->
     made = [tmp_path / "state", *(tmp_path / "state").rglob("*")]
     assert len([f for f in made if f.suffix == ".jpg"]) == 2
     assert {oct(f.stat().st_mode & 0o007) for f in made} == {"0o0"}, [(f, oct(f.stat().st_mode)) for f in made]
+
+
+def test_a_camera_password_is_masked_in_what_the_command_line_prints(tmp_path: Path) -> None:
+    src = "opencv:rtsp://admin:S3cretPw@127.0.0.1:9/stream"  # refused at once
+    p = subprocess.run([sys.executable, "-m", "edge", "capture", "--label", "1", "--camera", src,
+                        "--state-dir", str(tmp_path / "state"), "--models-dir", str(models_dir())],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "FINGERCOUNT_CAMERA__STALL_S": "1"})
+    assert p.returncode == 2 and "admin:***@" in p.stderr, p.stderr
+    assert "S3cretPw" not in p.stderr + p.stdout, p.stderr

@@ -32,7 +32,7 @@ def main(args: argparse.Namespace, cfg: Config) -> int:
                 time.sleep(args.interval)
             frame = cam.wait_next(seq, timeout=max(10.0, cfg.camera.stall_s * 2))
             if frame is None:
-                raise CameraError(f"no frame from {cfg.camera.source} (stored {stored} of {args.count})")
+                raise CameraError(f"no frame from {cam.source.name} (stored {stored} of {args.count})")
             seq = frame.seq
             sample = store.add(frame.rgb, label, source="cli")
             stored += 1
