@@ -280,10 +280,22 @@ class Terminated(KeyboardInterrupt):
     like Ctrl-C, so a build's staging folder is removed on the way out."""
 
 
+# The signal that interrupted the command. The exception a handler raises lands anywhere,
+# also inside TensorFlow, which may turn it into another error on the way out: whatever
+# then ends the command is reported as the interruption it is.
+_signalled: list[int] = []
+
+
 def _on_sigterm(signum: int, frame: object) -> None:
     # Once: a second SIGTERM must not cut short the clean-up the first one started.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _signalled.append(signal.SIGTERM)
     raise Terminated()
+
+
+def _on_sigint(signum: int, frame: object) -> None:
+    _signalled.append(signal.SIGINT)
+    raise KeyboardInterrupt()
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -295,7 +307,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         return handler(args)
     except (FingercountError, RecipeError, ConvertError, QuantizationError, FileNotFoundError) as e:
-        if args.debug:
+        if args.debug or _signalled:  # an interruption TensorFlow re-raised as its own error
             raise
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
@@ -309,12 +321,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # leaving a build's staging folder behind); only the main thread may set a handler.
     main_thread = threading.current_thread() is threading.main_thread()
     before = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
+    # Ctrl-C too, unless the shell started us with it ignored (a background job)
+    before_int = signal.getsignal(signal.SIGINT) if main_thread else None
+    if before_int is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _on_sigint)
+    _signalled.clear()
     try:
         return _run(args)
-    except KeyboardInterrupt as e:
-        if args.debug:
+    except BaseException as e:
+        if args.debug or not (isinstance(e, KeyboardInterrupt) or _signalled):
             raise
-        term = isinstance(e, Terminated)
+        term = isinstance(e, Terminated) or _signalled[:1] == [signal.SIGTERM]
         print(f"{PROG}: {'terminated (SIGTERM)' if term else 'interrupted'}{_INTERRUPTED[args.command]}",
               file=sys.stderr, flush=True)
         rc = EXIT_SIGTERM if term else EXIT_SIGINT
@@ -329,6 +346,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     finally:
         if before is not None:
             signal.signal(signal.SIGTERM, before)
+        if before_int is signal.default_int_handler:
+            signal.signal(signal.SIGINT, before_int)
 
 
 if __name__ == "__main__":
