@@ -58,15 +58,20 @@ def test_replay_of_a_missing_path_is_a_camera_error(tmp_path: Path) -> None:
         open_source(f"replay:{empty}").open()
 
 
-def test_replay_of_a_video_file(tmp_path: Path) -> None:
+def write_clip(path: Path, width: int, height: int, levels: list[int]) -> Path:
+    """A real MJPG video of flat grey frames, one per level."""
     import cv2
 
-    path = tmp_path / "clip.avi"
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (width, height))
     assert w.isOpened(), "OpenCV cannot write MJPG here"
-    for i in range(5):
-        w.write(np.full((48, 64, 3), i * 40, np.uint8))
+    for v in levels:
+        w.write(np.full((height, width, 3), v, np.uint8))
     w.release()
+    return path
+
+
+def test_replay_of_a_video_file(tmp_path: Path) -> None:
+    path = write_clip(tmp_path / "clip.avi", 64, 48, [i * 40 for i in range(5)])
     src = open_source(f"replay:{path}@0")
     src.open()
     frames = [src.read() for _ in range(7)]  # loops after 5
@@ -80,14 +85,7 @@ def test_replay_video_closed_while_reading_is_no_error(tmp_path: Path) -> None:
     released under it ('NoneType' object has no attribute 'set')."""
     import threading
 
-    import cv2
-
-    path = tmp_path / "clip.avi"
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (32, 24))
-    assert w.isOpened(), "OpenCV cannot write MJPG here"
-    for i in range(3):
-        w.write(np.full((24, 32, 3), i * 60, np.uint8))
-    w.release()
+    path = write_clip(tmp_path / "clip.avi", 32, 24, [i * 60 for i in range(3)])
     src = open_source(f"replay:{path}@0")
     src.open()
     cap = src._video

@@ -9,22 +9,20 @@ import numpy as np
 
 from edge.heads import head_info
 from edge.retrain import retrain
-from edge.runtime.classifier import Head, head_dir
-from edge.runtime.loader import open_classifier, open_package
+from edge.runtime.classifier import Head
+from edge.runtime.loader import open_classifier
 from edge.samples import SampleStore
 from tests.conftest import HANDS
-from tests.test_retrain import FINGERS, fill, make_cfg, rgb
+from tests.test_retrain import FINGERS, fill, fresh, rgb
 
 
 def test_a_head_made_for_another_backbone_is_refused_and_the_shipped_one_counts(tmp_path: Path) -> None:
     # An upgrade (install.sh replacing the models) keeps the embedding size but changes what
     # the numbers mean: the old head must not silently run on the new backbone.
-    cfg = make_cfg(tmp_path)
-    pkg = open_package(cfg)
+    cfg, pkg, path = fresh(tmp_path)
     with SampleStore(cfg.state_dir) as store:
         fill(store, 3, FINGERS)
         assert retrain(cfg, pkg, store, "int8", force=True).swapped
-    path = head_dir(cfg.state_dir, pkg.name) / "head.npz"
     mine = Head.load(path)
     assert open_classifier(cfg).head is not None  # made for this backbone: used
 

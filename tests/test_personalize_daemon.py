@@ -378,6 +378,18 @@ class LongRetrain:
     def events(self, type_: str) -> list[dict]:
         return [e for e in self.sub.json_on(f"fingercount/{self.dev}/event") if e["type"] == type_]
 
+    @staticmethod
+    def stop(p: Any) -> tuple[int, float, str]:
+        """SIGTERM and wait (killed past 30 s): (exit code, seconds it took, stderr)."""
+        from tests.test_daemon_process import stop_daemon
+
+        try:
+            rc, took = stop_daemon(p, timeout=30)
+        finally:
+            if p.poll() is None:
+                p.kill()
+        return rc, took, p.communicate()[1]
+
     def start_training(self) -> Any:
         """A started daemon whose retrain is in its training phase."""
         p = self.start()
@@ -397,16 +409,8 @@ class LongRetrain:
 def test_sigterm_during_a_retrain_cancels_it_and_exits_within_2_s(broker: Any, tmp_path: Path) -> None:
     """A retrain (the tester's slow settings) no longer holds SIGTERM up for its whole length
     (15.6 s before; up to max_seconds + 5 = 35 s, past the unit's TimeoutStopSec=20)."""
-    from tests.test_daemon_process import stop_daemon
-
     run = LongRetrain(broker.port, tmp_path, "rtstop")
-    p = run.start_training()
-    try:
-        rc, took = stop_daemon(p, timeout=30)
-    finally:
-        if p.poll() is None:
-            p.kill()
-    _, err = p.communicate()
+    rc, took, err = run.stop(run.start_training())
     assert rc == 0, err
     fin = run.sub.wait(lambda: run.events("retrain_finished"), 10, "retrain_finished")[-1]
     assert fin["ok"] is False and fin["cancelled"] is True, fin
@@ -421,7 +425,6 @@ def test_sigterm_during_a_retrain_cancels_it_and_exits_within_2_s(broker: Any, t
 def test_a_retrain_cut_short_by_kill_9_is_reported_finished_at_the_next_start(broker: Any, tmp_path: Path) -> None:
     """A dashboard that saw retrain_started must not wait for ever after a power cut."""
     from edge.personalize import RUNNING_FILE
-    from tests.test_daemon_process import stop_daemon
 
     run = LongRetrain(broker.port, tmp_path, "rtkill")
     p = run.start_training()
@@ -431,11 +434,8 @@ def test_a_retrain_cut_short_by_kill_9_is_reported_finished_at_the_next_start(br
     p = run.start()
     try:
         fin = run.sub.wait(lambda: run.events("retrain_finished"), 30, "retrain_finished")
-        rc, _ = stop_daemon(p, timeout=30)
     finally:
-        if p.poll() is None:
-            p.kill()
-    _, err = p.communicate()
+        rc, _, err = run.stop(p)
     assert rc == 0, err
     assert len(fin) == 1 and fin[0]["ok"] is False and fin[0]["interrupted"] is True, fin
     assert fin[0]["model"] == run.name and "interrupted: the daemon stopped during the retrain" in fin[0]["error"]
@@ -502,8 +502,6 @@ def test_a_model_that_cannot_take_the_chosen_label_resets_it(broker: Any, tmp_pa
 
 
 def test_a_set_model_during_a_retrain_is_not_undone_when_it_finishes(broker: Any, tmp_path: Path) -> None:
-    from tests.test_daemon_process import stop_daemon
-
     run = LongRetrain(broker.port, tmp_path, "rtswap")
     p = run.start_training()
     try:
@@ -514,11 +512,8 @@ def test_a_set_model_during_a_retrain_is_not_undone_when_it_finishes(broker: Any
         time.sleep(1.0)  # a swap back would follow the event at once
         swaps = [e["model"] for e in run.events("model_swapped")]
         assert swaps == ["fingers-cnn@1.0.0/int8"], swaps
-        rc, _ = stop_daemon(p, timeout=30)
     finally:
-        if p.poll() is None:
-            p.kill()
-    p.communicate()
+        rc, _, _ = run.stop(p)
     assert rc == 0 and (head_dir(tmp_path / "state", run.name) / HEAD_FILE).is_file()
     run.sub.close()
 

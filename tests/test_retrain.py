@@ -336,12 +336,10 @@ def test_a_cancel_stops_the_training_within_a_step_and_installs_nothing(tmp_path
 def test_a_damaged_head_on_disk_falls_back_to_the_shipped_model(tmp_path: Path, damage: str) -> None:
     """An SD card can damage a file that was written atomically: the service keeps counting
     with the shipped head and says why, and the next retrain writes a good head over it."""
-    cfg = make_cfg(tmp_path)
-    pkg = open_package(cfg)
+    cfg, pkg, path = fresh(tmp_path)
     with SampleStore(cfg.state_dir) as store:
         fill(store, 4, FINGERS)
         assert retrain(cfg, pkg, store, "int8", force=True).swapped
-        path = head_dir(cfg.state_dir, pkg.name) / "head.npz"
         good = path.read_bytes()
         path.write_bytes({"garbage": b"\x00" * 64, "truncated": good[: len(good) // 2],
                           "bit-flip": good[:300] + bytes([good[300] ^ 0x10]) + good[301:]}[damage])
