@@ -27,7 +27,7 @@ COOKIE = "fc_session"
 SESSION_S = 7 * 24 * 3600
 MAX_SESSIONS = 64
 LOGIN_FAIL_DELAY_S = 1.0
-PUBLIC = {("GET", "/login"), ("POST", "/login"), ("GET", "/static/style.css"),
+PUBLIC = {("GET", "/login"), ("POST", "/login"), ("GET", "/static/style.css"), ("GET", "/static/icon.svg"),
           ("GET", "/static/login.js")}
 CSRF_HEADER = "X-CSRF-Token"
 

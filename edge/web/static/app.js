@@ -199,7 +199,7 @@ function finishTrain(e) {
 
 $("train").addEventListener("click", async () => {
   progress(0, "training: asking the device…");
-  const r = await post("/api/retrain", {wait: false});
+  const r = await post("/api/retrain", {wait: false, force: $("force").checked});
   if (!r.ok) { $("train").disabled = false; $("trainmsg").textContent = "not started: " + r.error; $("trainmsg").className = "bad"; }
 });
 
@@ -224,7 +224,7 @@ async function loadModels() {
     sel.value = m.running.name;
     if (sel.value !== m.running.name) { sel.append(el("option", {value: m.running.name, text: m.running.package})); sel.value = m.running.name; }
     $("precsel").value = m.running.precision;
-    $("train").hidden = $("rollback").hidden = !m.running.retrainable;
+    $("train").hidden = $("rollback").hidden = $("force").parentNode.hidden = !m.running.retrainable;
   } catch (e) { /* shown as disconnected by the event stream */ }
 }
 
