@@ -36,7 +36,7 @@ mosquitto:
 DEMO_MODEL ?= fingers-cnn
 demo: $(STAMP)
 	$(VENV)/bin/fingercount run --camera replay:tests/data/hands@8 --mqtt embedded \
-	  --model $(DEMO_MODEL) --state-dir demo-state --print $(DEMO_ARGS)
+	  --model $(DEMO_MODEL) --state-dir demo-state --print --web 127.0.0.1:8080 $(DEMO_ARGS)
 
 test: $(STAMP) mosquitto
 	$(PY) -m pytest -q $(PYTEST_ARGS)
