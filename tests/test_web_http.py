@@ -99,16 +99,29 @@ def test_flood_and_slow_clients_do_not_stall_the_daemon(live: LiveWeb) -> None:
             with lock:
                 results.append(st)
 
+    captured: list[dict] = []
+
+    def capture() -> None:  # changes in the flood: each one answered ok is on disk
+        for _ in range(10):
+            st, res = live.api("capture", {"label": "thumb-flood"})
+            with lock:
+                results.append(st)
+                if res["ok"]:
+                    captured.append(res["data"])
+
     frames0 = live.daemon.fstats.frames
     t0 = time.monotonic()
-    threads = [threading.Thread(target=hammer) for _ in range(8)]
+    threads = [threading.Thread(target=hammer) for _ in range(8)] + [threading.Thread(target=capture)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(120)
     took = time.monotonic() - t0
-    assert len(results) == 200 and set(results) <= {200, 503}, sorted(set(results))
-    assert results.count(200) > 0
+    assert len(results) == 210 and set(results) <= {200, 503}, sorted(set(results))
+    assert results.count(200) > 0 and captured
+    on_disk = live.samples_on_disk("thumb-flood")
+    assert sorted(str(p) for p in on_disk) == sorted(c["path"] for c in captured)  # nothing lost
+    assert captured[-1]["samples"]["thumb-flood"] == len(on_disk)
     # the daemon counted all along (8 fps camera; allow for a busy 2-core machine)
     assert live.daemon.fstats.frames - frames0 >= max(3, int(took * 8 * 0.3)), (took, live.daemon.fstats.frames - frames0)
     assert live.mqtt_command("status", {})["ok"]  # MQTT still answers
