@@ -34,6 +34,13 @@ def problems(cfg: Config) -> list[str]:
         cfg.check_mqtt_files()
     except FingercountError as e:
         found.append(str(e))
+    if cfg.web.listen is not None:
+        try:
+            cfg.web.password()
+        except FingercountError as e:
+            found.append(str(e))
+        if importlib.util.find_spec("aiohttp") is None:
+            found.append("web.listen: the web page needs aiohttp (pip install 'fingercount[edge]')")
     return found
 
 
