@@ -57,7 +57,8 @@ def main(args: argparse.Namespace, cfg: Config) -> int:
         rt = pkg.retrainable
         active = " (active)" if cfg.model.name in (d.name, str(d)) else ""
         title = pkg.name if pkg.name == d.name else f"{d.name} ({pkg.name})"
-        print(f"\n{title} {pkg.version}{active}  task {pkg.task}  labels {','.join(pkg.labels)}  "
+        print(f"\n{title} {pkg.version}{active}  task {pkg.task}"
+              f"{'  labels ' + ','.join(pkg.labels) if pkg.labels else ''}  "
               f"input {i.height}x{i.width}x{i.channels} {i.color}"
               + (f"  retrainable (embedding {rt.get('embedding_dim')})" if rt else ""))
         head = current_head_path(cfg.state_dir, pkg.name) if rt else None
