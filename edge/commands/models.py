@@ -21,6 +21,10 @@ def _metric(m: dict) -> str:
         parts.append(f"accuracy {m['accuracy']:.3f}")
     if "macro_f1" in m:
         parts.append(f"macro-F1 {m['macro_f1']:.3f}")
+    inv = m.get("invoke")
+    if isinstance(inv, dict) and isinstance(inv.get("p50_ms"), (int, float)):  # hand models: speed only
+        parts.append(f"invoke p50 {inv['p50_ms']:.1f} ms ({inv.get('threads', '?')} thread(s), "
+                     f"{inv.get('machine', 'this machine')})")
     where = ", ".join(str(x) for x in (m.get("split"), f"n={m['n']}" if "n" in m else None) if x)
     return "  ".join(parts) + (f"  ({where})" if where else "")
 
