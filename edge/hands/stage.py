@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
-from edge.config import Config
 from edge.errors import FingercountError, ModelError
 from edge.hands.hand import Hand, handedness_label, landmark_box
 from edge.hands.landmarks import LandmarkModel
@@ -22,6 +21,9 @@ from edge.hands.palm import PalmDetector
 from edge.hands.roi import RotatedRect, crop, project, rect_from_landmarks, rect_from_palm
 from edge.hands.tensors import TensorModel
 from edge.runtime.package import ModelPackage, resolve_package
+
+if TYPE_CHECKING:
+    from edge.config import Config
 
 PALM_TASK, LANDMARK_TASK = "palm-detection", "hand-landmark"
 MIN_SIDE = 8  # frames smaller than this on a side cannot hold a hand the models would see
