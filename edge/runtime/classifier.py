@@ -213,6 +213,9 @@ class Classifier:
     def __init__(self, package: ModelPackage, precision: str = "int8", threads: int = 2,
                  state_dir: Optional[Path] = None, roi: Optional[Sequence[int]] = None,
                  head_path: Optional[Path] = None):
+        if package.meta.get("counter") == "landmarks":
+            raise ModelError(f"{package.name}: counts fingers from hand landmarks (after the hand "
+                             "stage, edge.hands.counter.LandmarkCounter), not from a whole frame")
         self.package = package
         self.precision = precision
         self.threads = threads
