@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ import keras
 import numpy as np
 
 from converter import package as pkgw
+from converter.package import git_commit as _git_commit
 from converter.augment import CORRUPTIONS, AugmentConfig
 from converter.data import Dataset, Split, load_class_folders, load_mnist, load_sklearn_digits
 from converter.models import (
@@ -42,18 +42,6 @@ from edge.runtime.classifier import Backbone, Classifier
 from edge.runtime.package import load_package
 
 log = logging.getLogger(__name__)
-
-
-def _git_commit() -> str:
-    try:
-        here = Path(__file__).parent
-        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=5, cwd=here).stdout.strip() or "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", str(here)], capture_output=True,
-                               text=True, timeout=5, cwd=here).stdout.strip()
-        return head + ("+uncommitted-converter-changes" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def _counts_subset(s: Split, keep: list[int]) -> Split:

@@ -174,7 +174,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
     r = load_recipe(args.recipe, over, toy=args.toy)
     capped = False
     if args.epochs is not None:
-        for k in [k for k in r["train"] if k.endswith("epochs")]:
+        for k in [k for k in (r.get("train") or {}) if k.endswith("epochs")]:
             if r["train"][k] and int(r["train"][k]) > args.epochs:
                 r["train"][k] = args.epochs
                 capped = True
@@ -189,13 +189,22 @@ def _cmd_build(args: argparse.Namespace) -> int:
         check_class_folders(data, list(r.get("pretrain_labels") or r["labels"]))
     out = check_out_dir(args.out)
     check_dest(out, r.name, args.force)
+    command = " ".join(shlex.quote(a) for a in [PROG, *sys.argv[1:]])
+    if r["kind"] == "landmarks":  # numpy and the edge's hand stage: no TensorFlow
+        from converter.landmark_build import build_landmarks
+
+        final, meta = build_landmarks(r, data, out, command, toy=_toy_reason(args, r, capped),
+                                      replace=args.force)
+        rc, line = verdict(meta, final)
+        if line:
+            print(line, file=sys.stderr, flush=True)
+        return rc
 
     import tensorflow as tf
 
     from converter.build import build
 
     tf.config.threading.set_intra_op_parallelism_threads(int(os.environ.get("FC_THREADS", "2")))
-    command = " ".join(shlex.quote(a) for a in [PROG, *sys.argv[1:]])
     final, meta = build(r, data, out, command, robustness=not args.no_robustness,
                         toy=_toy_reason(args, r, capped), replace=args.force)
     rc, line = verdict(meta, final)

@@ -216,6 +216,9 @@ class Classifier:
         if package.task in UNLABELLED_TASKS:
             raise ModelError(f"{package.name}: a {package.task} model (part of the hand stage, "
                              "configured under hands:), not a classifier")
+        if package.meta.get("counter") == "landmarks":
+            raise ModelError(f"{package.name}: counts fingers from hand landmarks (after the hand "
+                             "stage, edge.hands.counter.LandmarkCounter), not from a whole frame")
         self.package = package
         self.precision = precision
         self.threads = threads

@@ -38,6 +38,10 @@ class InputSpec:
     range: tuple[float, float] = (0.0, 255.0)
 
 
+# The input of a landmark counter: the hand stage's 21 landmarks (x, y, z).
+LANDMARKS_INPUT = InputSpec(height=21, width=3, channels=1, color="landmarks", range=(0.0, 0.0))
+
+
 @dataclass
 class ModelPackage:
     """A model package on disk, or a single .tflite wrapped as one."""
@@ -121,11 +125,14 @@ def load_package(root: Path | str) -> ModelPackage:
         raise ModelError(f"{mj}: not valid JSON (line {e.lineno}: {e.msg})") from e
     if not isinstance(meta, dict):
         raise ModelError(f"{mj}: must hold a JSON object")
+    # A counter on hand landmarks ("counter": "landmarks") runs after the hand stage: its
+    # input is the 21 landmarks, it has a head but no .tflite of its own.
+    landmarks = meta.get("counter") == "landmarks"
     inp = _require(meta, "input", mj)
     try:
-        spec = InputSpec(height=int(inp["height"]), width=int(inp["width"]),
-                         channels=int(inp.get("channels", 3)), color=str(inp.get("color", "rgb")),
-                         range=tuple(inp.get("range", (0, 255))))
+        spec = LANDMARKS_INPUT if landmarks else InputSpec(
+            height=int(inp["height"]), width=int(inp["width"]), channels=int(inp.get("channels", 3)),
+            color=str(inp.get("color", "rgb")), range=tuple(inp.get("range", (0, 255))))
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise ModelError(f"{mj}: bad 'input' ({e})") from e
     task = str(meta.get("task", "finger-count"))
@@ -139,8 +146,10 @@ def load_package(root: Path | str) -> ModelPackage:
         if len(set(labels)) != len(labels):
             raise ModelError(f"{mj}: 'labels' has duplicates")
     variants = _require(meta, "variants", mj)
-    if not isinstance(variants, dict) or not variants:
+    if not isinstance(variants, dict) or not (variants or landmarks):
         raise ModelError(f"{mj}: 'variants' must name at least one precision")
+    if landmarks and not isinstance((meta.get("retrainable") or {}).get("head"), dict):
+        raise ModelError(f"{mj}: a landmark counter needs retrainable.head (its head.npz)")
     for prec, entry in variants.items():
         if prec not in PRECISIONS or not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
             raise ModelError(f"{mj}: variants.{prec} must be one of {', '.join(PRECISIONS)} "
