@@ -96,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = _parser("classify", help="JSON prediction per image")
     c.add_argument("images", nargs="+", metavar="IMAGE")
     _model_opts(c)
+    c.add_argument("--landmarks", action="store_true", help="also print the 21 hand landmarks (x, y, z in pixels)")
 
     e = _parser("eval", help="score a model on class folders")
     e.add_argument("--data", required=True, help="directory of class folders named by label")

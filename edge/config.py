@@ -80,6 +80,9 @@ class CameraSection(_Section):
 
 
 class HandsSection(_Section):
+    enabled: bool = Field(True, description="locate the hand before counting fingers (finger-count models)")
+    fuse_with: Optional[str] = Field(None, description="a crop classifier (e.g. fingers-cnn) whose scores are "
+                                     "averaged with the landmark head's")
     palm: str = Field("palm-detection-lite", min_length=1, description="palm detection package (name or path)")
     landmark: str = Field("hand-landmark-full", min_length=1, description="hand landmark package (name or path)")
     precision: Precision = Field("fp32", description="variant of both hand models to run")

@@ -16,7 +16,7 @@ from edge.runtime.loader import open_classifier
 
 def main(args: argparse.Namespace, cfg: Config) -> int:
     clf = open_classifier(cfg)  # --labels arrives as model.labels
-    res = evaluate_dir(clf, Path(args.data))
+    res = evaluate_dir(clf, Path(args.data), min_confidence=cfg.smoothing.min_confidence)
     res["model"] = clf.model_id
     res["precision"] = clf.precision
     for name in res["ignored_folders"]:
