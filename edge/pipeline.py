@@ -25,7 +25,7 @@ from edge.smoothing import Smoother, Stable
 # timing_ms keys: "invoke" is the models' time (detect + landmarks + count on the hand path)
 HAND_STAGES = ("capture", "detect", "landmarks", "count", "invoke", "smooth", "total")
 FRAME_STAGES = ("capture", "preprocess", "invoke", "smooth", "total")
-STAGES = HAND_STAGES
+STAGES = FRAME_STAGES  # a whole-frame model (the digit model, a bare .tflite)
 
 
 @dataclass

@@ -68,6 +68,7 @@ class HandStage:
         self.timing_ms: dict[str, float] = {"detect": 0.0, "landmarks": 0.0}
         self.last_score = 0.0  # best presence of the last frame, also when it was rejected
         self.detections = 0  # palm detections run since construction (tracking shows here)
+        self.landmark_runs = 0  # landmark model runs (one per tracked frame, one per palm tried)
         self._rect: Optional[RotatedRect] = None
 
     def reset(self) -> None:
@@ -79,6 +80,7 @@ class HandStage:
         t0 = time.perf_counter()
         size = self.landmark.size
         res = self.landmark(crop(rgb, rect, size))
+        self.landmark_runs += 1
         self.last_score = max(self.last_score, res.presence)
         hand = None
         if res.presence >= self.min_presence:
