@@ -7,6 +7,9 @@ PIP := $(VENV)/bin/pip
 DATA ?= ../shared/data/sign-language-digits
 MODELS ?= models
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+# The demo's own venv: only what a device installs (edge + demo extras), no TensorFlow.
+DEMO_VENV ?= .venv-demo
+DEMO_STAMP := $(DEMO_VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
 .PHONY: setup demo test soak lint models mosquitto clean bench
 
@@ -17,6 +20,13 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*; touch $@
 
 setup: $(STAMP)
+
+# No pip self-upgrade and no byte-compiling of every installed module (Python compiles what the
+# daemon imports, once): the demo is up sooner. The venv's own pip installs editable projects (PEP 660).
+$(DEMO_STAMP): pyproject.toml
+	@test -x $(DEMO_VENV)/bin/python || $(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/pip install -q --no-compile -e ".[edge,demo]"
+	@rm -f $(DEMO_VENV)/.installed-*; touch $@
 
 # A real broker for the MQTT tests (Debian's mosquitto); installed when missing and possible.
 mosquitto:
@@ -32,10 +42,11 @@ mosquitto:
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd) >/dev/null; \
 	  else echo "systemd-analyze is missing: sudo apt-get install systemd"; fi; }
 
-# fingers-cnn: the compact model, fast on every board (DEMO_MODEL=fingers-mobilenet for the other)
+# fingers-cnn: the compact model, fast on every board (DEMO_MODEL=fingers-mobilenet for the other).
+# demo/hands: the bundled photos of 0-5 fingers (tests/data/hands also has 6-9, which are not counts).
 DEMO_MODEL ?= fingers-cnn
-demo: $(STAMP)
-	$(VENV)/bin/fingercount run --camera replay:tests/data/hands@8 --mqtt embedded \
+demo: $(DEMO_STAMP)
+	$(DEMO_VENV)/bin/fingercount run --camera replay:demo/hands@8 --mqtt embedded \
 	  --model $(DEMO_MODEL) --state-dir demo-state --print $(DEMO_ARGS)
 
 test: $(STAMP) mosquitto
@@ -69,4 +80,4 @@ models: $(STAMP)
 	$(PY) -m converter.golden_hands --models $(MODELS)  # the hand stage's, for tests/test_hands_golden.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache demo-state
+	rm -rf $(VENV) $(DEMO_VENV) build *.egg-info .pytest_cache demo-state

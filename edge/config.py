@@ -40,14 +40,17 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+SYSTEM_STATE_DIR = Path("/var/lib/fingercount")
+
+
 def _default_state_dir() -> Path:
-    # systemd's StateDirectory= sets $STATE_DIRECTORY; a non-root user gets an XDG path.
+    # systemd's StateDirectory= sets $STATE_DIRECTORY. The system folder only when it exists
+    # and is writable (the service made it); anyone else, root on a workstation included,
+    # gets the XDG path, as --help says.
     if os.environ.get("STATE_DIRECTORY"):
         return Path(os.environ["STATE_DIRECTORY"].split(":")[0])
-    system = Path("/var/lib/fingercount")
+    system = SYSTEM_STATE_DIR
     if system.is_dir() and os.access(system, os.W_OK):
-        return system
-    if os.geteuid() == 0:
         return system
     xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(xdg) / "fingercount"
