@@ -62,6 +62,8 @@ def invoke_rows(records: list[dict]) -> tuple[list[str], list[list[str]]]:
 
 
 def pipeline_rows(records: list[dict]) -> tuple[list[str], list[list[str]]]:
+    if any("tracking" in r for r in records):
+        return hand_pipeline_rows(records)
     head = ["model", "precision", "threads", "XNNPACK", "frames", "pipeline fps", "invoke fps", "ratio",
             "ratio per block", "capture ms", "preprocess ms", "invoke ms", "smooth ms", "result ms", "total ms",
             "dropped", "preprocessed ahead (ms)"]
@@ -71,6 +73,20 @@ def pipeline_rows(records: list[dict]) -> tuple[list[str], list[list[str]]]:
              _f(r["capture_ms"], 3), _f(r["preprocess_ms"], 3), _f(r["invoke_ms"], 3),
              _f(r["smooth_ms"], 3), _f(r["result_ms"], 3), _f(r["total_ms"], 3),
              str(r["dropped"]), _ahead(r)] for r in records]
+    return head, rows
+
+
+def hand_pipeline_rows(records: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """Behind the hand stage: per-stage p50 (detect is 0 on a tracked frame), tracking on/off."""
+    head = ["model", "precision", "threads", "tracking", "frames", "pipeline fps", "invoke fps", "ratio",
+            "detect ms", "landmarks ms", "count ms", "p50 ms", "total ms", "hand found", "detections",
+            "dropped"]
+    rows = [[r["model"] + ("+head" if r.get("head") else ""), r["precision"], str(r["threads"]),
+             "on" if r["tracking"] else "off", str(r["frames"]),
+             _f(r["pipeline_fps"], 1), _f(r["invoke_fps"], 1), _f(r["ratio"], 3),
+             _f(r["detect_ms"], 2), _f(r["landmarks_ms"], 2), _f(r["count_ms"], 2),
+             _f(r["total_p50_ms"], 2), _f(r["total_ms"], 2), f"{100 * r['hand_found']:.0f} %",
+             f"{100 * r['detections_per_frame']:.0f} %", str(r["dropped"])] for r in records]
     return head, rows
 
 
@@ -114,12 +130,16 @@ NARROW = {
                "accuracy", "agrees with fp32"],
     "pipeline": ["model", "precision", "threads", "frames", "pipeline fps", "invoke fps", "ratio",
                  "invoke ms", "total ms", "dropped"],
+    "pipeline-hands": ["model", "precision", "threads", "tracking", "pipeline fps", "invoke fps", "ratio",
+                       "detect ms", "landmarks ms", "count ms", "p50 ms", "hand found"],
 }
 SHORT = {"precision": "prec", "threads": "thr", "agrees with fp32": "vs fp32",
-         "pipeline fps": "fps"}
+         "pipeline fps": "fps", "tracking": "track", "landmarks ms": "lmk ms", "hand found": "hand"}
 
 
 def _narrow(kind: str, head: list[str], rows: list[list[str]]) -> tuple[list[str], list[list[str]]]:
+    if kind == "pipeline" and "tracking" in head:
+        kind = "pipeline-hands"
     keep = [i for i, h in enumerate(head) if h in NARROW[kind]]
     return [SHORT.get(head[i], head[i]) for i in keep], [[r[i] for i in keep] for r in rows]
 
@@ -140,9 +160,10 @@ def pipeline_camera_line(doc: dict) -> Optional[str]:
     if doc["kind"] != "pipeline" or not cams:
         return None
     default = not doc["settings"].get("camera")
-    return f"camera: {', '.join(cams)}" + (" (the default: the bundled hand photos, replayed as "
-                                           "fast as they are read; --camera SPEC for another)"
-                                           if default else "")
+    what = "a bundled webcam clip" if any("tracking" in r for r in doc["records"]) else \
+        "the bundled hand photos"
+    return f"camera: {', '.join(cams)}" + (f" (the default: {what}, replayed as fast as it is "
+                                           "read; --camera SPEC for another)" if default else "")
 
 
 def overhead_line(records: list[dict]) -> Optional[str]:
