@@ -92,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device-id", help="topic id (default: hostname)")
     r.add_argument("--print", action="store_true", help="print each stable count change")
     r.add_argument("--duration", type=_seconds(allow_zero=False), help="stop after S seconds")
+    r.add_argument("--web", metavar="[HOST:]PORT", help="serve the web page there (default 127.0.0.1; "
+                   "another address needs web.password_file); 'off' for none")
 
     c = _parser("classify", help="JSON prediction per image")
     c.add_argument("images", nargs="+", metavar="IMAGE")
@@ -205,6 +207,9 @@ def config_overrides(args: argparse.Namespace) -> dict:
     if isinstance(threads, int):
         put("model.threads", threads)
     put("device_id", getattr(args, "device_id", None))
+    web = getattr(args, "web", None)
+    if web is not None:
+        o.setdefault("web", {})["listen"] = None if web.lower() in ("off", "none") else web
     mqtt = getattr(args, "mqtt", None)
     if mqtt and mqtt not in ("embedded", "none"):
         host, port = parse_host_port(mqtt)

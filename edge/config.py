@@ -201,6 +201,81 @@ class RetrainSection(_Section):
     min_samples_per_label: int = Field(1, ge=1, description="labels with fewer samples are skipped")
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+class WebSection(_Section):
+    listen: Optional[str] = Field(None, description='HOST:PORT (or PORT, on 127.0.0.1) of the web page; '
+                                  'null: no web page')
+    password_file: Optional[Path] = Field(None, description="file whose first line is the page's "
+                                          "password; required to listen beyond loopback")
+    fps: float = Field(5, gt=0, le=30, description="frames per second of the live view (/video)")
+    width: int = Field(480, ge=64, le=1920, description="width the live view's frames are scaled to")
+    jpeg_quality: int = Field(70, ge=10, le=95, description="JPEG quality of the live view")
+    events_hz: float = Field(5, gt=0, le=30, description="predictions per second sent to each page")
+    max_body_bytes: int = Field(262144, ge=1024, le=16 * 2**20, description="larger requests are "
+                                "refused (413); commands are also held to mqtt.max_command_bytes")
+    max_clients: int = Field(16, ge=1, le=256, description="live views and event streams at once, each")
+    digits_model: str = Field("digits-cnn", min_length=1, description="model (in models_dir) of the "
+                              "digit canvas page")
+
+    @field_validator("listen", mode="before")
+    @classmethod
+    def _listen(cls, v: Any) -> Any:
+        if isinstance(v, int) and not isinstance(v, bool):
+            v = str(v)
+        if v is None or v == "" or (isinstance(v, str) and v.lower() in ("off", "none", "null")):
+            return None
+        if not isinstance(v, str):
+            raise ValueError("must be HOST:PORT, PORT or null")
+        host, port = split_listen(v)
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    @model_validator(mode="after")
+    def _exposed(self) -> WebSection:
+        if self.listen is not None and self.password_file is None \
+                and split_listen(self.listen)[0] not in LOOPBACK_HOSTS:
+            raise ValueError(f"listen {self.listen} is reachable from other machines: set "
+                             "web.password_file (a file whose first line is the page's password), "
+                             "or listen on 127.0.0.1")
+        return self
+
+    def password(self) -> Optional[str]:
+        """The page's password (first line of password_file); ConfigError if unreadable or empty."""
+        if self.password_file is None:
+            return None
+        try:
+            pw = Path(self.password_file).read_text().splitlines()[0].strip()
+        except (OSError, IndexError) as e:
+            raise ConfigError(f"web.password_file {self.password_file}: "
+                              f"{getattr(e, 'strerror', None) or 'empty'}") from e
+        if len(pw) < 8:
+            raise ConfigError(f"web.password_file {self.password_file}: the password must have at "
+                              "least 8 characters")
+        return pw
+
+
+def split_listen(text: str) -> tuple[str, int]:
+    """'HOST:PORT', '[IPv6]:PORT' or 'PORT' (127.0.0.1) -> (host, port); ValueError otherwise."""
+    text = text.strip()
+    if text.isdigit():
+        host, port = "127.0.0.1", text
+    elif text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep or not rest.startswith(":"):
+            raise ValueError(f"{text!r}: expected [IPv6]:PORT")
+        port = rest[1:]
+    else:
+        host, sep, port = text.rpartition(":")
+        if not sep or ":" in host:
+            raise ValueError(f"{text!r}: expected HOST:PORT or PORT")
+    if not host:
+        raise ValueError(f"{text!r}: no host (HOST:PORT; 0.0.0.0 for every interface)")
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{text!r}: the port must be 1..65535")
+    return host, int(port)
+
+
 class Config(_Section):
     device_id: str = Field(default_factory=lambda: socket.gethostname().split(".")[0] or "fingercount",
                            max_length=64, description="default: the hostname")
@@ -216,6 +291,7 @@ class Config(_Section):
     gpio: GPIOSection = Field(default_factory=GPIOSection)
     samples: SamplesSection = Field(default_factory=SamplesSection)
     retrain: RetrainSection = Field(default_factory=RetrainSection)
+    web: WebSection = Field(default_factory=WebSection)
 
     @field_validator("device_id")
     @classmethod
@@ -303,7 +379,7 @@ def _has(data: dict, loc: tuple) -> bool:
 _FLAGS = {"models_dir": "--models-dir", "state_dir": "--state-dir", "camera.source": "--camera",
           "model.name": "--model", "model.precision": "--precision", "model.threads": "--threads",
           "model.labels": "--labels", "device_id": "--device-id", "mqtt.host": "--mqtt",
-          "mqtt.port": "--mqtt"}
+          "mqtt.port": "--mqtt", "web.listen": "--web"}
 
 
 def _plain(msg: str) -> str:

@@ -38,6 +38,10 @@ from edge.sdnotify import Notifier
 from edge.smoothing import Smoother, Stable
 from edge.stats import FrameStats, cpu_temperature, rss_mb, throttling
 
+# A command's answer goes back the way it came: MQTT publishes it on cmd/<name>/result, the
+# web page's POST /api/<name> gets it as its response body.
+Reply = Callable[[dict], None]
+
 log = logging.getLogger(__name__)
 
 # READY=1 waits for the first classified frame and the broker; a broker that is down does
@@ -117,6 +121,9 @@ class Daemon:
             "set_model": self._cmd_set_model, "status": self._cmd_status,
         }
         self._cmd_queue: queue.Queue = queue.Queue(COMMAND_QUEUE)
+        # what is published (count, event, stats) and every classified frame, for the web page;
+        # a tap must return at once: it runs on the per-frame path and in publishing threads
+        self._taps: list[Callable[[str, Any], None]] = []
         self._slow_commands: set[str] = set()
         self._stats_providers: list[Callable[[], dict]] = []
         self._shutdown_hooks: list[Callable[[], None]] = []
@@ -195,8 +202,23 @@ class Daemon:
         return True
 
     def publish_event(self, type: str, **data: Any) -> None:
+        ev = self._event(type, **data)
         if self.link is not None:
-            self.link.publish_reliable("event", self._event(type, **data))
+            self.link.publish_reliable("event", ev)
+        self._tap("event", ev)
+
+    def add_tap(self, fn: Callable[[str, Any], None]) -> None:
+        """fn(kind, payload) for "count", "event", "stats" (the MQTT payloads) and "result" (the
+        pipeline's Result of every classified frame). Called in the publishing thread and on the
+        per-frame path: it must only hand the payload over, never block (edge.web does so)."""
+        self._taps.append(fn)
+
+    def _tap(self, kind: str, payload: Any) -> None:
+        for fn in self._taps:
+            try:
+                fn(kind, payload)
+            except Exception:  # the page must never stop the counting
+                log.exception("tap %s failed", kind)
 
     @staticmethod
     def _event(type: str, **data: Any) -> dict[str, Any]:
@@ -212,6 +234,10 @@ class Daemon:
             self._slow_commands.add(name)
         else:
             self._slow_commands.discard(name)
+
+    def command_names(self) -> list[str]:
+        """The commands the registry has now (MQTT cmd/<name> and POST /api/<name> alike)."""
+        return sorted(self._commands)
 
     def add_stats_provider(self, fn: Callable[[], dict]) -> None:
         self._stats_providers.append(fn)
@@ -240,20 +266,24 @@ class Daemon:
     # ---- commands ----------------------------------------------------------------------
     def _on_command(self, name: str, payload: Optional[bytes], size: int) -> None:
         """In the MQTT network thread: only queue, never run."""
+        self.submit_command(name, payload, size, lambda res: self._reply(name, res))
+
+    def submit_command(self, name: str, payload: Optional[bytes], size: int, reply: Reply) -> None:
+        """Queue a command from any transport (MQTT, the web page): it runs in the commands
+        thread (a slow one in its own), in arrival order, and reply(result) gets its
+        {id, ok, data, error}. Never blocks: a full queue is answered 'busy' at once."""
         try:
-            self._cmd_queue.put_nowait((name, payload, size))
+            self._cmd_queue.put_nowait((name, payload, size, reply))
         except queue.Full:
             try:
                 cid = _command_id(parse_command(payload)) if payload is not None else None
             except CommandError:
                 cid = None
-            self._reply(name, cid, False, error="busy: too many commands waiting")
+            reply({"id": cid, "ok": False, "data": {}, "error": "busy: too many commands waiting"})
 
-    def _reply(self, name: str, cid: Any, ok: bool, data: Optional[dict] = None,
-               error: Optional[str] = None) -> None:
+    def _reply(self, name: str, res: dict) -> None:
         if self.link is not None:
-            self.link.publish_reliable(f"cmd/{name}/result",
-                                       {"id": cid, "ok": ok, "data": data or {}, "error": error})
+            self.link.publish_reliable(f"cmd/{name}/result", res)
 
     def execute(self, name: str, payload: Optional[bytes], size: Optional[int] = None) -> dict:
         """Parse, check and run one command; returns the result message (also for tests)."""
@@ -279,21 +309,22 @@ class Daemon:
     def _command_loop(self) -> None:
         while not self.stop_event.is_set():
             try:
-                name, payload, size = self._cmd_queue.get(timeout=0.2)
+                name, payload, size, reply = self._cmd_queue.get(timeout=0.2)
             except queue.Empty:
                 continue
             if name in self._slow_commands:
-                threading.Thread(target=self._execute_and_reply, args=(name, payload, size),
+                threading.Thread(target=self._execute_and_reply, args=(name, payload, size, reply),
                                  name=f"cmd-{name}", daemon=True).start()
             else:
-                self._execute_and_reply(name, payload, size)
+                self._execute_and_reply(name, payload, size, reply)
 
-    def _execute_and_reply(self, name: str, payload: Optional[bytes], size: Optional[int]) -> None:
+    def _execute_and_reply(self, name: str, payload: Optional[bytes], size: Optional[int],
+                           reply: Reply) -> None:
         res = self.execute(name, payload, size)
         if not res["ok"]:
             log.warning("command %s refused: %s", name, res["error"])
         try:
-            self._reply(name, res["id"], res["ok"], res["data"], res["error"])
+            reply(res)
         except Exception:  # this thread must outlive any one command
             log.exception("command %s: the result could not be sent", name)
 
@@ -394,6 +425,7 @@ class Daemon:
             st = self.stats()
             if self.link is not None:
                 self.link.publish_now("stats", st, qos=0, retain=True)
+            self._tap("stats", st)
             self.notifier.status(f"{st['fps']:.1f} fps, {st['model']}"
                                  + (", paused" if st["paused"] else ""))
 
@@ -408,8 +440,10 @@ class Daemon:
         return out
 
     def _publish_count(self) -> None:
+        count = self._count_payload()
         if self.link is not None:
-            self.link.publish_reliable("count", self._count_payload(), retain=True)
+            self.link.publish_reliable("count", count, retain=True)
+        self._tap("count", count)
 
     def _on_change(self, r: Result, st: Stable) -> None:
         prev = self._stable
@@ -417,12 +451,13 @@ class Daemon:
         self._since = r.frame.ts
         self._hand = (r.hand is not None) if r.hand_info is not None else None
         count = self._count_payload()
+        ev = self._event("count_changed", count=count["count"], label=st.label,
+                         previous=label_count(prev.label) if prev.label is not None else None,
+                         confidence=count["confidence"], seq=r.seq)
         if self.link is not None:  # the state and its event: one write to the card
-            self.link.publish_reliable_many([
-                ("count", count, True),
-                ("event", self._event("count_changed", count=count["count"], label=st.label,
-                                      previous=label_count(prev.label) if prev.label is not None else None,
-                                      confidence=count["confidence"], seq=r.seq), False)])
+            self.link.publish_reliable_many([("count", count, True), ("event", ev, False)])
+        self._tap("count", count)
+        self._tap("event", ev)
         if self.print_to is not None:
             shown = count["count"] if count["count"] is not None else \
                 (st.label or ("no hand" if self._hand is False else "unsure"))
@@ -511,6 +546,8 @@ class Daemon:
                 self.fstats.record(r.timing_ms["invoke"], now)
                 if r.changed is not None:
                     self._on_change(r, r.changed)
+                if self._taps:
+                    self._tap("result", r)
                 if min_gap is not None and self.link is not None and now - last_pred >= min_gap:
                     if self.link.publish_now("prediction", r.prediction(), qos=0):
                         last_pred = now
@@ -556,5 +593,11 @@ def run_daemon(cfg: Config, mqtt_enabled: bool = True, print_changes: bool = Fal
     for sig in IGNORED_SIGNALS:  # while the model loads, before the logging handlers
         signal.signal(sig, signal.SIG_IGN)
     d = Daemon(cfg, mqtt_enabled=mqtt_enabled, print_to=sys.stdout if print_changes else None)
+    if cfg.web.listen is not None:
+        from edge.web import start_web  # aiohttp only where the page is wanted
+
+        web = start_web(d, cfg)  # ConfigError (one line) if it cannot listen
+        if print_changes and web is not None:
+            print(f"web page: {web.url}", file=sys.stdout, flush=True)
     d.install_signal_handlers()
     return d.run(duration)

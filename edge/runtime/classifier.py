@@ -233,6 +233,10 @@ class Classifier:
         self.head_problem: Optional[str] = None
         self.head_path = head_path or (current_head_path(state_dir, package.name)
                                        if package.retrainable else None)
+        if self.head_path is None and package.retrainable and package.retrainable.get("run_head"):
+            # a package exported with a retrained head (GET /api/model): its fused variants
+            # predate that head, so backbone + head.npz is the model
+            self.head_path = package.file_path("head")
         if self.head_path is not None:
             try:
                 self.head = load_user_head(self.head_path, package)

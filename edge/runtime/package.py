@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from edge.errors import ModelError
+from edge.runtime.archive import is_archive, unpack_package
 
 PRECISIONS = ("int8", "fp16", "fp32")
 # Tasks whose packages carry no labels: the hand stage's models (palm boxes, landmarks).
@@ -234,7 +235,7 @@ def bare_tflite(spec: str, models_dir: Path) -> Optional[Path]:
     """The file `spec` names when it is a bare .tflite (whatever its suffix), not a package's
     model.json nor the name of an installed model; else None."""
     p = Path(spec).expanduser()
-    if p.name == "model.json" or not p.is_file():
+    if p.name == "model.json" or not p.is_file() or is_archive(p):
         return None
     if p.suffix == ".tflite" or "/" in spec or not (Path(models_dir) / spec / "model.json").exists():
         return p
@@ -242,8 +243,11 @@ def bare_tflite(spec: str, models_dir: Path) -> Optional[Path]:
 
 
 def resolve_package(spec: str, models_dir: Path, labels: Optional[Sequence[str]] = None) -> ModelPackage:
-    """--model NAME | DIR | FILE (a .tflite, whatever its suffix) -> ModelPackage."""
+    """--model NAME | DIR | FILE (a .tflite, whatever its suffix) | ARCHIVE (.tar.gz, .tgz or
+    .zip of a package folder, as the web page downloads it) -> ModelPackage."""
     p = Path(spec).expanduser()
+    if is_archive(p):
+        return load_package(unpack_package(p))
     cand = Path(models_dir) / spec
     if p.name == "model.json" and p.is_file():
         return load_package(p.parent)
