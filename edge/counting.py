@@ -112,8 +112,13 @@ class HandCounter:
         t1 = time.perf_counter()
         probs = None if hand is None else self.count(rgb, hand)
         t2 = time.perf_counter()
-        timing = {**self.stage.timing_ms, "locate": (t1 - t0) * 1e3, "count": (t2 - t1) * 1e3}
+        timing = {**self.stage.timing_ms, "count": (t2 - t1) * 1e3, "invoke": (t2 - t0) * 1e3}
         return Counted(hand, probs, timing)
+
+    def classify(self, rgb: np.ndarray) -> tuple[Optional[np.ndarray], dict[str, float]]:
+        """A still image -> (probabilities, or None when no hand was found; timing ms)."""
+        res = self.analyse(rgb)
+        return res.probs, res.timing_ms
 
 
 Counter = Union[Classifier, HandCounter]

@@ -143,8 +143,21 @@ def load_hand_stage(models_dir: Path, palm: str = "palm-detection-lite", landmar
                      min_detection, min_presence)
 
 
+def hand_models_dir(cfg: Config) -> Path:
+    """models_dir when it holds the configured hand models, else the shipped models: a user's
+    own models folder (a retrained classifier, a copy) need not carry the hand models too."""
+    from edge.config import shipped_models_dir
+
+    mine = cfg.resolved_models_dir()
+    h = cfg.hands
+    if all((mine / name / "model.json").is_file() or Path(name).is_dir() for name in (h.palm, h.landmark)):
+        return mine
+    shipped = shipped_models_dir()
+    return shipped if (shipped / h.palm / "model.json").is_file() else mine
+
+
 def hand_stage_from_config(cfg: Config) -> HandStage:
     """The HandStage the configuration's hands: section describes (threads null = model.threads)."""
     h = cfg.hands
-    return load_hand_stage(cfg.resolved_models_dir(), h.palm, h.landmark, h.precision,
+    return load_hand_stage(hand_models_dir(cfg), h.palm, h.landmark, h.precision,
                            h.threads or cfg.model.threads, h.tracking, h.min_detection, h.min_presence)
