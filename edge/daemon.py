@@ -459,10 +459,11 @@ class Daemon:
         self._tap("count", count)
         self._tap("event", ev)
         if self.print_to is not None:
-            shown = count["count"] if count["count"] is not None else \
-                (st.label or ("no hand" if self._hand is False else "unsure"))
+            shown = f"count {count['count']}" if count["count"] is not None else \
+                (f"label {st.label}" if st.label is not None else
+                 "no hand" if self._hand is False else "count unsure")
             conf = f"{st.confidence:.0%}, " if st.label is not None else ""
-            print(f"{time.strftime('%H:%M:%S')}  count {shown}  ({conf}frame {r.seq})",
+            print(f"{time.strftime('%H:%M:%S')}  {shown}  ({conf}frame {r.seq})",
                   file=self.print_to, flush=True)
 
     def _report_head_problem(self, clf: Counter) -> None:

@@ -22,8 +22,8 @@ def main(args: argparse.Namespace, cfg: Config) -> int:
     d = Daemon(cfg, mqtt_enabled=mqtt_enabled, print_to=sys.stdout if args.print else None)
     if args.print:  # what the lines below mean, once
         s = cfg.smoothing
-        print(f"('count unsure': the mean confidence of the last {s.window} frames is under "
-              f"{s.min_confidence:.0%}, as while the hand changes, or the label is not a count)",
+        print(f"('no hand': no hand in view; 'count unsure': a hand, but the mean confidence of the "
+              f"last {s.window} frames is under {s.min_confidence:.0%}, as while the hand changes)",
               flush=True)
     d.install_signal_handlers()
     rc = d.run(args.duration)
