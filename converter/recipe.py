@@ -102,11 +102,12 @@ def _req(check: Check) -> Field:
     return Field(check, required=True)
 
 
-def _augment_schema() -> dict[str, Field]:
+def _augment_schema(kind: str) -> dict[str, Field]:
     from converter.augment import AugmentConfig  # numpy + OpenCV, no TensorFlow
+    from converter.augment_digits import DigitAugmentConfig
 
     out = {}
-    for f in dataclasses.fields(AugmentConfig):
+    for f in dataclasses.fields(DigitAugmentConfig if kind == "digits" else AugmentConfig):
         d = f.default
         out[f.name] = _opt(_pair if isinstance(d, tuple) else _bool if isinstance(d, bool) else _num(0))
     return out
@@ -143,7 +144,7 @@ def schema(kind: str) -> dict[str, Field]:
     train = {"batch": _opt(_int(1)), "patience": _opt(_int(0)),
              "label_smoothing": _opt(_num(0, 1))}
     if kind == "digits":
-        train |= {"epochs": _req(_int(1)), "lr": _req(lr)}
+        train |= {"epochs": _req(_int(1)), "lr": _req(lr), "average_last": _opt(_int(0))}
     else:
         train |= {"pretrain_epochs": _opt(_int(0)), "pretrain_lr": _opt(lr),
                   "head_epochs": _req(_int(1)), "head_lr": _req(lr)}
@@ -156,12 +157,15 @@ def schema(kind: str) -> dict[str, Field]:
                                            "color": _opt(_choice("rgb", "gray"))}),
         "seed": _opt(_int(0)), "calibration": _opt(_int(1)), "per_class": _opt(_int(1)),
         "max_int8_bytes": _opt(_int(1)), "why": _opt(_str),
-        "augment": Field(sub=_augment_schema()),
+        "augment": Field(sub=_augment_schema(kind)),
         "train": Field(required=True, sub=train),
         "toy": Field(),  # dotted keys of this same schema; checked in _check_toy
     }
     if kind != "digits":
         s["pretrain_labels"] = _opt(_labels)
+    if kind == "digits":
+        s["cnn"] = Field(sub={"widths": _opt(_int_list), "dense": _opt(_int(1)),
+                              "dropout": _opt(_num(0, 1))})
     if kind == "compact":
         s["backbone"] = Field(sub={"widths": _opt(_int_list), "embedding_dim": _opt(_int(0))})
     elif kind == "mobilenet":

@@ -20,6 +20,7 @@ import numpy as np
 
 from edge.durable import fsync_dir
 from edge.errors import ModelError
+from edge.runtime.digits import mnist_like
 from edge.runtime.interpreter import make_interpreter
 from edge.runtime.package import UNLABELLED_TASKS, ModelPackage
 from edge.runtime.preprocess import prepare
@@ -267,6 +268,8 @@ class Classifier:
 
     def preprocess(self, frame: np.ndarray) -> np.ndarray:
         h, w, c = self.input_shape
+        if self.package.task == "digit":  # canvas drawings and photos of ink, made MNIST-like
+            return mnist_like(frame, h, w, c, self.roi)
         return prepare(frame, h, w, c, self.roi)
 
     def invoke(self, pixels: np.ndarray) -> np.ndarray:
