@@ -25,9 +25,12 @@ from converter.models import (
     digits_cnn,
     imagenet_available,
     mobilenet_backbone,
+    offline,
     with_head,
 )
+from converter.provenance import recipe_reference, training_entries
 from converter.quantize import PRECISIONS, Quantization, convert, representative_from_pixels
+from converter.real_world import real_world_metrics
 from converter.recipe import Recipe
 from converter.report import (
     measured,
@@ -41,6 +44,8 @@ from converter.train import FitResult, fit, prepare_all
 from edge.evaluate import evaluate_frames
 from edge.runtime.classifier import Backbone, Classifier
 from edge.runtime.package import load_package
+from edge.training_files import FILE as TRAINING_FILES
+from edge.training_files import render as render_training_files
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +111,8 @@ def train_models(r: Recipe, full: Dataset, counts: Dataset, notes: list[str]
     if kind == "mobilenet":
         b = r["backbone"]
         want_imagenet = str(b.get("weights", "")).lower() == "imagenet"
-        online = want_imagenet and imagenet_available()
+        told_offline = want_imagenet and offline()  # decided, not probed: no socket is opened
+        online = want_imagenet and not told_offline and imagenet_available()
         weights = "imagenet" if online else None
         backbone = mobilenet_backbone(size, int(b.get("version", 2)), float(b.get("alpha", 0.35)),
                                       int(b.get("embedding_dim", 256)), weights,
@@ -126,7 +132,7 @@ def train_models(r: Recipe, full: Dataset, counts: Dataset, notes: list[str]
     if kind == "mobilenet" and want_imagenet and not online:
         # say what runs, not what the recipe hoped for: on the console now, in the card later
         offline_note = weights_note(pretrain, int(t.get("finetune_epochs", 0)) > 0, full.labels,
-                                    counts.labels)
+                                    counts.labels, told=told_offline)
         print(f"note: {offline_note}", file=sys.stderr, flush=True)
     if pretrain:
         pre_model = with_head(backbone, len(full.labels), name="pretrain")
@@ -154,13 +160,17 @@ def train_models(r: Recipe, full: Dataset, counts: Dataset, notes: list[str]
     return model, backbone, fits
 
 
-def weights_note(pretrained: bool, finetuned: bool, all_labels: list[str], labels: list[str]) -> str:
-    """The model card's line on an offline MobileNet's backbone weights, from the stages that ran."""
+def weights_note(pretrained: bool, finetuned: bool, all_labels: list[str], labels: list[str],
+                 told: bool = False) -> str:
+    """The model card's line on an offline MobileNet's backbone weights, from the stages that ran.
+    told: the build was told to stay offline (FINGERCOUNT_OFFLINE=1 / --offline), not refused."""
+    why = ("ImageNet weights were not fetched (offline build: FINGERCOUNT_OFFLINE=1 or --offline)"
+           if told else "ImageNet weights could not be downloaded (offline)")
     if pretrained:
-        return ("ImageNet weights could not be downloaded (offline): the backbone was pre-trained on "
+        return (f"{why}: the backbone was pre-trained on "
                 f"the hand data, all {len(all_labels)} classes ({', '.join(all_labels)}), then the "
                 f"head trained on {', '.join(labels)}.")
-    return ("ImageNet weights could not be downloaded (offline) and no pre-training ran "
+    return (f"{why} and no pre-training ran "
             "(train.pretrain_epochs 0, or no classes beyond the labels): the backbone kept its "
             "random initial weights" + (", changed only by the fine-tune stage on "
                                         if finetuned else "; only the head was trained, on ")
@@ -229,8 +239,8 @@ def bar_value(bar: dict) -> str:
 
 
 def build(r: Recipe, data: str, out: Path, command: str, per_class: Optional[int] = None,
-          robustness: bool = True, toy: Optional[str] = None, replace: bool = False
-          ) -> tuple[Path, dict]:
+          robustness: bool = True, toy: Optional[str] = None, replace: bool = False,
+          real_world_dir: Optional[Path] = None) -> tuple[Path, dict]:
     """Train, convert, evaluate and publish out/<name>; (package path, its model.json).
 
     toy: what makes this a reduced build (None for a real one): the version gets '+toy' and
@@ -280,7 +290,7 @@ def build(r: Recipe, data: str, out: Path, command: str, per_class: Optional[int
                       "color": r["input"].get("color", "rgb"), "range": [0, 255]},
             "variants": variants, "retrainable": retrainable, "metrics": {},
             "provenance": {"dataset": counts.source, "split_rule": counts.split_rule,
-                           "recipe": str(r.path),
+                           "recipe": recipe_reference(r.path, r.name),
                            # what was used (with --set), so a rebuild can be checked against it
                            # even when the recipe file was a copy elsewhere
                            "settings": json.loads(json.dumps(r.raw, default=str)),
@@ -293,6 +303,11 @@ def build(r: Recipe, data: str, out: Path, command: str, per_class: Optional[int
                            "skipped_count": len(full.skipped), "skipped_files": list(full.skipped)}}
         if toy:
             meta["provenance"]["toy"] = toy
+        trained_on = training_entries(full)
+        if trained_on:  # so `fingercount eval` can tell when it scores these photos again
+            entry = pkgw.write_bytes(stage, TRAINING_FILES, render_training_files(trained_on))
+            meta["provenance"]["training_files"] = {**entry, "count": len(trained_on),
+                                                    "splits": ["train", "val"]}
         pkgw.write_json(stage / "model.json", meta)
 
         if retrainable is not None:
@@ -333,6 +348,9 @@ def build(r: Recipe, data: str, out: Path, command: str, per_class: Optional[int
                 m["robustness"] = rob
             meta["metrics"][p] = m
             plot_confusion(stage / f"confusion_{p}.png", m, f"{r.name} {p}")
+        if r["task"] == "finger-count":
+            meta["real_world"] = real_world_metrics(stage, real_world_dir, per_class,
+                                                    list(counts.labels))
         meta["bars"] = bars_for(r, meta)
         unmet, unmeasured = unmet_bars(meta), unmeasured_bars(meta)
         if unmeasured:
@@ -357,6 +375,12 @@ def build(r: Recipe, data: str, out: Path, command: str, per_class: Optional[int
             mm = meta["metrics"][p]
             print(f"{r.name} {p}: accuracy {mm['accuracy'] * 100:.2f} % (n={mm['n']}), "
                   f"{meta['variants'][p]['bytes']:,} bytes", flush=True)
+        rw = meta.get("real_world") or {}
+        for p, mm in (rw.get("metrics") or {}).items():
+            nh = mm["no_hand"]
+            print(f"{r.name} {p} on the real-world dev set ({rw['dataset']}): accuracy "
+                  f"{mm['accuracy'] * 100:.2f} % (n={mm['n']}), false counts on no-hand photos "
+                  f"{nh['false_counts']} of {nh['n']}", flush=True)
         for bar in meta["bars"]:
             print(f"  bar {bar['name']}: {bar_value(bar)} (required {bar['required']}) "
                   f"{'ok' if bar['met'] else 'NOT MET' if measured(bar) else 'SKIPPED, so not met'}",

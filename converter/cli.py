@@ -80,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, help="override the recipe's seed")
     b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe value, e.g. backbone.alpha=0.5")
+    b.add_argument("--real-world", metavar="DIR",
+                   help="finger counts: a real-world dev set for the card (class folders 1-5 and "
+                        "no-hand/; default the recipe's real_world, else "
+                        "../shared/data/epsrc-finger-counting when present; 'none' for no such set)")
+    b.add_argument("--offline", action="store_true",
+                   help="download nothing and probe no download host (as FINGERCOUNT_OFFLINE=1): "
+                        "a MobileNet recipe's imagenet weights are replaced by pre-training here")
     b.add_argument("--no-robustness", action="store_true", help="skip the corruption figures (quicker): the robustness bar is then "
                         "not measured, so not met (exit 3 for a real build)")
 
@@ -190,6 +197,18 @@ def _cmd_build(args: argparse.Namespace) -> int:
         check_class_folders(data, list(r.get("pretrain_labels") or r["labels"]))
     out = check_out_dir(args.out)
     check_dest(out, r.name, args.force)
+    rw_dir = None
+    if r["task"] == "finger-count":
+        from converter.real_world import resolve_dir  # numpy + OpenCV, no TensorFlow
+
+        rw_dir = resolve_dir(args.real_world if args.real_world is not None else r.get("real_world"))
+        if rw_dir is not None and not rw_dir.is_dir():
+            raise ConvertError(f"--real-world {rw_dir}: no such folder")
+
+    if args.offline:
+        from converter.models import OFFLINE_ENV
+
+        os.environ[OFFLINE_ENV] = "1"
     command = " ".join(shlex.quote(a) for a in [PROG, *sys.argv[1:]])
     if r["kind"] == "landmarks":  # numpy and the edge's hand stage: no TensorFlow
         from converter.landmark_build import build_landmarks
@@ -207,7 +226,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
     tf.config.threading.set_intra_op_parallelism_threads(int(os.environ.get("FC_THREADS", "2")))
     final, meta = build(r, data, out, command, robustness=not args.no_robustness,
-                        toy=_toy_reason(args, r, capped), replace=args.force)
+                        toy=_toy_reason(args, r, capped), replace=args.force,
+                        real_world_dir=rw_dir)
     rc, line = verdict(meta, final)
     if line:
         print(line, file=sys.stderr, flush=True)

@@ -16,6 +16,15 @@ EMBEDDING_LAYER = "embedding"
 HEAD_LAYER = "head"
 
 
+OFFLINE_ENV = "FINGERCOUNT_OFFLINE"
+
+
+def offline() -> bool:
+    """An explicit offline build (FINGERCOUNT_OFFLINE=1, or `build --offline`): nothing is
+    downloaded and no download host is probed; the tests always set it."""
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def imagenet_available(timeout: float = 2.0) -> bool:
     """True when ImageNet weights are cached or the download host answers quickly.
 

@@ -157,6 +157,8 @@ def schema(kind: str) -> dict[str, Field]:
                                            "color": _opt(_choice("rgb", "gray"))}),
         "seed": _opt(_int(0)), "calibration": _opt(_int(1)), "per_class": _opt(_int(1)),
         "max_int8_bytes": _opt(_int(1)), "why": _opt(_str),
+        # finger counts: the real-world dev set for the card (a folder, or 'none')
+        "real_world": _opt(_str),
         "augment": Field(sub=_augment_schema(kind)),
         "train": Field(required=True, sub=train),
         "toy": Field(),  # dotted keys of this same schema; checked in _check_toy

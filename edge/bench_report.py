@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 from typing import Any, Optional
 
@@ -126,7 +125,7 @@ def _rows(doc: dict) -> tuple[list[str], list[list[str]]]:
 # The console's default columns (the rest: --wide, --json, --markdown), in a terminal's 100.
 TEXT_WIDTH = 100
 NARROW = {
-    "invoke": ["model", "precision", "threads", "size", "init ms", "p50 ms", "p90 ms", "p99 ms", "fps",
+    "invoke": ["model", "precision", "threads", "XNNPACK", "size", "p50 ms", "p90 ms", "p99 ms", "fps",
                "accuracy", "agrees with fp32"],
     "pipeline": ["model", "precision", "threads", "frames", "pipeline fps", "invoke fps", "ratio",
                  "invoke ms", "total ms", "dropped"],
@@ -181,8 +180,8 @@ def overhead_words(records: list[dict]) -> Optional[str]:
     if not o:
         return None
     med = o[len(o) // 2]
-    return (f"Timing check: the figures above are within {abs(med):.1f} % of a bare interpreter "
-            f"loop (median of {len(o)} case{'s' if len(o) != 1 else ''}); --wide shows the spread.")
+    return (f"Timing check: within {abs(med):.1f} % of a bare interpreter loop (median of {len(o)} "
+            f"case{'s' if len(o) != 1 else ''}; --wide: the spread).")
 
 
 def failed_line(e: dict) -> str:
@@ -218,7 +217,7 @@ def text_table(doc: dict, wide: bool = False) -> str:
         return "  ".join(c.rjust(w) if right(i) else c.ljust(w)
                          for i, (c, w) in enumerate(zip(cells, widths)))
     cam = pipeline_camera_line(doc)
-    lines = header(doc) + ([cam] if cam else []) + [""] + [fmt(head), fmt(["-" * w for w in widths])]
+    lines = header(doc) + [""] + ([cam, ""] if cam else []) + [fmt(head), fmt(["-" * w for w in widths])]
     lines += [fmt(r) for r in rows]
     notes = [n for r in doc["records"] for n in record_notes(r)]
     if notes:
@@ -229,9 +228,6 @@ def text_table(doc: dict, wide: bool = False) -> str:
     extra = (overhead_line if wide else overhead_words)(doc["records"]) if doc["kind"] == "invoke" else None
     if extra:
         lines += ["", extra]
-    if not wide:  # prose lines wrap at the table's width too
-        lines = [w for ln in lines for w in (textwrap.wrap(ln, TEXT_WIDTH, subsequent_indent="    ")
-                                             if len(ln) > TEXT_WIDTH else [ln])]
     return "\n".join(lines) + "\n"
 
 

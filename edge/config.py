@@ -29,7 +29,7 @@ from edge.redact import redact
 DEFAULT_CONFIG_PATH = Path("/etc/fingercount/config.yaml")
 ENV_PREFIX = "FINGERCOUNT_"
 # Environment variables with this prefix that are not config fields.
-_ENV_NOT_CONFIG = {"FINGERCOUNT_CONFIG", "FINGERCOUNT_DEBUG"}
+_ENV_NOT_CONFIG = {"FINGERCOUNT_CONFIG", "FINGERCOUNT_DEBUG", "FINGERCOUNT_OFFLINE"}  # OFFLINE: the converter's
 
 Precision = Literal["int8", "fp16", "fp32"]
 

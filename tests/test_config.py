@@ -192,3 +192,24 @@ def test_mqtt_ids_and_topics_from_the_environment_are_literal_and_checked() -> N
         load_config(None, environ={"FINGERCOUNT_DEVICE_ID": "x" * 66000})
     with pytest.raises(ConfigError, match="model.name: String should have at least 1 character"):
         load_config(None, {"model": {"name": ""}}, environ={})
+
+
+@pytest.mark.parametrize("exists, writable, want_system", [(False, False, False), (True, False, False),
+                                                          (True, True, True)])
+def test_root_gets_the_system_state_dir_only_where_it_exists_and_is_writable(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exists: bool, writable: bool,
+        want_system: bool) -> None:
+    import edge.config as config
+
+    system = tmp_path / "var-lib-fingercount"
+    if exists:
+        system.mkdir()
+    monkeypatch.setattr(config, "SYSTEM_STATE_DIR", system)
+    monkeypatch.setattr(config.os, "geteuid", lambda: 0)  # as root on a workstation
+    real_access = config.os.access
+    monkeypatch.setattr(config.os, "access",
+                        lambda p, mode: writable if Path(p) == system else real_access(p, mode))
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    got = load_config(None, environ={}).state_dir
+    assert got == (system if want_system else tmp_path / "xdg" / "fingercount")
