@@ -47,7 +47,7 @@ mosquitto:
 DEMO_MODEL ?= fingers-cnn
 demo: $(DEMO_STAMP)
 	$(DEMO_VENV)/bin/fingercount run --camera replay:demo/hands@8 --mqtt embedded \
-	  --model $(DEMO_MODEL) --state-dir demo-state --print $(DEMO_ARGS)
+	  --model $(DEMO_MODEL) --state-dir demo-state --print --web 127.0.0.1:8080 $(DEMO_ARGS)
 
 test: $(STAMP) mosquitto
 	$(PY) -m pytest -q $(PYTEST_ARGS)

@@ -216,3 +216,27 @@ def test_pages_fit_and_screenshots(browser: Any, live: LiveWeb, scheme: str, wid
         finally:
             p.close()
 
+
+
+def test_a_null_count_reads_no_hand_when_the_hand_stage_sees_none(page: Any, live: LiveWeb) -> None:
+    """The payloads the pipeline sends once it locates hands (Result.hand), through the hub as
+    the daemon's tap sends them: the daemon is paused so its own frames do not interleave."""
+    from types import SimpleNamespace
+
+    assert live.api("pause")[0] == 200
+    page.wait_for_selector("#state[data-state=paused]", timeout=3_000)
+    loop = live.server.loop
+    pred = {"seq": 1, "ts": time.time(), "label": None, "count": None, "confidence": 0.0, "scores": {},
+            "timing_ms": {"capture": 1.0, "hand": 5.0, "total": 6.0}, "model": "m@1/int8",
+            "hand": {"present": False, "score": 0.0, "box": None, "handedness": None}}
+    count = {"count": None, "label": None, "confidence": 0.0, "since": "2026-01-01T00:00:00Z", "model": "m@1/int8"}
+    loop.call_soon_threadsafe(live.hub._fanout, "count", count)
+    loop.call_soon_threadsafe(live.hub._fanout, "prediction", SimpleNamespace(prediction=lambda: pred))
+    wait_js(page, "document.getElementById('count').textContent === 'no hand'", 3_000)
+    assert page.inner_text("#hand") == "no hand"
+    assert all(v == "0%" for v in bar_values(page).values())  # no scores: every bar at zero
+    pred = {**pred, "hand": {"present": True, "score": 0.9, "box": [1, 2, 3, 4], "handedness": "Left"}}
+    loop.call_soon_threadsafe(live.hub._fanout, "prediction", SimpleNamespace(prediction=lambda: pred))
+    wait_js(page, "document.getElementById('count').textContent === 'unsure'", 3_000)
+    assert page.inner_text("#hand") == "yes (90.0 %, Left)"
+    assert live.api("resume")[0] == 200

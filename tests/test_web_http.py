@@ -4,17 +4,22 @@ one command registry for both transports, bad and hostile requests, the live vie
 from __future__ import annotations
 
 import base64
+import io
 import json
+import os
 import socket
+import subprocess
+import sys
 import tarfile
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from tests.conftest import Broker, make_broker, wait_until
+from tests.conftest import HANDS, ROOT, Broker, make_broker, wait_until
 from tests.web_live import LiveWeb
 
 
@@ -94,16 +99,29 @@ def test_flood_and_slow_clients_do_not_stall_the_daemon(live: LiveWeb) -> None:
             with lock:
                 results.append(st)
 
+    captured: list[dict] = []
+
+    def capture() -> None:  # changes in the flood: each one answered ok is on disk
+        for _ in range(10):
+            st, res = live.api("capture", {"label": "thumb-flood"})
+            with lock:
+                results.append(st)
+                if res["ok"]:
+                    captured.append(res["data"])
+
     frames0 = live.daemon.fstats.frames
     t0 = time.monotonic()
-    threads = [threading.Thread(target=hammer) for _ in range(8)]
+    threads = [threading.Thread(target=hammer) for _ in range(8)] + [threading.Thread(target=capture)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(120)
     took = time.monotonic() - t0
-    assert len(results) == 200 and set(results) <= {200, 503}, sorted(set(results))
-    assert results.count(200) > 0
+    assert len(results) == 210 and set(results) <= {200, 503}, sorted(set(results))
+    assert results.count(200) > 0 and captured
+    on_disk = live.samples_on_disk("thumb-flood")
+    assert sorted(str(p) for p in on_disk) == sorted(c["path"] for c in captured)  # nothing lost
+    assert captured[-1]["samples"]["thumb-flood"] == len(on_disk)
     # the daemon counted all along (8 fps camera; allow for a busy 2-core machine)
     assert live.daemon.fstats.frames - frames0 >= max(3, int(took * 8 * 0.3)), (took, live.daemon.fstats.frames - frames0)
     assert live.mqtt_command("status", {})["ok"]  # MQTT still answers
@@ -155,18 +173,84 @@ def test_no_viewer_no_encoding_and_two_viewers_share_one_encoder(live: LiveWeb) 
 
 
 def test_model_download_is_a_package_the_commands_accept(live: LiveWeb, tmp_path: Path) -> None:
+    """With a retrained head: the archive runs that head under `fingercount run --model` and
+    `fingercount-convert evaluate`, and scores a frame exactly as the daemon does."""
+    for label in ("1", "4", "1", "4", "1", "4"):
+        assert live.api("capture", {"label": label})[1]["ok"]
+    st, res = live.api("retrain", {"force": True}, timeout=180)
+    assert st == 200 and res["ok"] and res["data"]["swapped"], res
+    assert wait_until(lambda: live.daemon.classifier.model_id.endswith("+head"), 10)
     status, headers, data = live.request("GET", "/api/model")
     assert status == 200, data[:300]
-    assert headers["content-disposition"].endswith('.tar.gz"')
-    archive = tmp_path / "model.tar.gz"
+    assert headers["content-disposition"] == 'attachment; filename="fingers-mobilenet-w1.tar.gz"'
+    archive = tmp_path / "download.tar.gz"
     archive.write_bytes(data)
     with tarfile.open(archive) as t:
-        names = t.getnames()
-    assert any(n.endswith("/model.json") for n in names) and any(n.endswith("/head.npz") for n in names)
+        meta = json.loads(t.extractfile("fingers-mobilenet-w1/model.json").read())  # type: ignore[union-attr]
+        head = t.extractfile("fingers-mobilenet-w1/head.npz").read()  # type: ignore[union-attr]
+    assert meta["retrainable"]["run_head"] is True and meta["name"] == "fingers-mobilenet-w1"
+    assert head == live.daemon.classifier.head_path.read_bytes()  # the user's head, not the shipped one
+
+    from edge.runtime.classifier import Classifier
+    from edge.runtime.package import resolve_package
+    from edge.runtime.preprocess import read_image
+
+    clf = Classifier(resolve_package(str(archive), tmp_path), "int8", threads=1)  # no state dir
+    img = read_image(str(sorted((HANDS / "3").iterdir())[0]))
+    assert clf.model_id.endswith("+head") and clf.labels == live.daemon.classifier.labels
+    assert np.allclose(clf.classify(img)[0], live.daemon.classifier.classify(img)[0], atol=1e-6)
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    bin_dir = Path(sys.executable).parent
+    run = subprocess.run([str(bin_dir / "fingercount"), "run", "--model", str(archive), "--camera",
+                          f"replay:{HANDS}@8", "--mqtt", "none", "--state-dir", str(tmp_path / "other"),
+                          "--duration", "3", "--print"], capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "fingers-mobilenet-w1@" in run.stdout and "+head" in run.stdout, run.stdout
+    ev = subprocess.run([str(bin_dir / "fingercount-convert"), "evaluate", str(archive), "--data", str(HANDS),
+                         "--precision", "int8"], capture_output=True, text=True, env=env, timeout=300)
+    assert ev.returncode == 0, ev.stderr[-2000:]
+    assert "fingers-mobilenet-w1@" in ev.stdout and "+head" in ev.stdout, ev.stdout
+
+
+def test_archives_that_leave_their_folder_are_refused(tmp_path: Path) -> None:
+    from edge.errors import ModelError
     from edge.runtime.package import resolve_package
 
-    pkg = resolve_package(str(archive), tmp_path)
-    assert pkg.name.startswith("fingers-mobilenet") and pkg.retrainable
+    evil = tmp_path / "evil.tar.gz"
+    with tarfile.open(evil, "w:gz") as t:
+        for name in ("pkg/model.json", "../outside.txt"):
+            ti = tarfile.TarInfo(name)
+            ti.size = 2
+            t.addfile(ti, io.BytesIO(b"{}"))
+    with pytest.raises(ModelError, match="outside the package"):
+        resolve_package(str(evil), tmp_path)
+    link = tmp_path / "link.tar.gz"
+    with tarfile.open(link, "w:gz") as t:
+        ti = tarfile.TarInfo("pkg/model.json")
+        ti.type, ti.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        t.addfile(ti)
+    with pytest.raises(ModelError, match="not a regular file"):
+        resolve_package(str(link), tmp_path)
+    assert not (tmp_path.parent / "outside.txt").exists()
+
+
+def test_the_command_line_refuses_an_open_page_without_a_password(tmp_path: Path) -> None:
+    exe = Path(sys.executable).parent / "fingercount"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([str(exe), "run", "--web", "0.0.0.0:8080", "--mqtt", "none", "--duration", "1",
+                        "--state-dir", str(tmp_path)], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "web.password_file" in r.stderr and "0.0.0.0:8080" in r.stderr
+    with socket.socket() as busy:  # a port in use: one line too
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = subprocess.run([str(exe), "run", "--web", str(port), "--mqtt", "none", "--duration", "1",
+                            "--camera", f"replay:{HANDS}@8", "--model", "fingers-cnn", "--state-dir", str(tmp_path)],
+                           capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 2 and "cannot serve the page there" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
 
 
 def test_password_cookie_basic_and_csrf(tmp_path: Path, broker_m: Broker) -> None:

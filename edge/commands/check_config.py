@@ -57,9 +57,30 @@ def check_model(cfg: Config, timeout: float) -> str:
         clf = open_classifier(cfg)
     except FingercountError as e:
         raise CheckFailed(str(e)) from None
-    i = clf.package.input
     note = f" (its retrained head is not used: {clf.head_problem})" if clf.head_problem else ""
+    from edge.counting import HandCounter
+
+    if isinstance(clf, HandCounter):
+        h = cfg.hands
+        return (f"{clf.model_id} loads and matches its checksums, behind the hand stage "
+                f"({h.palm} + {h.landmark}, {h.precision}){note}")
+    i = clf.package.input
     return f"{clf.model_id} loads and matches its checksums, input {i.height}x{i.width}x{i.channels}{note}"
+
+
+def check_web(cfg: Config, timeout: float) -> str:
+    """The web page's settings: off, or an address, its password file and aiohttp."""
+    import importlib.util
+
+    if cfg.web.listen is None:
+        return "off (run --web HOST:PORT or web.listen turns it on)"
+    try:
+        cfg.web.password()
+    except FingercountError as e:
+        raise CheckFailed(str(e)) from None
+    if importlib.util.find_spec("aiohttp") is None:
+        raise CheckFailed("the web page needs aiohttp (pip install 'fingercount[edge]')")
+    return f"will listen on {cfg.web.listen}"
 
 
 def _camera_problems(kind: str, target: str) -> str:
@@ -232,6 +253,7 @@ def run_checks(cfg: Config, timeout: float, mqtt_enabled: bool = True
         ("camera", lambda: check_camera(cfg, timeout)),
         ("mqtt", lambda: check_mqtt(cfg, timeout, mqtt_enabled)),
         ("state dir", lambda: check_state_dir(cfg, timeout)),
+        ("web", lambda: check_web(cfg, timeout)),
     ]
     out = []
     for name, fn in checks:

@@ -5,7 +5,7 @@
 const $ = (id) => document.getElementById(id);
 const S = {
   labels: [], samples: {}, captureLabel: null, paused: false, lastPred: 0, connected: false,
-  stalls: 0, retraining: false, model: null,
+  stalls: 0, retraining: false, model: null, count: null, hand: null,
 };
 const STALL_S = 3;  // no prediction for this long (not paused): the camera has stalled
 
@@ -56,6 +56,8 @@ function onPrediction(p) {
   showModel(p.model);
   const h = p.hand;
   $("hand").textContent = !h ? "–" : h.present ? `yes (${pct(h.score)}${h.handedness ? ", " + h.handedness : ""})` : "no hand";
+  if (JSON.stringify(h && h.present) !== JSON.stringify(S.hand && S.hand.present)) { S.hand = h; renderCount(); }
+  S.hand = h;
   setState();
 }
 
@@ -68,13 +70,23 @@ function showModel(id) {
 }
 
 function onCount(c) {
+  S.count = c;
+  renderCount();
+  showModel(c.model);
+}
+
+// A null count is "no hand" when the hand stage says there is none, "unsure" otherwise (a hand
+// the smoother is not yet sure of, or a pipeline without a hand stage).
+function renderCount() {
+  const c = S.count;
+  if (!c) return;
   const big = $("count");
+  const noHand = S.hand && S.hand.present === false;
   if (c.count !== null && c.count !== undefined) { big.textContent = String(c.count); big.classList.remove("none"); }
   else if (c.label) { big.textContent = c.label; big.classList.remove("none"); }
-  else { big.textContent = "no hand"; big.classList.add("none"); }
+  else { big.textContent = noHand ? "no hand" : "unsure"; big.classList.add("none"); }
   $("countsub").textContent = c.label ? `stable at ${pct(c.confidence)} since ${new Date(c.since).toLocaleTimeString()}`
-    : "no stable count (no hand, or unsure)";
-  showModel(c.model);
+    : noHand ? "no hand in view" : "no stable count yet (below smoothing.min_confidence, or changing)";
 }
 
 function onStats(s) {
@@ -118,6 +130,10 @@ function onEvent(e) {
 function drawBars(scores, top) {
   const box = $("bars");
   const keys = Object.keys(scores);
+  if (!keys.length) {  // no hand, no scores: the bars stay, at zero
+    for (const row of box.children) { row.querySelector(".fill").style.width = "0%"; row.querySelector(".val").textContent = "–"; row.classList.remove("top"); }
+    return;
+  }
   if (box.dataset.keys !== keys.join("\u0000")) {
     box.replaceChildren(...keys.map((k) => el("div", {class: "bar", "data-label": k},
       el("span", {class: "name", text: k}), el("span", {class: "track"}, el("span", {class: "fill"})),
