@@ -40,8 +40,9 @@ def test_everything_there_passes_and_prints_resolved_values(broker, tmp_path: Pa
     assert cfg["models_dir"] == str(ROOT / "models")
     assert cfg["mqtt"]["client_id"] == "fingercount-desk"
     assert cfg["state_dir"] == str(state) and cfg["model"]["name"] == "fingers-cnn"
-    assert set(lines) == {"model", "camera", "mqtt", "state dir"}
+    assert set(lines) == {"model", "camera", "mqtt", "state dir", "web"}
     assert all(ok for ok, _ in lines.values()), lines
+    assert lines["web"][1].startswith("off")
     assert lines["model"][1].startswith("fingers-cnn@") and "checksums" in lines["model"][1]
     assert "gave a 100x100 frame" in lines["camera"][1]
     assert f"127.0.0.1:{broker.port}" in lines["mqtt"][1] and "accepted" in lines["mqtt"][1]
@@ -60,11 +61,11 @@ def test_each_failing_check_is_its_own_line_and_the_exit_status_says_so(tmp_path
                                 "--timeout", "2")
     assert code == 1
     assert {name: ok for name, (ok, _) in lines.items()} == {
-        "model": False, "camera": False, "mqtt": False, "state dir": False}, lines
+        "model": False, "camera": False, "mqtt": False, "state dir": False, "web": True}, lines
     assert "no-such-folder" in lines["camera"][1]
     assert "cannot connect" in lines["mqtt"][1] and "refused" in lines["mqtt"][1].lower()
     assert "not a directory" in lines["state dir"][1]
-    assert err.count("\n") == 1 and "4 of 4 checks failed" in err and "would not work" in err
+    assert err.count("\n") == 1 and "4 of 5 checks failed" in err and "would not work" in err
 
 
 @pytest.fixture
@@ -140,3 +141,13 @@ def test_a_damaged_model_fails_the_model_check(tmp_path: Path, capsys) -> None:
     code, _, lines, _ = check(capsys, "--camera", f"replay:{HANDS}", "--model", str(pkg),
                               "--mqtt", "none", "--state-dir", str(tmp_path / "s"))
     assert code == 1 and lines["model"][0] is False and "sha256" in lines["model"][1], lines["model"]
+
+
+def test_a_web_password_file_that_cannot_be_read_fails_the_web_check(tmp_path: Path, capsys,
+                                                                     monkeypatch) -> None:
+    monkeypatch.setenv("FINGERCOUNT_WEB__LISTEN", "127.0.0.1:8080")
+    monkeypatch.setenv("FINGERCOUNT_WEB__PASSWORD_FILE", str(tmp_path / "no-such-file"))
+    code, _, lines, err = check(capsys, "--camera", f"replay:{HANDS}", "--model", "fingers-cnn",
+                                "--mqtt", "none", "--state-dir", str(tmp_path / "state"))
+    assert code == 1
+    assert lines["web"][0] is False and "no-such-file" in lines["web"][1], lines

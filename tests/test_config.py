@@ -129,7 +129,7 @@ def test_check_config_masks_the_password_and_checks_what_run_opens(
     monkeypatch.delenv("FINGERCOUNT_MQTT__PASSWORD")
     assert main(["check-config", "--state-dir", str(tmp_path)]) == 1
     cap = capsys.readouterr()
-    assert cap.err.count("\n") == 1 and "3 of 4 checks failed (model, camera, mqtt)" in cap.err
+    assert cap.err.count("\n") == 1 and "3 of 5 checks failed (model, camera, mqtt)" in cap.err
     out = cap.out
     assert "model 'no-such-model' not found" in out and "missing does not exist" in out and "password_file" in out
 
