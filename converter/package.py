@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +15,19 @@ import numpy as np
 
 from converter.errors import ConvertError
 from edge.runtime.package import sha256_file
+
+
+def git_commit() -> str:
+    """HEAD of the converter's checkout, +uncommitted-converter-changes when converter/ differs."""
+    try:
+        here = Path(__file__).parent
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=5, cwd=here).stdout.strip() or "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", str(here)], capture_output=True,
+                               text=True, timeout=5, cwd=here).stdout.strip()
+        return head + ("+uncommitted-converter-changes" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
 
 
 def file_entry(root: Path, name: str) -> dict:

@@ -22,7 +22,7 @@ class RecipeError(ValueError):
     """A recipe file is missing a key or has a bad value."""
 
 
-KINDS = ("mobilenet", "compact", "digits")
+KINDS = ("mobilenet", "compact", "digits", "landmarks")
 TASKS = ("finger-count", "digit")
 # DESIGN.md, model package: a finger-count model's labels are exactly "0".."5"
 FINGER_COUNT_LABELS = ["0", "1", "2", "3", "4", "5"]
@@ -102,23 +102,49 @@ def _req(check: Check) -> Field:
     return Field(check, required=True)
 
 
-def _augment_schema() -> dict[str, Field]:
+def _augment_schema(kind: str) -> dict[str, Field]:
     from converter.augment import AugmentConfig  # numpy + OpenCV, no TensorFlow
+    from converter.augment_digits import DigitAugmentConfig
 
     out = {}
-    for f in dataclasses.fields(AugmentConfig):
+    for f in dataclasses.fields(DigitAugmentConfig if kind == "digits" else AugmentConfig):
         d = f.default
         out[f.name] = _opt(_pair if isinstance(d, tuple) else _bool if isinstance(d, bool) else _num(0))
     return out
 
 
+def _num_list(v: Any) -> Optional[str]:
+    ok = isinstance(v, list) and v and all(_num(0, lo_open=True)(x) is None for x in v)
+    return None if ok else "a non-empty list of numbers > 0"
+
+
+def landmarks_schema() -> dict[str, Field]:
+    """Kind `landmarks`: a count head on hand landmarks (converter/landmark_build.py)."""
+    fr = _num(0)
+    return {
+        "name": _req(_name), "version": _req(_str), "task": _req(_choice("finger-count")),
+        "kind": _req(_choice("landmarks")), "labels": _req(_labels), "seed": _opt(_int(0)),
+        "per_class": _opt(_int(1)), "why": _opt(_str),
+        "hands": Field(sub={"models_dir": _opt(_str), "palm": _opt(_str), "landmark": _opt(_str),
+                            "precision": _opt(_choice("fp32", "fp16", "int8"))}),
+        "augment": Field(sub={"tilt_deg": _opt(fr), "z_scale": _opt(_pair), "jitter": _opt(fr),
+                              "finger_length": _opt(_pair), "wrong_hand_p": _opt(_num(0, 1)),
+                              "curl_copies": _opt(_int(0))}),
+        "train": Field(sub={"copies": _opt(_int(0)), "l2": _opt(_num_list), "max_steps": _opt(_int(1))}),
+        "dev": Field(sub={"data": _opt(_str)}),
+        "toy": Field(),
+    }
+
+
 def schema(kind: str) -> dict[str, Field]:
     """The keys a recipe of this kind may have (build.py reads exactly these)."""
+    if kind == "landmarks":
+        return landmarks_schema()
     lr = _num(0, lo_open=True)
     train = {"batch": _opt(_int(1)), "patience": _opt(_int(0)),
              "label_smoothing": _opt(_num(0, 1))}
     if kind == "digits":
-        train |= {"epochs": _req(_int(1)), "lr": _req(lr)}
+        train |= {"epochs": _req(_int(1)), "lr": _req(lr), "average_last": _opt(_int(0))}
     else:
         train |= {"pretrain_epochs": _opt(_int(0)), "pretrain_lr": _opt(lr),
                   "head_epochs": _req(_int(1)), "head_lr": _req(lr)}
@@ -131,12 +157,17 @@ def schema(kind: str) -> dict[str, Field]:
                                            "color": _opt(_choice("rgb", "gray"))}),
         "seed": _opt(_int(0)), "calibration": _opt(_int(1)), "per_class": _opt(_int(1)),
         "max_int8_bytes": _opt(_int(1)), "why": _opt(_str),
-        "augment": Field(sub=_augment_schema()),
+        # finger counts: the real-world dev set for the card (a folder, or 'none')
+        "real_world": _opt(_str),
+        "augment": Field(sub=_augment_schema(kind)),
         "train": Field(required=True, sub=train),
         "toy": Field(),  # dotted keys of this same schema; checked in _check_toy
     }
     if kind != "digits":
         s["pretrain_labels"] = _opt(_labels)
+    if kind == "digits":
+        s["cnn"] = Field(sub={"widths": _opt(_int_list), "dense": _opt(_int(1)),
+                              "dropout": _opt(_num(0, 1))})
     if kind == "compact":
         s["backbone"] = Field(sub={"widths": _opt(_int_list), "embedding_dim": _opt(_int(0))})
     elif kind == "mobilenet":

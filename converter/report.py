@@ -91,6 +91,10 @@ def write_report(path: Path, meta: dict, notes: list[str], curves: list[str], wh
         v = meta["variants"][prec]
         lines.append(f"| {prec} | {v['file']} | {v['bytes']:,} | {_pct(mm['accuracy'])} | "
                      f"{mm['macro_f1']:.4f} | {mm['n']} |")
+    if meta["task"] == "finger-count":  # the studio test split beside photos from elsewhere
+        from converter.real_world import card_section
+
+        lines += [""] + card_section(meta)
     bars = meta.get("bars")
     if bars:
         lines += ["", "## Bars", "", "| bar | value | required | met |", "|---|---:|---:|---|"]
@@ -118,7 +122,13 @@ def write_report(path: Path, meta: dict, notes: list[str], curves: list[str], wh
         lines += ["## Training curves", ""] + [f"![{c}]({c})" for c in curves] + [""]
     p = meta["provenance"]
     lines += ["## Provenance", ""] + [f"- {k}: `{v}`" for k, v in p.items()
-                                      if k not in ("settings", "skipped_files")] + [""]
+                                      if k not in ("settings", "skipped_files", "training_files")]
+    tf = p.get("training_files")
+    if tf:
+        lines.append(f"- training_files: `{tf['file']}` ({tf['count']} images of the "
+                     f"{' and '.join(tf.get('splits', []))} splits by sha256; `fingercount eval` "
+                     "warns when the folder it scores holds any of them)")
+    lines.append("")
     if "settings" in p:  # the recipe as used, readable
         lines += ["Settings used:", "", "```json", json.dumps(p["settings"], indent=1), "```", ""]
     path.write_text("\n".join(lines))

@@ -476,15 +476,26 @@ def run_pipeline_bench(cfg: Any, precision: str, threads: Sequence[int], frames:
     from edge.runtime.loader import open_package
     from edge.smoothing import Smoother
 
-    spec = camera_spec or f"replay:{bundled_replay_dir()}@0"
     pkg = open_package(cfg)
+    publish = _mqtt_publisher(cfg, mqtt_target) if mqtt_target else None
+    from edge.runtime.loader import uses_hand_stage
+
+    if uses_hand_stage(cfg, pkg):
+        from edge.bench_hands import run_hand_pipeline_bench
+
+        try:
+            return run_hand_pipeline_bench(cfg, pkg, precision, threads, frames, warmup, camera_spec,
+                                           publish)
+        finally:
+            if publish is not None:
+                publish(None)
+    spec = camera_spec or f"replay:{bundled_replay_dir()}@0"
     if pkg.single_file:
         have = next(iter(pkg.variants))
         if precision_asked and precision_asked != have:
             raise BenchError(f"--precision {precision_asked}: {pkg.root / pkg.variants[have]['file']} "
                              f"is {have}")
         precision = have
-    publish = _mqtt_publisher(cfg, mqtt_target) if mqtt_target else None
     records = []
     try:
         for n in threads:
@@ -540,13 +551,14 @@ def _camera_source(spec: str, cfg: Any) -> Any:
 
 def _pipeline_loop(pipe: Any, frames: int, warmup: int,
                    publish: Optional[Callable[[Optional[str]], None]], max_hz: float,
-                   between: Optional[Callable[[int], None]] = None, blocks: int = PIPELINE_BLOCKS) -> dict:
+                   between: Optional[Callable[[int], None]] = None, blocks: int = PIPELINE_BLOCKS,
+                   on_result: Optional[Callable[[Any], Any]] = None) -> dict:
     """Per frame what the daemon's loop does: step, then the …/prediction payload (built and
     published) at most max_hz times a second, as publish.max_hz limits the daemon.
 
     The frames run in `blocks` blocks with between(n) (a raw-invoke block of n) before each,
     so that load from other processes on a shared machine hits both rates alike."""
-    stages = ("capture", "preprocess", "invoke", "smooth", "result", "total")
+    stages: tuple[str, ...] = ()  # the pipeline's own stages, as its first result names them
     pc = time.perf_counter
     min_gap = 1.0 / max_hz if max_hz > 0 else None
     last, built = -1e9, 0
@@ -570,6 +582,8 @@ def _pipeline_loop(pipe: Any, frames: int, warmup: int,
             built += 1
         result_ms.append((pc() - t0) * 1e3)
         timings.append(r.timing_ms)
+        if on_result is not None:
+            on_result(r)
         prep = r.frame.prepared
         if prep is not None and prep[1] is not None:
             ahead_ms.append(prep[2])
@@ -592,7 +606,8 @@ def _pipeline_loop(pipe: Any, frames: int, warmup: int,
         dt = pc() - t0
         seconds += dt
         block_fps.append(n / dt if dt > 0 else 0.0)
-    ms: dict[str, list[float]] = {s: [t[s] for t in timings] for s in stages[:4]}  # the pipeline's own
+    stages = tuple(s for s in timings[0] if s != "total") + ("result", "total")
+    ms: dict[str, list[float]] = {s: [t[s] for t in timings] for s in stages[:-2]}  # the pipeline's own
     ms["result"] = result_ms
     ms["total"] = [t["total"] + x for t, x in zip(timings, result_ms)]
     out: dict[str, Any] = {"frames": frames, "seconds": seconds,

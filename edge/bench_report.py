@@ -61,6 +61,8 @@ def invoke_rows(records: list[dict]) -> tuple[list[str], list[list[str]]]:
 
 
 def pipeline_rows(records: list[dict]) -> tuple[list[str], list[list[str]]]:
+    if any("tracking" in r for r in records):
+        return hand_pipeline_rows(records)
     head = ["model", "precision", "threads", "XNNPACK", "frames", "pipeline fps", "invoke fps", "ratio",
             "ratio per block", "capture ms", "preprocess ms", "invoke ms", "smooth ms", "result ms", "total ms",
             "dropped", "preprocessed ahead (ms)"]
@@ -70,6 +72,20 @@ def pipeline_rows(records: list[dict]) -> tuple[list[str], list[list[str]]]:
              _f(r["capture_ms"], 3), _f(r["preprocess_ms"], 3), _f(r["invoke_ms"], 3),
              _f(r["smooth_ms"], 3), _f(r["result_ms"], 3), _f(r["total_ms"], 3),
              str(r["dropped"]), _ahead(r)] for r in records]
+    return head, rows
+
+
+def hand_pipeline_rows(records: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """Behind the hand stage: per-stage p50 (detect is 0 on a tracked frame), tracking on/off."""
+    head = ["model", "precision", "threads", "tracking", "frames", "pipeline fps", "invoke fps", "ratio",
+            "detect ms", "landmarks ms", "count ms", "p50 ms", "total ms", "hand found", "detections",
+            "dropped"]
+    rows = [[r["model"] + ("+head" if r.get("head") else ""), r["precision"], str(r["threads"]),
+             "on" if r["tracking"] else "off", str(r["frames"]),
+             _f(r["pipeline_fps"], 1), _f(r["invoke_fps"], 1), _f(r["ratio"], 3),
+             _f(r["detect_ms"], 2), _f(r["landmarks_ms"], 2), _f(r["count_ms"], 2),
+             _f(r["total_p50_ms"], 2), _f(r["total_ms"], 2), f"{100 * r['hand_found']:.0f} %",
+             f"{100 * r['detections_per_frame']:.0f} %", str(r["dropped"])] for r in records]
     return head, rows
 
 
@@ -106,6 +122,49 @@ def _rows(doc: dict) -> tuple[list[str], list[list[str]]]:
     return (pipeline_rows if doc["kind"] == "pipeline" else invoke_rows)(doc["records"])
 
 
+# The console's default columns (the rest: --wide, --json, --markdown), in a terminal's 100.
+TEXT_WIDTH = 100
+NARROW = {
+    "invoke": ["model", "precision", "threads", "XNNPACK", "size", "p50 ms", "p90 ms", "p99 ms", "fps",
+               "accuracy", "agrees with fp32"],
+    "pipeline": ["model", "precision", "threads", "frames", "pipeline fps", "invoke fps", "ratio",
+                 "invoke ms", "total ms", "dropped"],
+    "pipeline-hands": ["model", "precision", "threads", "tracking", "pipeline fps", "invoke fps", "ratio",
+                       "detect ms", "landmarks ms", "count ms", "p50 ms", "hand found"],
+}
+SHORT = {"precision": "prec", "threads": "thr", "agrees with fp32": "vs fp32",
+         "pipeline fps": "fps", "tracking": "track", "landmarks ms": "lmk ms", "hand found": "hand"}
+
+
+def _narrow(kind: str, head: list[str], rows: list[list[str]]) -> tuple[list[str], list[list[str]]]:
+    if kind == "pipeline" and "tracking" in head:
+        kind = "pipeline-hands"
+    keep = [i for i, h in enumerate(head) if h in NARROW[kind]]
+    return [SHORT.get(head[i], head[i]) for i in keep], [[r[i] for i in keep] for r in rows]
+
+
+def _fit_first_column(head: list[str], rows: list[list[str]], width: int) -> list[list[str]]:
+    """Shorten the model names (the only free-length column) until the table fits `width`."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
+    over = sum(widths) + 2 * (len(widths) - 1) - width
+    if over <= 0 or not rows:
+        return rows
+    room = max(len(head[0]), widths[0] - over)
+    return [[c if len(c) <= room else c[:room - 1] + "…"] + r[1:] for r in rows for c in [r[0]]]
+
+
+def pipeline_camera_line(doc: dict) -> Optional[str]:
+    """Which camera a --pipeline run read, and whether it was the default."""
+    cams = list(dict.fromkeys(r.get("camera") for r in doc["records"] if r.get("camera")))
+    if doc["kind"] != "pipeline" or not cams:
+        return None
+    default = not doc["settings"].get("camera")
+    what = "a bundled webcam clip" if any("tracking" in r for r in doc["records"]) else \
+        "the bundled hand photos"
+    return f"camera: {', '.join(cams)}" + (f" (the default: {what}, replayed as fast as it is "
+                                           "read; --camera SPEC for another)" if default else "")
+
+
 def overhead_line(records: list[dict]) -> Optional[str]:
     o = sorted(r["overhead_pct"] for r in records if r.get("overhead_pct") is not None)
     if not o:
@@ -113,6 +172,16 @@ def overhead_line(records: list[dict]) -> Optional[str]:
     return (f"bench timing loop vs a bare invoke loop (interleaved blocks of 10 invokes, "
             f"median ms per invoke): "
             f"median {o[len(o) // 2]:+.1f} %, range {o[0]:+.1f} % .. {o[-1]:+.1f} %")
+
+
+def overhead_words(records: list[dict]) -> Optional[str]:
+    """The same check in a sentence (the console's default; the figures are in --wide)."""
+    o = sorted(r["overhead_pct"] for r in records if r.get("overhead_pct") is not None)
+    if not o:
+        return None
+    med = o[len(o) // 2]
+    return (f"Timing check: within {abs(med):.1f} % of a bare interpreter loop (median of {len(o)} "
+            f"case{'s' if len(o) != 1 else ''}; --wide: the spread).")
 
 
 def failed_line(e: dict) -> str:
@@ -136,14 +205,19 @@ def header(doc: dict) -> list[str]:
     return lines
 
 
-def text_table(doc: dict) -> str:
+def text_table(doc: dict, wide: bool = False) -> str:
+    """The console report: by default the main columns in TEXT_WIDTH characters; wide: all."""
     head, rows = _rows(doc)
+    if not wide:
+        head, rows = _narrow(doc["kind"], head, rows)
+        rows = _fit_first_column(head, rows, TEXT_WIDTH)
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
     right = lambda i: i >= 2  # noqa: E731 - numbers right-aligned
     def fmt(cells: list[str]) -> str:
         return "  ".join(c.rjust(w) if right(i) else c.ljust(w)
                          for i, (c, w) in enumerate(zip(cells, widths)))
-    lines = header(doc) + [""] + [fmt(head), fmt(["-" * w for w in widths])]
+    cam = pipeline_camera_line(doc)
+    lines = header(doc) + [""] + ([cam, ""] if cam else []) + [fmt(head), fmt(["-" * w for w in widths])]
     lines += [fmt(r) for r in rows]
     notes = [n for r in doc["records"] for n in record_notes(r)]
     if notes:
@@ -151,7 +225,7 @@ def text_table(doc: dict) -> str:
     failed = failed_lines(doc)
     if failed:
         lines += ["", "failed (not measured):"] + [f"  {f}" for f in failed]
-    extra = overhead_line(doc["records"]) if doc["kind"] == "invoke" else None
+    extra = (overhead_line if wide else overhead_words)(doc["records"]) if doc["kind"] == "invoke" else None
     if extra:
         lines += ["", extra]
     return "\n".join(lines) + "\n"
@@ -161,7 +235,8 @@ def markdown(doc: dict, title: Optional[str] = None) -> str:
     head, rows = _rows(doc)
     s = doc["settings"]
     out = [f"## {title or ('Pipeline' if doc['kind'] == 'pipeline' else 'Invoke latency')}", ""]
-    out += [f"- {line}" for line in header(doc)]
+    cam = pipeline_camera_line(doc)
+    out += [f"- {line}" for line in header(doc) + ([cam] if cam else [])]
     out.append(f"- Date: {doc['date']}; command: `{s.get('command', '')}`")
     out += ["", "| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     out += ["| " + " | ".join(r) + " |" for r in rows]

@@ -98,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = _parser("classify", help="JSON prediction per image")
     c.add_argument("images", nargs="+", metavar="IMAGE")
     _model_opts(c)
+    c.add_argument("--landmarks", action="store_true", help="also print the 21 hand landmarks (x, y, z in pixels)")
 
     e = _parser("eval", help="score a model on class folders")
     e.add_argument("--data", required=True, help="directory of class folders named by label")
@@ -114,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", help="write records as JSON")
     b.add_argument("--markdown", help="write a Markdown table")
     b.add_argument("--plot", help="draw latency per model and precision to a PNG")
+    b.add_argument("--wide", "--verbose", dest="wide", action="store_true",
+                   help="every column (wider than 100 characters) and the timing check's figures")
     b.add_argument("--data", help="class folders: add accuracy and agreement with fp32")
     b.add_argument("--pipeline", action="store_true", help="benchmark the whole per-frame pipeline")
     b.add_argument("--camera", help="camera for --pipeline (default: replay of the bundled hands)")
@@ -147,7 +150,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     _parser("models", help="list installed models")
 
-    _parser("check-config", help="validate the configuration and print it")
+    cc = _parser("check-config", help="print the configuration, then try the model, camera, broker "
+                 "and state dir as run would (exit 0: run has what it needs)")
+    cc.add_argument("--camera", help="camera spec, as for run")
+    _model_opts(cc)
+    cc.add_argument("--mqtt", help="HOST[:PORT], 'embedded' or 'none', as for run")
+    cc.add_argument("--device-id", help="topic id (default: hostname)")
+    cc.add_argument("--timeout", type=_seconds(allow_zero=False), default=None,
+                    help="seconds to wait for the camera's frame and the broker (default 5)")
     return p
 
 

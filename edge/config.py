@@ -29,7 +29,7 @@ from edge.redact import redact
 DEFAULT_CONFIG_PATH = Path("/etc/fingercount/config.yaml")
 ENV_PREFIX = "FINGERCOUNT_"
 # Environment variables with this prefix that are not config fields.
-_ENV_NOT_CONFIG = {"FINGERCOUNT_CONFIG", "FINGERCOUNT_DEBUG"}
+_ENV_NOT_CONFIG = {"FINGERCOUNT_CONFIG", "FINGERCOUNT_DEBUG", "FINGERCOUNT_OFFLINE"}  # OFFLINE: the converter's
 
 Precision = Literal["int8", "fp16", "fp32"]
 
@@ -40,14 +40,17 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+SYSTEM_STATE_DIR = Path("/var/lib/fingercount")
+
+
 def _default_state_dir() -> Path:
-    # systemd's StateDirectory= sets $STATE_DIRECTORY; a non-root user gets an XDG path.
+    # systemd's StateDirectory= sets $STATE_DIRECTORY. The system folder only when it exists
+    # and is writable (the service made it); anyone else, root on a workstation included,
+    # gets the XDG path, as --help says.
     if os.environ.get("STATE_DIRECTORY"):
         return Path(os.environ["STATE_DIRECTORY"].split(":")[0])
-    system = Path("/var/lib/fingercount")
+    system = SYSTEM_STATE_DIR
     if system.is_dir() and os.access(system, os.W_OK):
-        return system
-    if os.geteuid() == 0:
         return system
     xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(xdg) / "fingercount"
@@ -77,6 +80,19 @@ class CameraSection(_Section):
         if v is not None and (len(v) != 4 or v[2] <= 0 or v[3] <= 0 or v[0] < 0 or v[1] < 0):
             raise ValueError("roi must be [x, y, w, h] with x, y >= 0 and w, h > 0")
         return v
+
+
+class HandsSection(_Section):
+    enabled: bool = Field(True, description="locate the hand before counting fingers (finger-count models)")
+    fuse_with: Optional[str] = Field(None, description="a crop classifier (e.g. fingers-cnn) whose scores are "
+                                     "averaged with the landmark head's")
+    palm: str = Field("palm-detection-lite", min_length=1, description="palm detection package (name or path)")
+    landmark: str = Field("hand-landmark-full", min_length=1, description="hand landmark package (name or path)")
+    precision: Precision = Field("fp32", description="variant of both hand models to run")
+    tracking: bool = Field(True, description="crop from the last landmarks and skip detection while confident")
+    min_detection: float = Field(0.5, ge=0, le=1, description="palm detection score threshold")
+    min_presence: float = Field(0.5, ge=0, le=1, description="landmark presence below this = no hand / track lost")
+    threads: Optional[int] = Field(None, ge=1, le=MAX_THREADS, description="interpreter threads (null = model.threads)")
 
 
 class SmoothingSection(_Section):
@@ -268,6 +284,7 @@ class Config(_Section):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
     model: ModelSection = Field(default_factory=ModelSection)
     camera: CameraSection = Field(default_factory=CameraSection)
+    hands: HandsSection = Field(default_factory=HandsSection)
     smoothing: SmoothingSection = Field(default_factory=SmoothingSection)
     mqtt: MQTTSection = Field(default_factory=MQTTSection)
     publish: PublishSection = Field(default_factory=PublishSection)

@@ -26,12 +26,13 @@ import numpy as np
 from edge import __version__, choices
 from edge.camera import camera_from_config
 from edge.config import Config
+from edge.counting import Counter, HandCounter
 from edge.discovery import Controls
 from edge.errors import CommandError, FingercountError
 from edge.mqtt import MqttLink
 from edge.pipeline import Pipeline, Result
-from edge.runtime.classifier import Classifier, label_count
-from edge.runtime.loader import open_classifier
+from edge.runtime.classifier import label_count
+from edge.runtime.loader import open_classifier, open_counter
 from edge.runtime.package import package_by_name, resolve_package
 from edge.sdnotify import Notifier
 from edge.smoothing import Smoother, Stable
@@ -126,7 +127,7 @@ class Daemon:
         self._slow_commands: set[str] = set()
         self._stats_providers: list[Callable[[], dict]] = []
         self._shutdown_hooks: list[Callable[[], None]] = []
-        self._swap_hooks: list[Callable[[Classifier], None]] = []
+        self._swap_hooks: list[Callable[[Counter], None]] = []
         self._swap_lock = threading.Lock()
         self.link: Optional[MqttLink] = MqttLink(cfg, self._on_command) if mqtt_enabled else None
         if self.link is not None:
@@ -140,8 +141,9 @@ class Daemon:
         self.started_at = time.monotonic()
         self._stable = Stable(None, 0.0, 0.0)
         self._since = time.time()
+        self._hand: Optional[bool] = None  # a hand in the frame that made the stable state
 
-    def _open_model(self) -> Classifier:
+    def _open_model(self) -> Counter:
         """The configured model, or the one set_model chose instead of it before a restart."""
         cfg = self.cfg
         m = choices.load(cfg.state_dir).get("model")
@@ -173,14 +175,14 @@ class Daemon:
 
     # ---- extension API -----------------------------------------------------------------
     @property
-    def classifier(self) -> Classifier:
+    def classifier(self) -> Counter:
         return self.pipeline.classifier
 
     def latest_frame(self) -> Optional[tuple[np.ndarray, float, int]]:
         f = self.camera.latest()
         return None if f is None else (f.rgb, f.ts, f.seq)
 
-    def swap_classifier(self, new: Classifier, replacing: Optional[Classifier] = None) -> bool:
+    def swap_classifier(self, new: Counter, replacing: Optional[Counter] = None) -> bool:
         """Run `new` from the next frame. With `replacing`, only if that is still the classifier
         (False otherwise): a reload built from it (a retrain, a rollback, a head changed on
         disk) must not undo a set_model that came in while it was being built."""
@@ -257,7 +259,7 @@ class Daemon:
     def add_shutdown_hook(self, fn: Callable[[], None]) -> None:
         self._shutdown_hooks.append(fn)
 
-    def add_swap_hook(self, fn: Callable[[Classifier], None]) -> None:
+    def add_swap_hook(self, fn: Callable[[Counter], None]) -> None:
         """fn(new classifier) after every swap, before discovery and stats are refreshed."""
         self._swap_hooks.append(fn)
 
@@ -357,8 +359,9 @@ class Daemon:
         # file of their choosing (the configured model, which may be a path, is the exception).
         pkg = resolve_package(name, models) if name == self._configured_model[0] else \
             package_by_name(name, models)  # ModelError -> ok:false
-        new = Classifier(pkg, precision if not pkg.single_file else next(iter(pkg.variants)),
-                         self.cfg.model.threads, state_dir=self.cfg.state_dir, roi=self.cfg.camera.roi)
+        cur = self.classifier  # a new model keeps the running hand stage (and its track)
+        new = open_counter(self.cfg, pkg, precision, self.cfg.model.threads,
+                           stage=cur.stage if isinstance(cur, HandCounter) else None)
         self.swap_classifier(new)
         self.cfg.model.name, self.cfg.model.precision = name, precision
         chosen = None if [name, precision] == self._configured_model else \
@@ -429,9 +432,12 @@ class Daemon:
     # ---- results -----------------------------------------------------------------------
     def _count_payload(self) -> dict[str, Any]:
         st = self._stable
-        return {"count": label_count(st.label) if st.label is not None else None,
-                "label": st.label, "confidence": round(st.confidence, 4),
-                "since": iso(self._since), "model": self.classifier.model_id}
+        out = {"count": label_count(st.label) if st.label is not None else None,
+               "label": st.label, "confidence": round(st.confidence, 4),
+               "since": iso(self._since), "model": self.classifier.model_id}
+        if self._hand is not None:  # behind the hand stage: why a null count is null
+            out["hand"] = self._hand
+        return out
 
     def _publish_count(self) -> None:
         count = self._count_payload()
@@ -443,6 +449,7 @@ class Daemon:
         prev = self._stable
         self._stable = st
         self._since = r.frame.ts
+        self._hand = (r.hand is not None) if r.hand_info is not None else None
         count = self._count_payload()
         ev = self._event("count_changed", count=count["count"], label=st.label,
                          previous=label_count(prev.label) if prev.label is not None else None,
@@ -452,12 +459,14 @@ class Daemon:
         self._tap("count", count)
         self._tap("event", ev)
         if self.print_to is not None:
-            shown = count["count"] if count["count"] is not None else (st.label or "unsure")
+            shown = f"count {count['count']}" if count["count"] is not None else \
+                (f"label {st.label}" if st.label is not None else
+                 "no hand" if self._hand is False else "count unsure")
             conf = f"{st.confidence:.0%}, " if st.label is not None else ""
-            print(f"{time.strftime('%H:%M:%S')}  count {shown}  ({conf}frame {r.seq})",
+            print(f"{time.strftime('%H:%M:%S')}  {shown}  ({conf}frame {r.seq})",
                   file=self.print_to, flush=True)
 
-    def _report_head_problem(self, clf: Classifier) -> None:
+    def _report_head_problem(self, clf: Counter) -> None:
         if clf.head_problem is not None:
             self.publish_event("error", where="head", message=clf.head_problem)
 

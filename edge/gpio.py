@@ -13,6 +13,7 @@ is started in the background by the caller).
 
 from __future__ import annotations
 
+import glob
 import logging
 import threading
 import warnings
@@ -30,6 +31,9 @@ REFUSE = (0.05, 0.05, 8)
 COUNT_BLINK = (0.25, 0.25)
 LONG_BLINK = (1.0, 0.2, 1)
 BUSY = (0.5, 0.5, None)  # slow blink while retraining (until ack/refuse replaces it)
+
+# A board with a GPIO header has GPIO character devices; a PC or a container has none.
+GPIO_CHIPS = "/dev/gpiochip*"
 
 
 def blink_pattern(label: str) -> tuple[float, float, int]:
@@ -151,7 +155,10 @@ def open_controls(cfg: GPIOSection, **kw: Any) -> Optional[GpioControls]:
             warnings.simplefilter("ignore")  # gpiozero warns once per factory it falls back from
             return GpioControls(cfg, **kw)
     except ImportError as e:  # gpiozero missing, or BadPinFactory (an ImportError) off a Pi
-        log.warning("no GPIO on this machine (%s): running without buttons and LED", e)
+        # A PC has no GPIO to miss: one INFO line. A board with GPIO chips that cannot be
+        # used (no pin library installed) is worth a warning.
+        level = logging.WARNING if glob.glob(GPIO_CHIPS) else logging.INFO
+        log.log(level, "no GPIO on this machine (%s): running without buttons and LED", e)
     except Exception as e:  # pin busy, no permission, ...
         log.warning("GPIO unavailable (%s: %s): running without buttons and LED", type(e).__name__, e)
     return None

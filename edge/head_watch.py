@@ -13,9 +13,9 @@ import threading
 from collections.abc import Callable
 from typing import Any, Optional
 
+from edge.counting import Counter
 from edge.errors import FingercountError
 from edge.heads import head_identity
-from edge.runtime.classifier import Classifier
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ class HeadWatch:
     Head changes made inside the daemon hold `lock` and call note() afterwards, so they are
     not reloaded a second time; busy() (a retrain running here) defers the check."""
 
-    def __init__(self, daemon: Any, reload: Callable[[Classifier], Classifier],
+    def __init__(self, daemon: Any, reload: Callable[[Counter], Counter],
                  busy: Callable[[], bool] = lambda: False):
         self.daemon = daemon
         self._reload = reload

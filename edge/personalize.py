@@ -18,13 +18,15 @@ from pathlib import Path
 from typing import Any, Optional
 
 from edge import choices
+from edge.counting import Counter
 from edge.durable import read_json, write_json
 from edge.errors import CommandError, FingercountError, RetrainError, SampleError
 from edge.gpio import GpioControls, open_controls
 from edge.head_watch import HeadWatch
 from edge.heads import finish_head_swap, rollback
 from edge.retrain import RetrainCancelled, RetrainResult, retrain
-from edge.runtime.classifier import Classifier, label_count
+from edge.runtime.classifier import label_count
+from edge.runtime.loader import reload_counter
 from edge.samples import SampleStore, open_store, validate_label
 
 log = logging.getLogger(__name__)
@@ -46,7 +48,7 @@ def only(body: dict, allowed: set[str]) -> None:
         raise CommandError(f"unexpected field(s): {', '.join(sorted(extra))}")
 
 
-def check_label(label: Any, classifier: Classifier) -> str:
+def check_label(label: Any, classifier: Counter) -> str:
     """A valid label this model can learn: any label for a retrainable model, its own otherwise."""
     label = validate_label(label)
     if not classifier.package.retrainable and label not in classifier.labels:
@@ -168,7 +170,7 @@ class Personalizer:
             log.warning("not restoring the capture label: %s; capturing as %r", e, first)
             return first
 
-    def _on_swap(self, new: Classifier) -> None:
+    def _on_swap(self, new: Counter) -> None:
         """After a swap to a model that cannot take the chosen label: the model's first label
         (the swap refreshes discovery and stats right after this)."""
         try:
@@ -341,9 +343,9 @@ class Personalizer:
             if source == "button" and self.gpio is not None:
                 self.gpio.ack() if box.get("result", {}).get("swapped") else self.gpio.refuse()
 
-    def _reload(self, clf: Classifier) -> Classifier:
-        """The same model and precision with whatever head is now current."""
-        return Classifier(clf.package, clf.precision, clf.threads, state_dir=self.cfg.state_dir, roi=clf.roi)
+    def _reload(self, clf: Counter) -> Counter:
+        """The same model, precision and hand stage with whatever head is now current."""
+        return reload_counter(self.cfg, clf)
 
     def rollback(self, payload: dict) -> dict:
         only(payload, set())

@@ -1,7 +1,11 @@
-"""capture -> preprocess -> invoke -> smooth -> results, every stage timed per frame.
+"""capture -> locate hand -> landmarks -> count -> smooth -> results, every stage timed per frame.
 
 Capture overlaps inference (the camera thread fills the next frame while this one is being
-classified); the loop only ever takes the newest frame and never sleeps.
+counted); the loop only ever takes the newest frame and never sleeps. A finger counter runs
+behind the hand stage (edge.counting.HandCounter): palm detection, skipped while the last
+frame's landmarks track the hand, then 21 landmarks, then the count from the hand. No hand:
+no scores, and the smoother hears "nothing" so the stable count falls to null. A model with
+no hand stage (the digit model) classifies the whole frame: preprocess -> invoke.
 """
 
 from __future__ import annotations
@@ -13,10 +17,15 @@ from typing import Any, Optional
 import numpy as np
 
 from edge.camera import Camera, Frame
-from edge.runtime.classifier import Classifier, label_count
+from edge.counting import Counter, HandCounter
+from edge.hands import Hand
+from edge.runtime.classifier import label_count
 from edge.smoothing import Smoother, Stable
 
-STAGES = ("capture", "preprocess", "invoke", "smooth", "total")
+# timing_ms keys: "invoke" is the models' time (detect + landmarks + count on the hand path)
+HAND_STAGES = ("capture", "detect", "landmarks", "count", "invoke", "smooth", "total")
+FRAME_STAGES = ("capture", "preprocess", "invoke", "smooth", "total")
+STAGES = FRAME_STAGES  # a whole-frame model (the digit model, a bare .tflite)
 
 
 @dataclass
@@ -25,12 +34,14 @@ class Result:
 
     frame: Frame
     labels: list[str]
-    probs: np.ndarray
-    label: str
+    probs: Optional[np.ndarray]  # None: the hand stage found no hand
+    label: Optional[str]
     confidence: float
     timing_ms: dict[str, float]
     model: str
     changed: Optional[Stable] = None
+    hand: Optional[Hand] = None
+    hand_info: Optional[dict[str, Any]] = None  # the payload's `hand`; None without a hand stage
 
     @property
     def seq(self) -> int:
@@ -38,20 +49,24 @@ class Result:
 
     @property
     def count(self) -> Optional[int]:
-        return label_count(self.label)
+        return None if self.label is None else label_count(self.label)
 
     def prediction(self) -> dict[str, Any]:
         """The …/prediction payload."""
-        return {
+        out: dict[str, Any] = {
             "seq": self.frame.seq,
             "ts": round(self.frame.ts, 3),
             "label": self.label,
             "count": self.count,
             "confidence": round(self.confidence, 4),
-            "scores": {lab: round(float(p), 4) for lab, p in zip(self.labels, self.probs)},
+            "scores": {} if self.probs is None else
+            {lab: round(float(p), 4) for lab, p in zip(self.labels, self.probs)},
             "timing_ms": {k: round(v, 2) for k, v in self.timing_ms.items()},
             "model": self.model,
         }
+        if self.hand_info is not None:
+            out["hand"] = self.hand_info
+        return out
 
 
 def percentile(values: list[float] | np.ndarray, q: float) -> float:
@@ -84,39 +99,42 @@ class PipelineReport:
 
 
 class Pipeline:
-    """Classifies the newest camera frame, one at a time, with the current classifier."""
+    """Counts the newest camera frame, one at a time, with the current counter."""
 
-    def __init__(self, camera: Camera, classifier: Classifier, smoother: Optional[Smoother] = None,
+    def __init__(self, camera: Camera, classifier: Counter, smoother: Optional[Smoother] = None,
                  prepare_ahead: bool = True):
         self.camera = camera
         if prepare_ahead:
             camera.prepare = self._prepare_ahead
         self._classifier = classifier
-        self._next: Optional[Classifier] = None
+        self._next: Optional[Counter] = None
         self.smoother = smoother
         self.last_seq = 0
         self.frames = 0
-        self.dropped = 0  # frames captured but never classified (the camera outran us)
+        self.dropped = 0  # frames captured but never counted (the camera outran us)
         self.prepared_ahead = 0  # frames whose preprocessing the capture thread had done
 
     @property
-    def classifier(self) -> Classifier:
+    def classifier(self) -> Counter:
         return self._next or self._classifier
 
-    def set_classifier(self, new: Classifier) -> None:
+    def set_classifier(self, new: Counter) -> None:
         """Atomic from any thread: the next step() uses `new` (the frame in progress finishes
         on the old one); the smoother starts afresh with the new model's labels."""
         self._next = new
 
-    def _prepare_ahead(self, rgb: np.ndarray) -> tuple:
-        """Capture thread: preprocess for the classifier the next step() will use."""
+    def _prepare_ahead(self, rgb: np.ndarray) -> Optional[tuple]:
+        """Capture thread: preprocess for the classifier the next step() will use (a whole-
+        frame model only: the hand path's crop depends on the hand)."""
         clf = self._next or self._classifier
+        if isinstance(clf, HandCounter):
+            return None
         t0 = time.perf_counter()
         pixels = clf.preprocess(rgb)
         return clf, pixels, (time.perf_counter() - t0) * 1e3
 
     def step(self, timeout: Optional[float] = 1.0) -> Optional[Result]:
-        """Classify the next fresh frame; None if none came within timeout."""
+        """Count the next fresh frame; None if none came within timeout."""
         t0 = time.perf_counter()
         frame = self.camera.wait_next(self.last_seq, timeout)
         if frame is None:
@@ -130,37 +148,61 @@ class Pipeline:
         if self.last_seq and frame.seq > self.last_seq + 1:
             self.dropped += frame.seq - self.last_seq - 1
         self.last_seq = frame.seq
-        ahead = frame.prepared
-        # made in the capture thread while the last frame was being invoked (same classifier)
-        if ahead is not None and ahead[0] is clf:
-            pixels = ahead[1]
-            self.prepared_ahead += 1
+        hand: Optional[Hand] = None
+        hand_info = None
+        if isinstance(clf, HandCounter):
+            # locate: palm detection (skipped while tracking), then 21 landmarks on the hand crop
+            hand = clf.locate(frame.rgb)
+            t2 = time.perf_counter()
+            # count: from the hand; no hand, no scores
+            probs = clf.count(frame.rgb, hand) if hand is not None else None
+            t3 = time.perf_counter()
+            hand_info = clf.hand_info(hand)
+            timing = {"capture": (t1 - t0) * 1e3, "detect": clf.stage.timing_ms.get("detect", 0.0),
+                      "landmarks": clf.stage.timing_ms.get("landmarks", 0.0),
+                      "count": (t3 - t2) * 1e3, "invoke": (t3 - t1) * 1e3}
         else:
-            pixels = clf.preprocess(frame.rgb)
-        t2 = time.perf_counter()
-        probs = clf.invoke(pixels)
-        t3 = time.perf_counter()
-        k = int(np.argmax(probs))
+            pixels = self._pixels(clf, frame)
+            t2 = time.perf_counter()
+            probs = clf.invoke(pixels)
+            t3 = time.perf_counter()
+            timing = {"capture": (t1 - t0) * 1e3, "preprocess": (t2 - t1) * 1e3,
+                      "invoke": (t3 - t2) * 1e3}
+        # smooth: "no hand" is a frame of no scores, so the stable count falls to null
         changed = None
         if self.smoother is not None:
             if self.smoother.labels != clf.labels:
                 self.smoother.reset(clf.labels)
-            changed = self.smoother.update(probs, frame.mono * 1e3 if frame.mono else t3 * 1e3)
+            now_ms = frame.mono * 1e3 if frame.mono else t3 * 1e3
+            changed = self.smoother.update(probs if probs is not None else
+                                           np.zeros(len(clf.labels), np.float32), now_ms)
         t4 = time.perf_counter()
         self.frames += 1
-        timing = {"capture": (t1 - t0) * 1e3, "preprocess": (t2 - t1) * 1e3,
-                  "invoke": (t3 - t2) * 1e3, "smooth": (t4 - t3) * 1e3, "total": (t4 - t0) * 1e3}
-        return Result(frame, clf.labels, probs, clf.labels[k], float(probs[k]), timing,
-                      clf.model_id, changed)
+        timing["smooth"] = (t4 - t3) * 1e3
+        timing["total"] = (t4 - t0) * 1e3
+        label, conf = None, 0.0
+        if probs is not None:
+            k = int(np.argmax(probs))
+            label, conf = clf.labels[k], float(probs[k])
+        return Result(frame, clf.labels, probs, label, conf, timing, clf.model_id, changed,
+                      hand, hand_info)
+
+    def _pixels(self, clf: Any, frame: Frame) -> np.ndarray:
+        ahead = frame.prepared
+        # made in the capture thread while the last frame was being invoked (same classifier)
+        if ahead is not None and ahead[0] is clf:
+            self.prepared_ahead += 1
+            return ahead[1]
+        return clf.preprocess(frame.rgb)
 
     def run(self, frames: int, warmup: int = 3, timeout: float = 10.0) -> PipelineReport:
-        """Classify `frames` fresh frames (after `warmup` untimed ones) and time every stage.
+        """Count `frames` fresh frames (after `warmup` untimed ones) and time every stage.
 
         Usable without MQTT: the benchmark calls it with a started Camera."""
         for _ in range(max(0, warmup)):
             if self.step(timeout) is None:
                 raise TimeoutError(f"no frame from {self.camera.source.name} within {timeout} s")
-        stages: dict[str, list[float]] = {s: [] for s in STAGES}
+        stages: dict[str, list[float]] = {}
         dropped0 = self.dropped
         t0 = time.perf_counter()
         done = 0
@@ -168,8 +210,8 @@ class Pipeline:
             r = self.step(timeout)
             if r is None:
                 raise TimeoutError(f"no frame from {self.camera.source.name} within {timeout} s")
-            for s in STAGES:
-                stages[s].append(r.timing_ms[s])
+            for s, ms in r.timing_ms.items():
+                stages.setdefault(s, []).append(ms)
             done += 1
         seconds = time.perf_counter() - t0
         return PipelineReport(done, seconds, self.dropped - dropped0, self._classifier.model_id, stages)

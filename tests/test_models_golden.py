@@ -3,7 +3,7 @@
 tests/data/golden/<name>.json (written by `python -m converter.golden` right after
 `make models`) holds, per precision, the sha256 of the model file and every fixture
 image's label and score (fixtures: tests/data/hands, 8 test-split photos per count;
-tests/data/digits, the whole sklearn-digits test split). Like tensorflow/examples'
+tests/data/digits, the 500 MNIST digits digits-cnn holds out). Like tensorflow/examples'
 object_detector_test.py, each image must get the SAME label, its score within
 SCORE_TOL, and the fixture accuracy must be at least the recorded one.
 

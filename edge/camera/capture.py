@@ -125,7 +125,7 @@ class Camera:
         self.opened = threading.Event()
         # Optional rgb -> Frame.prepared, run in the capture thread (the pipeline sets it so
         # preprocessing frame N+1 overlaps the invoke of frame N).
-        self.prepare: Optional[Callable[[Any], tuple]] = None
+        self.prepare: Optional[Callable[[Any], Optional[tuple]]] = None
         # counters for stats
         self.captured = 0
         self.stalls = 0

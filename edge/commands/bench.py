@@ -40,7 +40,7 @@ def main(args: argparse.Namespace, cfg: Config) -> int:
         rep.write_markdown(doc, args.markdown)
     if args.plot:
         rep.plot(doc, args.plot)
-    print(rep.text_table(doc), end="", flush=True)
+    print(rep.text_table(doc, wide=bool(getattr(args, "wide", False))), end="", flush=True)
     unscored = sum(1 for r in doc["records"] if r.get("accuracy_error"))
     why = ([f"{len(doc['errors'])} bench case(s) could not be measured"] if doc["errors"] else []) + \
         ([f"{unscored} case(s) have no accuracy"] if unscored else [])

@@ -14,6 +14,8 @@ from edge.errors import ModelError
 from edge.runtime.archive import is_archive, unpack_package
 
 PRECISIONS = ("int8", "fp16", "fp32")
+# Tasks whose packages carry no labels: the hand stage's models (palm boxes, landmarks).
+UNLABELLED_TASKS = ("palm-detection", "hand-landmark")
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -35,6 +37,10 @@ class InputSpec:
     channels: int = 3
     color: str = "rgb"
     range: tuple[float, float] = (0.0, 255.0)
+
+
+# The input of a landmark counter: the hand stage's 21 landmarks (x, y, z).
+LANDMARKS_INPUT = InputSpec(height=21, width=3, channels=1, color="landmarks", range=(0.0, 0.0))
 
 
 @dataclass
@@ -120,22 +126,31 @@ def load_package(root: Path | str) -> ModelPackage:
         raise ModelError(f"{mj}: not valid JSON (line {e.lineno}: {e.msg})") from e
     if not isinstance(meta, dict):
         raise ModelError(f"{mj}: must hold a JSON object")
+    # A counter on hand landmarks ("counter": "landmarks") runs after the hand stage: its
+    # input is the 21 landmarks, it has a head but no .tflite of its own.
+    landmarks = meta.get("counter") == "landmarks"
     inp = _require(meta, "input", mj)
     try:
-        spec = InputSpec(height=int(inp["height"]), width=int(inp["width"]),
-                         channels=int(inp.get("channels", 3)), color=str(inp.get("color", "rgb")),
-                         range=tuple(inp.get("range", (0, 255))))
+        spec = LANDMARKS_INPUT if landmarks else InputSpec(
+            height=int(inp["height"]), width=int(inp["width"]), channels=int(inp.get("channels", 3)),
+            color=str(inp.get("color", "rgb")), range=tuple(inp.get("range", (0, 255))))
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise ModelError(f"{mj}: bad 'input' ({e})") from e
-    labels = _require(meta, "labels", mj)
-    if not isinstance(labels, list) or not labels or not all(isinstance(x, (str, int)) for x in labels):
-        raise ModelError(f"{mj}: 'labels' must be a non-empty list of labels")
-    labels = [str(x) for x in labels]
-    if len(set(labels)) != len(labels):
-        raise ModelError(f"{mj}: 'labels' has duplicates")
+    task = str(meta.get("task", "finger-count"))
+    if task in UNLABELLED_TASKS:
+        labels = []
+    else:
+        labels = _require(meta, "labels", mj)
+        if not isinstance(labels, list) or not labels or not all(isinstance(x, (str, int)) for x in labels):
+            raise ModelError(f"{mj}: 'labels' must be a non-empty list of labels")
+        labels = [str(x) for x in labels]
+        if len(set(labels)) != len(labels):
+            raise ModelError(f"{mj}: 'labels' has duplicates")
     variants = _require(meta, "variants", mj)
-    if not isinstance(variants, dict) or not variants:
+    if not isinstance(variants, dict) or not (variants or landmarks):
         raise ModelError(f"{mj}: 'variants' must name at least one precision")
+    if landmarks and not isinstance((meta.get("retrainable") or {}).get("head"), dict):
+        raise ModelError(f"{mj}: a landmark counter needs retrainable.head (its head.npz)")
     for prec, entry in variants.items():
         if prec not in PRECISIONS or not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
             raise ModelError(f"{mj}: variants.{prec} must be one of {', '.join(PRECISIONS)} "
@@ -144,7 +159,7 @@ def load_package(root: Path | str) -> ModelPackage:
         if meta.get(key) is not None and not isinstance(meta[key], dict):
             raise ModelError(f"{mj}: '{key}' must be an object")
     return ModelPackage(root=root, name=str(meta.get("name") or root.name), version=str(meta.get("version", "0")),
-                        task=str(meta.get("task", "finger-count")), labels=labels, input=spec,
+                        task=task, labels=labels, input=spec,
                         variants=variants, retrainable=meta.get("retrainable"),
                         metrics=meta.get("metrics") or {}, provenance=meta.get("provenance") or {},
                         meta=meta)

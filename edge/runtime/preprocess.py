@@ -83,7 +83,28 @@ def read_image(path: str) -> np.ndarray:
         data = p.read_bytes()
     except OSError as e:
         raise ValueError(f"{path}: {e.strerror or e}") from e
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    return decode_image(data, path)
+
+
+def decode_image(data: bytes, what: str = "image") -> np.ndarray:
+    """Encoded image bytes (JPEG, PNG, …) -> RGB uint8 (ValueError if not an image).
+
+    A PNG or WebP with transparency (a web canvas that was never filled is transparent black)
+    is laid on white when what is opaque in it is dark, on black when it is light: strokes on
+    a transparent canvas stay visible, whatever their colour."""
+    buf = np.frombuffer(data, np.uint8)
+    bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR) if data else None
     if bgr is None:
-        raise ValueError(f"{path}: not a readable image")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        raise ValueError(f"{what}: not a readable image")
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    if data[:8] == b"\x89PNG\r\n\x1a\n" or (data[:4] == b"RIFF" and data[8:12] == b"WEBP"):
+        full = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+        if full is not None and full.ndim == 3 and full.shape[2] == 4:
+            top = 65535.0 if full.dtype == np.uint16 else 255.0
+            alpha = full[:, :, 3].astype(np.float32)[:, :, None] / top
+            if float(alpha.min()) < 1.0:
+                opaque = alpha[:, :, 0] > 0.5
+                luma = float(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)[opaque].mean()) if opaque.any() else 0.0
+                bg = 255.0 if luma < 128 else 0.0
+                rgb = np.clip(rgb * alpha + bg * (1 - alpha) + 0.5, 0, 255).astype(np.uint8)
+    return rgb
