@@ -81,7 +81,7 @@ function renderCount() {
   const c = S.count;
   if (!c) return;
   const big = $("count");
-  const noHand = S.hand && S.hand.present === false;
+  const noHand = c.hand === false || (S.hand && S.hand.present === false);
   if (c.count !== null && c.count !== undefined) { big.textContent = String(c.count); big.classList.remove("none"); }
   else if (c.label) { big.textContent = c.label; big.classList.remove("none"); }
   else { big.textContent = noHand ? "no hand" : "unsure"; big.classList.add("none"); }
