@@ -50,8 +50,7 @@ function onPrediction(p) {
   S.lastPred = Date.now();
   drawBars(p.scores || {}, p.label);
   const t = p.timing_ms || {};
-  const parts = ["capture", "preprocess", "hand", "invoke", "smooth", "total"].filter((k) => k in t)
-    .map((k) => `${k} ${t[k].toFixed(1)}`);
+  const parts = Object.keys(t).map((k) => `${k} ${t[k].toFixed(1)}`);  // the pipeline's stages, in its order
   $("latency").textContent = parts.length ? parts.join(" · ") + " ms" : "–";
   showModel(p.model);
   const h = p.hand;
