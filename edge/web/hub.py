@@ -73,6 +73,8 @@ class LiveHub:
         self.jpeg_no = 0
         self._jpeg_changed: Optional[asyncio.Event] = None
         self._stop = threading.Event()
+        # OS thread ids of the encoder and the server's loop: tools/web_cost.py measures their CPU
+        self.native_ids: dict[str, int] = {}
         self._encoder = threading.Thread(target=self._encode_loop, name="web-encoder", daemon=True)
 
     # ---- daemon side (any thread; never blocks) --------------------------------------------
@@ -141,6 +143,7 @@ class LiveHub:
     # ---- live view ---------------------------------------------------------------------------
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
+        self.native_ids["web"] = threading.get_native_id()  # called in the loop's thread
         self._jpeg_changed = asyncio.Event()
         self._encoder.start()
 
@@ -181,6 +184,7 @@ class LiveHub:
         ev.set()
 
     def _encode_loop(self) -> None:
+        self.native_ids["web-encoder"] = threading.get_native_id()
         gap = 1.0 / self.cfg.fps
         done_no = 0
         last = 0.0
@@ -215,4 +219,4 @@ class LiveHub:
     def stats(self) -> dict:
         return {"web": {"viewers": self.viewers, "event_clients": self._n_subscribers,
                         "jpeg_encoded": self.encoded,
-                        "events_dropped": self.events_dropped}}
+                        "events_dropped": self.events_dropped, "threads": dict(self.native_ids)}}
