@@ -225,3 +225,20 @@ def test_hand_stage_type() -> None:
                             tracking=False, min_detection=0.6, min_presence=0.7)
     assert isinstance(stage, HandStage) and not stage.tracking
     assert stage.palm.min_score == 0.6 and stage.min_presence == 0.7
+
+
+def test_tensor_model_quantises_integer_inputs_and_outputs() -> None:
+    """The hand stage's wrapper runs full-integer variants too: a shipped uint8-I/O classifier
+    through it gives what the classifier's own runtime gives (scale/zero point both ways)."""
+    from edge.hands.tensors import TensorModel
+
+    pkg = load_package(MODELS / "fingers-cnn")
+    clf = Classifier(pkg, "int8", threads=1)
+    tm = TensorModel(pkg.variant_bytes("int8"), 1, "fingers-cnn int8")
+    assert tm.in_dtype == np.uint8 and tm.input_hw == (64, 64)
+    for p in sorted((DATA / "hands-real" / "sign-language-digits").rglob("*.JPG"))[:3]:
+        pixels = clf.preprocess(read_image(str(p)))
+        want = clf.invoke(pixels)
+        got = tm.run(pixels.astype(np.float32))[0].reshape(-1)  # this model's float range is 0..255
+        assert got.dtype == np.float32 and np.allclose(got, want, atol=1e-6)
+        assert np.isclose(got.sum(), 1.0, atol=0.05)  # dequantised probabilities, not raw codes
