@@ -242,3 +242,25 @@ def test_tensor_model_quantises_integer_inputs_and_outputs() -> None:
         got = tm.run(pixels.astype(np.float32))[0].reshape(-1)  # this model's float range is 0..255
         assert got.dtype == np.float32 and np.allclose(got, want, atol=1e-6)
         assert np.isclose(got.sum(), 1.0, atol=0.05)  # dequantised probabilities, not raw codes
+
+
+def test_hands_config_section(tmp_path: Path) -> None:
+    from edge.config import load_config
+    from edge.errors import ConfigError
+    from edge.hands import hand_stage_from_config
+
+    f = tmp_path / "config.yaml"
+    f.write_text(f"models_dir: {MODELS}\nmodel: {{threads: 2}}\nhands:\n  landmark: hand-landmark-lite\n"
+                 "  min_presence: 0.8\n")
+    cfg = load_config(f, environ={"FINGERCOUNT_HANDS__TRACKING": "false"})
+    assert cfg.hands.palm == "palm-detection-lite" and cfg.hands.threads is None and cfg.hands.precision == "fp32"
+    stage = hand_stage_from_config(cfg)
+    assert not stage.tracking and stage.min_presence == 0.8 and stage.palm.min_score == 0.5
+    assert stage.landmark.model.what == "hand-landmark-lite fp32"
+    assert stage(read_image(str(HAND))) is not None
+    f.write_text("hands:\n  tracker: true\n")
+    with pytest.raises(ConfigError, match="hands.tracker"):
+        load_config(f, environ={})
+    f.write_text("hands:\n  min_presence: 1.5\n")
+    with pytest.raises(ConfigError, match="hands.min_presence"):
+        load_config(f, environ={})
