@@ -264,3 +264,18 @@ def test_hands_config_section(tmp_path: Path) -> None:
     f.write_text("hands:\n  min_presence: 1.5\n")
     with pytest.raises(ConfigError, match="hands.min_presence"):
         load_config(f, environ={})
+
+
+@pytest.mark.parametrize("name", ["hand-landmark-lite", "hand-landmark-full"])
+def test_landmark_outputs_are_named_by_shape_and_export_name(name: str) -> None:
+    from edge.hands.landmarks import LandmarkModel, _name_order
+    from edge.hands.stage import load_model
+
+    lm = LandmarkModel(load_model(load_package(MODELS / name), "fp32", 1))
+    names = [n for n, _ in lm.model.output_shapes()]
+    assert names[lm._screen_i] == "Identity" and names[lm._world_i] == "Identity_3"
+    assert names[lm._presence_i] == "Identity_1" and names[lm._hand_i] == "Identity_2"
+    # both scores are a LOGISTIC op's outputs in these models: taken as they are, no second sigmoid
+    assert lm._is_prob == {lm._presence_i: True, lm._hand_i: True}
+    assert [_name_order(n) for n in ("Identity", "Identity_2", "Identity_12:0", "StatefulPartitionedCall:1")] \
+        == [0, 2, 12, -1]
