@@ -83,7 +83,8 @@ class HandStage:
         self.landmark_runs += 1
         self.last_score = max(self.last_score, res.presence)
         hand = None
-        if res.presence >= self.min_presence:
+        # a model (or a damaged variant) that outputs NaN/inf is no hand, not a crash later on
+        if res.presence >= self.min_presence and np.isfinite(res.landmarks).all():
             lm = project(res.landmarks, rect, size)
             hand = Hand(score=res.presence, box=landmark_box(lm), handedness=handedness_label(res.right),
                         landmarks=lm, tracked=tracked)
