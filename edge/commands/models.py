@@ -21,6 +21,10 @@ def _metric(m: dict) -> str:
         parts.append(f"accuracy {m['accuracy']:.3f}")
     if "macro_f1" in m:
         parts.append(f"macro-F1 {m['macro_f1']:.3f}")
+    inv = m.get("invoke")
+    if isinstance(inv, dict) and isinstance(inv.get("p50_ms"), (int, float)):  # hand models: speed only
+        parts.append(f"invoke p50 {inv['p50_ms']:.1f} ms ({inv.get('threads', '?')} thread(s), "
+                     f"{inv.get('machine', 'this machine')})")
     where = ", ".join(str(x) for x in (m.get("split"), f"n={m['n']}" if "n" in m else None) if x)
     return "  ".join(parts) + (f"  ({where})" if where else "")
 
@@ -57,7 +61,8 @@ def main(args: argparse.Namespace, cfg: Config) -> int:
         rt = pkg.retrainable
         active = " (active)" if cfg.model.name in (d.name, str(d)) else ""
         title = pkg.name if pkg.name == d.name else f"{d.name} ({pkg.name})"
-        print(f"\n{title} {pkg.version}{active}  task {pkg.task}  labels {','.join(pkg.labels)}  "
+        print(f"\n{title} {pkg.version}{active}  task {pkg.task}"
+              f"{'  labels ' + ','.join(pkg.labels) if pkg.labels else ''}  "
               f"input {i.height}x{i.width}x{i.channels} {i.color}"
               + (f"  retrainable (embedding {rt.get('embedding_dim')})" if rt else ""))
         head = current_head_path(cfg.state_dir, pkg.name) if rt else None

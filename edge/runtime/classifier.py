@@ -21,7 +21,7 @@ import numpy as np
 from edge.durable import fsync_dir
 from edge.errors import ModelError
 from edge.runtime.interpreter import make_interpreter
-from edge.runtime.package import ModelPackage
+from edge.runtime.package import UNLABELLED_TASKS, ModelPackage
 from edge.runtime.preprocess import prepare
 
 log = logging.getLogger(__name__)
@@ -213,6 +213,9 @@ class Classifier:
     def __init__(self, package: ModelPackage, precision: str = "int8", threads: int = 2,
                  state_dir: Optional[Path] = None, roi: Optional[Sequence[int]] = None,
                  head_path: Optional[Path] = None):
+        if package.task in UNLABELLED_TASKS:
+            raise ModelError(f"{package.name}: a {package.task} model (part of the hand stage, "
+                             "configured under hands:), not a classifier")
         if package.meta.get("counter") == "landmarks":
             raise ModelError(f"{package.name}: counts fingers from hand landmarks (after the hand "
                              "stage, edge.hands.counter.LandmarkCounter), not from a whole frame")

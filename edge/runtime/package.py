@@ -13,6 +13,8 @@ from typing import Any, Optional
 from edge.errors import ModelError
 
 PRECISIONS = ("int8", "fp16", "fp32")
+# Tasks whose packages carry no labels: the hand stage's models (palm boxes, landmarks).
+UNLABELLED_TASKS = ("palm-detection", "hand-landmark")
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -133,12 +135,16 @@ def load_package(root: Path | str) -> ModelPackage:
             color=str(inp.get("color", "rgb")), range=tuple(inp.get("range", (0, 255))))
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise ModelError(f"{mj}: bad 'input' ({e})") from e
-    labels = _require(meta, "labels", mj)
-    if not isinstance(labels, list) or not labels or not all(isinstance(x, (str, int)) for x in labels):
-        raise ModelError(f"{mj}: 'labels' must be a non-empty list of labels")
-    labels = [str(x) for x in labels]
-    if len(set(labels)) != len(labels):
-        raise ModelError(f"{mj}: 'labels' has duplicates")
+    task = str(meta.get("task", "finger-count"))
+    if task in UNLABELLED_TASKS:
+        labels = []
+    else:
+        labels = _require(meta, "labels", mj)
+        if not isinstance(labels, list) or not labels or not all(isinstance(x, (str, int)) for x in labels):
+            raise ModelError(f"{mj}: 'labels' must be a non-empty list of labels")
+        labels = [str(x) for x in labels]
+        if len(set(labels)) != len(labels):
+            raise ModelError(f"{mj}: 'labels' has duplicates")
     variants = _require(meta, "variants", mj)
     if not isinstance(variants, dict) or not (variants or landmarks):
         raise ModelError(f"{mj}: 'variants' must name at least one precision")
@@ -152,7 +158,7 @@ def load_package(root: Path | str) -> ModelPackage:
         if meta.get(key) is not None and not isinstance(meta[key], dict):
             raise ModelError(f"{mj}: '{key}' must be an object")
     return ModelPackage(root=root, name=str(meta.get("name") or root.name), version=str(meta.get("version", "0")),
-                        task=str(meta.get("task", "finger-count")), labels=labels, input=spec,
+                        task=task, labels=labels, input=spec,
                         variants=variants, retrainable=meta.get("retrainable"),
                         metrics=meta.get("metrics") or {}, provenance=meta.get("provenance") or {},
                         meta=meta)
