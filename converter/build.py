@@ -15,7 +15,6 @@ import keras
 import numpy as np
 
 from converter import package as pkgw
-from converter.package import git_commit as _git_commit
 from converter.augment import CORRUPTIONS, AugmentConfig
 from converter.data import Dataset, Split, load_class_folders, load_mnist, load_sklearn_digits
 from converter.models import (
@@ -26,6 +25,7 @@ from converter.models import (
     mobilenet_backbone,
     with_head,
 )
+from converter.package import git_commit as _git_commit
 from converter.quantize import PRECISIONS, Quantization, convert, representative_from_pixels
 from converter.recipe import Recipe
 from converter.report import (

@@ -11,6 +11,7 @@ model.json (counter "landmarks", no .tflite of its own), head.npz, base_embeddin
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sys
 import time
 from pathlib import Path
@@ -105,7 +106,7 @@ def evaluate(head: Head, lm: Landmarks, X: np.ndarray, split: str, dataset: str)
     has = lm.y >= 0
     cols = labels + [NO_HAND]
     yp = np.where(pred[has] < 0, len(labels), pred[has])
-    m = metrics(lm.y[has], yp, cols)
+    m = metrics(lm.y[has].tolist(), yp.tolist(), cols)
     m["confusion"] = [row[:] for row in m["confusion"][:len(labels)]]
     m["per_class"].pop(NO_HAND, None)
     missed = [n for n, p, h in zip(lm.names, pred, has) if h and p < 0]
@@ -224,7 +225,7 @@ def build_landmarks(r: Recipe, data: str, out: Path, command: str, per_class: Op
     out.mkdir(parents=True, exist_ok=True)
     with pkgw.staging(out, r.name) as stage:
         head_entry = pkgw.write_npz(stage, "head.npz", W=head.W, b=head.b, labels=np.array(labels),
-                                    info_json=np.array('{"origin": "shipped", "features": "%s"}' % FEATURE_VERSION))
+                                    info_json=np.array(json.dumps({"origin": "shipped", "features": FEATURE_VERSION})))
         base = pkgw.write_npz(stage, "base_embeddings.npz", labels=np.array([labels[k] for k in y]),
                               embeddings=X.astype(np.float16), synthetic=syn)
         meta = {
@@ -233,7 +234,7 @@ def build_landmarks(r: Recipe, data: str, out: Path, command: str, per_class: Op
             "input": {"landmarks": 21, "dims": 3, "features": FEATURE_VERSION, "feature_dim": FEATURE_DIM},
             "variants": {},
             "hands": {k: v for k, v in spec.identity().items() if k != "sha256"},
-            "retrainable": {"embedding_dim": FEATURE_DIM, "features": FEATURE_VERSION,
+            "retrainable": {"embedding_dim": FEATURE_DIM, "features": FEATURE_VERSION, "groups": groups,
                             "head": head_entry, "base_embeddings": base},
             "metrics": m, "fists": fists,
             "training": {"l2": l2, "groups": groups, "val_accuracy_by_l2": l2_scores, "examples": int(len(y)),
