@@ -61,6 +61,9 @@ class WebServer:
         self._export_lock: Optional[asyncio.Lock] = None
         self._tasks: list[asyncio.Task] = []
         self.url = f"http://{'[' + self.host + ']' if ':' in self.host else self.host}:{self.port}/"
+        for stale in Path(cfg.state_dir).glob(".model-*.tar.gz"):  # a download cut short by a crash
+            with contextlib.suppress(OSError):
+                stale.unlink()
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def app(self) -> web.Application:
