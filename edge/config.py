@@ -92,6 +92,8 @@ class HandsSection(_Section):
     tracking: bool = Field(True, description="crop from the last landmarks and skip detection while confident")
     min_detection: float = Field(0.5, ge=0, le=1, description="palm detection score threshold")
     min_presence: float = Field(0.5, ge=0, le=1, description="landmark presence below this = no hand / track lost")
+    retry_pad: float = Field(0.25, ge=0, le=2, description="no hand found: detect again with a black border this "
+                             "wide (x the frame's long side) around the frame, for hands that fill it (0: off)")
     threads: Optional[int] = Field(None, ge=1, le=MAX_THREADS, description="interpreter threads (null = model.threads)")
 
 
