@@ -64,7 +64,7 @@ def video(tmp_path_factory: pytest.TempPathFactory) -> list[np.ndarray]:
 
 
 def test_tracking_skips_detection_while_the_hand_stays(video: list[np.ndarray]) -> None:
-    stage = load_hand_stage(MODELS, tracking=True)
+    stage = load_hand_stage(MODELS, tracking=True, retry_pad=0.0)  # one detection a frame at most (the retry: test_hands_retry)
     seen = []
     for frame in video:
         before = stage.detections
@@ -91,7 +91,7 @@ def test_tracking_skips_detection_while_the_hand_stays(video: list[np.ndarray]) 
 
 
 def test_tracking_off_detects_on_every_frame(video: list[np.ndarray]) -> None:
-    stage = load_hand_stage(MODELS, tracking=False)
+    stage = load_hand_stage(MODELS, tracking=False, retry_pad=0.0)
     hands = [stage(f) for f in video]
     assert stage.detections == len(video)
     assert not any(h.tracked for h in hands if h is not None)
