@@ -83,11 +83,7 @@ class LandmarkFeatures:
         if self._stage is None:
             self._stage = self._factory()
         self._stage.reset()  # every stored photo is found from scratch, as a first frame is
-        hand = self._stage(frame)
-        if hand is None:
-            return StoredHand(self.hand_model)
-        return StoredHand(self.hand_model, np.asarray(hand.landmarks, np.float32), hand.handedness,
-                          float(hand.score))
+        return stored_hand(self.hand_model, self._stage(frame))
 
     def embed_frame(self, frame: np.ndarray) -> Optional[np.ndarray]:
         h = self.find_hand(frame)
@@ -129,14 +125,32 @@ def sample_features(cfg: Config, package: ModelPackage, precision: str) -> Sampl
     if not is_landmark_package(package):
         return BackboneFeatures(Backbone(package, precision, cfg.model.threads, roi=cfg.camera.roi))
     from edge.hands import load_hand_stage
+    from edge.hands.stage import hand_models_dir
 
     h = cfg.hands
-    models = cfg.resolved_models_dir()
-    shas = [resolve_package(spec, models).variants[h.precision]["sha256"] for spec in (h.palm, h.landmark)]
+    models = hand_models_dir(cfg)
     groups = (package.retrainable or {}).get("groups")
     groups = [g for g in groups if g in GROUPS] if isinstance(groups, list) else None
     return LandmarkFeatures(
-        hand_model_id(shas[0], shas[1], h.precision),
+        hand_identity(cfg),
         lambda: load_hand_stage(models, h.palm, h.landmark, h.precision, h.threads or cfg.model.threads,
-                                tracking=False, min_detection=h.min_detection, min_presence=h.min_presence),
+                                tracking=False, min_detection=h.min_detection, min_presence=h.min_presence,
+                                retry_pad=h.retry_pad),
         groups)
+
+
+def hand_identity(cfg: Config) -> str:
+    """hand_model_id of the configured hand stage (the models' sha256 and precision)."""
+    from edge.hands.stage import hand_models_dir
+
+    h = cfg.hands
+    models = hand_models_dir(cfg)
+    shas = [resolve_package(spec, models).variants[h.precision]["sha256"] for spec in (h.palm, h.landmark)]
+    return hand_model_id(shas[0], shas[1], h.precision)
+
+
+def stored_hand(identity: str, hand: Any) -> StoredHand:
+    """What the sample store keeps of a Hand (None: the hand stage found none)."""
+    if hand is None:
+        return StoredHand(identity)
+    return StoredHand(identity, np.asarray(hand.landmarks, np.float32), hand.handedness, float(hand.score))
