@@ -34,6 +34,9 @@ class Hand:
     handedness: str                   # "left" | "right"
     landmarks: np.ndarray = field(repr=False)  # (21, 3) float32, x,y frame pixels, z in the same scale
     tracked: bool                     # True when this frame's crop came from the previous landmarks
+    # the model's world landmarks (21, 3): metres, origin at the hand's centre, no perspective
+    # (for features like joint angles); None where not known
+    world: Optional[np.ndarray] = field(default=None, repr=False)
 
     def payload(self) -> dict[str, Any]:
         """The prediction payload's `hand`: {"present": True, "score", "box", "handedness"}."""
