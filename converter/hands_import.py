@@ -33,6 +33,8 @@ MODEL_CARD_URL = "https://ai.google.dev/edge/mediapipe/solutions/vision/hand_lan
 
 @dataclass(frozen=True)
 class HandModel:
+    """One model of the wheel: its package name, task, member path and what it does."""
+
     name: str
     task: str
     member: str

@@ -90,7 +90,7 @@ class HandStage:
         if res.presence >= self.min_presence and np.isfinite(res.landmarks).all():
             lm = project(res.landmarks, rect, size)
             hand = Hand(score=res.presence, box=landmark_box(lm), handedness=handedness_label(res.right),
-                        landmarks=lm, tracked=tracked)
+                        landmarks=lm, tracked=tracked, world=res.world.astype(np.float32))
         self.timing_ms["landmarks"] += (time.perf_counter() - t0) * 1e3
         return hand
 
