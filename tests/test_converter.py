@@ -42,6 +42,7 @@ def _build(out: Path, recipe: str, data: Path | None, *extra: str) -> Path:
         cmd += ["--data", str(data)]
     r = _convert(*cmd)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "no_network: blocked" not in r.stderr, r.stderr[-3000:]  # no build reaches for the network
     (out / "build.stdout").write_text(r.stdout)  # what the console showed, for the tests
     (out / "build.stderr").write_text(r.stderr)
     # Keras prints a progress line per epoch
