@@ -85,6 +85,13 @@ def main(args: argparse.Namespace, cfg: Config) -> int:
                 if isinstance(m, dict):
                     missed = f", no hand found in {m['no_hand_found']}" if "no_hand_found" in m else ""
                     print(f"  {key:5s} {_metric(m)}{missed}")
+        rw = (pkg.meta.get("real_world") or {}).get("metrics") or {}
+        shown = "int8" if "int8" in rw else next(iter(rw), None)
+        if shown:  # beside the test split of the training photos: other cameras and rooms
+            m, nh = rw[shown], rw[shown]["no_hand"]
+            print(f"  real-world dev set ({pkg.meta['real_world'].get('dataset')}, {shown}): "
+                  f"accuracy {m['accuracy']:.3f} (n={m['n']}), false counts on no-hand photos "
+                  f"{nh['false_counts']}/{nh['n']}")
         for what, entry in _retrain_files(pkg):  # what capture and retrain load
             _, problem = _file_state(pkg, entry)
             if problem:
