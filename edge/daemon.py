@@ -596,11 +596,18 @@ def run_daemon(cfg: Config, mqtt_enabled: bool = True, print_changes: bool = Fal
     for sig in IGNORED_SIGNALS:  # while the model loads, before the logging handlers
         signal.signal(sig, signal.SIG_IGN)
     d = Daemon(cfg, mqtt_enabled=mqtt_enabled, print_to=sys.stdout if print_changes else None)
-    if cfg.web.listen is not None:
-        from edge.web import start_web  # aiohttp only where the page is wanted
-
-        web = start_web(d, cfg)  # ConfigError (one line) if it cannot listen
-        if print_changes and web is not None:
-            print(f"web page: {web.url}", file=sys.stdout, flush=True)
+    start_web_page(d)
     d.install_signal_handlers()
     return d.run(duration)
+
+
+def start_web_page(d: Daemon) -> None:
+    """The web page when web.listen is set (edge.web), its address printed with --print;
+    ConfigError (one line) if it cannot listen there."""
+    if d.cfg.web.listen is None:
+        return
+    from edge.web import start_web  # aiohttp only where the page is wanted
+
+    web = start_web(d, d.cfg)
+    if d.print_to is not None and web is not None:
+        print(f"web page: {web.url}", file=d.print_to, flush=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import HANDS, ROOT, Broker, make_broker, wait_until
+from tests.conftest import HANDS, ROOT, Broker, free_port, make_broker, wait_until
 from tests.web_live import LiveWeb
 
 
@@ -195,10 +195,15 @@ def test_model_download_is_a_package_the_commands_accept(live: LiveWeb, tmp_path
     from edge.runtime.package import resolve_package
     from edge.runtime.preprocess import read_image
 
-    clf = Classifier(resolve_package(str(archive), tmp_path), "int8", threads=1)  # no state dir
+    # the archive alone (no state dir) scores as the daemon's package with its state dir's head
+    # (new classifiers: the daemon's own belongs to its pipeline thread)
+    mine = Classifier(resolve_package(str(archive), tmp_path), "int8", threads=1)
+    running = live.daemon.classifier
+    pkg = getattr(running, "package", None) or running.classifier.package
+    theirs = Classifier(pkg, "int8", threads=1, state_dir=live.state_dir)
     img = read_image(str(sorted((HANDS / "3").iterdir())[0]))
-    assert clf.model_id.endswith("+head") and clf.labels == live.daemon.classifier.labels
-    assert np.allclose(clf.classify(img)[0], live.daemon.classifier.classify(img)[0], atol=1e-6)
+    assert mine.model_id.endswith("+head") and mine.labels == theirs.labels
+    assert np.allclose(mine.classify(img)[0], theirs.classify(img)[0], atol=1e-6)
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "XDG_CACHE_HOME": str(tmp_path / "cache")}
     bin_dir = Path(sys.executable).parent
@@ -251,6 +256,24 @@ def test_the_command_line_refuses_an_open_page_without_a_password(tmp_path: Path
                            capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 2 and "cannot serve the page there" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
+    # and the page is served while `fingercount run --web PORT` runs
+    port = free_port()
+    p = subprocess.Popen([str(exe), "run", "--web", str(port), "--mqtt", "none", "--duration", "15", "--print",
+                          "--camera", f"replay:{HANDS}@8", "--model", "fingers-cnn", "--state-dir", str(tmp_path)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        def csrf() -> bool:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                    s.sendall(b"GET /api/csrf HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+                    return b" 200 " in s.recv(100).split(b"\r\n")[0] + b" "
+            except OSError:
+                return False
+        assert wait_until(csrf, 40, interval=0.2), "no page while the daemon ran"
+    finally:
+        out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err[-2000:]
+    assert f"web page: http://127.0.0.1:{port}/" in out.splitlines()[:3], out[:500]
 
 
 def test_password_cookie_basic_and_csrf(tmp_path: Path, broker_m: Broker) -> None:

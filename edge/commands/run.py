@@ -14,7 +14,7 @@ from edge.errors import FingercountError
 def main(args: argparse.Namespace, cfg: Config) -> int:
     # run_daemon's steps, kept here so that a --duration run can say afterwards whether it
     # classified anything (the daemon object is needed for that).
-    from edge.daemon import IGNORED_SIGNALS, Daemon
+    from edge.daemon import IGNORED_SIGNALS, Daemon, start_web_page
 
     mqtt_enabled = (getattr(args, "mqtt", None) or "").lower() != "none"
     for sig in IGNORED_SIGNALS:  # while the model loads, before the logging handlers
@@ -25,6 +25,7 @@ def main(args: argparse.Namespace, cfg: Config) -> int:
         print(f"('no hand': no hand in view; 'count unsure': a hand, but the mean confidence of the "
               f"last {s.window} frames is under {s.min_confidence:.0%}, as while the hand changes)",
               flush=True)
+    start_web_page(d)
     d.install_signal_handlers()
     rc = d.run(args.duration)
     if args.duration is not None and not d.fstats.frames and getattr(d, "_stopped_by", None) is None:

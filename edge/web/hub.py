@@ -34,17 +34,6 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"), allow_nan=False, default=str)
 
 
-def hand_payload(hand: Any) -> Optional[dict]:
-    """The prediction's "hand" entry for a Result whose pipeline locates hands (None before)."""
-    if hand is None:
-        return None
-    box = getattr(hand, "box", None)
-    return {"present": bool(getattr(hand, "present", True)),
-            "score": round(float(getattr(hand, "score", 0.0) or 0.0), 4),
-            "box": [int(v) for v in box] if box is not None else None,
-            "handedness": getattr(hand, "handedness", None)}
-
-
 class Subscriber:
     """One page's event stream: a bounded queue of ready-made SSE messages (loop thread only)."""
 
@@ -115,9 +104,7 @@ class LiveHub:
     # ---- loop side ---------------------------------------------------------------------------
     def _fanout(self, kind: str, payload: Any) -> None:
         if kind == "prediction":
-            data = payload.prediction()
-            if "hand" not in data and hasattr(payload, "hand"):
-                data["hand"] = hand_payload(payload.hand)
+            data = payload.prediction()  # with "hand" behind the hand stage (Result.hand_info)
         else:
             data = payload
         msg = f"event: {kind}\ndata: {_dumps(data)}\n\n"

@@ -50,8 +50,7 @@ function onPrediction(p) {
   S.lastPred = Date.now();
   drawBars(p.scores || {}, p.label);
   const t = p.timing_ms || {};
-  const parts = ["capture", "preprocess", "hand", "invoke", "smooth", "total"].filter((k) => k in t)
-    .map((k) => `${k} ${t[k].toFixed(1)}`);
+  const parts = Object.keys(t).map((k) => `${k} ${t[k].toFixed(1)}`);  // the pipeline's stages, in its order
   $("latency").textContent = parts.length ? parts.join(" · ") + " ms" : "–";
   showModel(p.model);
   const h = p.hand;
@@ -81,7 +80,7 @@ function renderCount() {
   const c = S.count;
   if (!c) return;
   const big = $("count");
-  const noHand = S.hand && S.hand.present === false;
+  const noHand = c.hand === false || (S.hand && S.hand.present === false);
   if (c.count !== null && c.count !== undefined) { big.textContent = String(c.count); big.classList.remove("none"); }
   else if (c.label) { big.textContent = c.label; big.classList.remove("none"); }
   else { big.textContent = noHand ? "no hand" : "unsure"; big.classList.add("none"); }
