@@ -29,7 +29,9 @@ from edge.redact import redact
 DEFAULT_CONFIG_PATH = Path("/etc/fingercount/config.yaml")
 ENV_PREFIX = "FINGERCOUNT_"
 # Environment variables with this prefix that are not config fields.
-_ENV_NOT_CONFIG = {"FINGERCOUNT_CONFIG", "FINGERCOUNT_DEBUG", "FINGERCOUNT_OFFLINE"}  # OFFLINE: the converter's
+# FINGERCOUNT_OFFLINE: the converter's "download nothing"; FINGERCOUNT_EMULATED: set by an emulation
+# harness (edge/machine.py, make test-arm64).
+_ENV_NOT_CONFIG = {"FINGERCOUNT_CONFIG", "FINGERCOUNT_DEBUG", "FINGERCOUNT_OFFLINE", "FINGERCOUNT_EMULATED"}
 
 Precision = Literal["int8", "fp16", "fp32"]
 
