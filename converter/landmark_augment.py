@@ -51,12 +51,24 @@ def _flex(c: np.ndarray, joint: int, rest: Sequence[int], angle: float, palm: np
 
 @dataclass(frozen=True)
 class CurlRange:
-    """Fold angles (degrees) drawn for a curled finger: a real fist, not a half-bent finger."""
+    """Fold angles (degrees) drawn for a curled finger, measured on the hand stage's landmarks
+    of the training photos (tools/curl_calibration.py): a finger folded into the palm (the
+    photos' 1 and 2: MCP ~35, PIP ~135, DIP ~17 degrees, the tip a little in front of the
+    palm, below its MCP), or, with probability o_shape_p, rounded as in the photos' O-shape
+    0 (MCP ~47, PIP ~60, DIP ~31, the tip well in front of the palm)."""
 
-    mcp: tuple[float, float] = (65.0, 95.0)
-    pip: tuple[float, float] = (85.0, 110.0)
-    dip: tuple[float, float] = (35.0, 75.0)
-    thumb: tuple[float, float] = (0.75, 1.0)  # fraction of the way to the fist position
+    mcp: tuple[float, float] = (20.0, 55.0)
+    pip: tuple[float, float] = (115.0, 150.0)
+    dip: tuple[float, float] = (5.0, 35.0)
+    o_mcp: tuple[float, float] = (35.0, 60.0)
+    o_pip: tuple[float, float] = (45.0, 75.0)
+    o_dip: tuple[float, float] = (20.0, 45.0)
+    o_shape_p: float = 0.15
+    # The landmark model puts folded fingertips much closer to the palm plane than their
+    # joint angles imply (photos' 1: tip 0.09 palm sizes in front of its MCP; folded at the
+    # same angles in 3D: 0.4): the depth of a folded finger's joints is scaled by this.
+    flatten: tuple[float, float] = (0.15, 0.45)
+    thumb: tuple[float, float] = (0.8, 1.0)  # fraction of the swing to the folded position
 
 
 def curl(c: np.ndarray, fingers: Iterable[int], rng: Optional[np.random.Generator] = None,
@@ -64,9 +76,10 @@ def curl(c: np.ndarray, fingers: Iterable[int], rng: Optional[np.random.Generato
     """Canonical landmarks with the given fingers (0 thumb, 1 index … 4 pinky) folded.
 
     Fingers fold at MCP, PIP and DIP about their own lateral axis, towards the palm; the
-    thumb swings from its CMC joint across the front of the palm (to between the index and
-    ring MCPs, a quarter of a palm in front of it) and bends at MCP and IP. rng None: the
-    middle of each range (deterministic, for tests)."""
+    thumb swings from its CMC joint across the palm, its tip to between the index and ring
+    MCPs just in front of the palm (where the photos' folded thumbs are), and bends at MCP
+    and IP towards the little finger. rng None: the middle of the folded-into-palm ranges
+    (deterministic, for tests)."""
     out = np.array(c, dtype=np.float64, copy=True)
     palm = np.array([0.0, 0.0, palm_sign])
 
@@ -78,7 +91,7 @@ def curl(c: np.ndarray, fingers: Iterable[int], rng: Optional[np.random.Generato
         chain = CHAINS[f]
         if f == 0:
             frac = draw(ranges.thumb)
-            target = 0.5 * (out[5] + out[13]) * 0.9 + 0.25 * palm
+            target = 0.5 * (out[5] + out[13]) + 0.1 * palm
             d = out[4] - out[1]
             want = target - out[1]
             cosang = float(d @ want) / max(float(np.linalg.norm(d) * np.linalg.norm(want)), 1e-12)
@@ -86,13 +99,19 @@ def curl(c: np.ndarray, fingers: Iterable[int], rng: Optional[np.random.Generato
             axis = np.cross(d, want)
             if float(np.linalg.norm(axis)) > 1e-9:
                 out[[2, 3, 4]] = rotate(out[[2, 3, 4]], out[1], axis, ang)
-            _flex(out, 2, (3, 4), np.radians(draw((20.0, 40.0))), palm)
-            _flex(out, 3, (4,), np.radians(draw((30.0, 60.0))), palm)
+            ulnar = np.array([-1.0, 0.0, 0.3 * palm_sign])
+            _flex(out, 2, (3, 4), np.radians(draw((15.0, 35.0))), ulnar)
+            _flex(out, 3, (4,), np.radians(draw((15.0, 35.0))), ulnar)
             continue
+        o_shape = rng is not None and rng.random() < ranges.o_shape_p
+        mcp_r, pip_r, dip_r = ((ranges.o_mcp, ranges.o_pip, ranges.o_dip) if o_shape
+                               else (ranges.mcp, ranges.pip, ranges.dip))
         mcp, pip, dip, tip = chain
-        _flex(out, mcp, (pip, dip, tip), np.radians(draw(ranges.mcp)), palm)
-        _flex(out, pip, (dip, tip), np.radians(draw(ranges.pip)), palm)
-        _flex(out, dip, (tip,), np.radians(draw(ranges.dip)), palm)
+        _flex(out, mcp, (pip, dip, tip), np.radians(draw(mcp_r)), palm)
+        _flex(out, pip, (dip, tip), np.radians(draw(pip_r)), palm)
+        _flex(out, dip, (tip,), np.radians(draw(dip_r)), palm)
+        if not o_shape:
+            out[[pip, dip, tip], 2] = out[mcp, 2] + (out[[pip, dip, tip], 2] - out[mcp, 2]) * draw(ranges.flatten)
     return out
 
 

@@ -11,6 +11,7 @@ model.json (counter "landmarks", no .tflite of its own), head.npz, base_embeddin
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sys
 import time
 from pathlib import Path
@@ -27,7 +28,7 @@ from converter.landmark_report import write_landmark_report
 from converter.recipe import Recipe
 from edge.evaluate import IMAGE_SUFFIXES, metrics
 from edge.hands.counter import LANDMARK_COUNTER
-from edge.hands.features import FEATURE_DIM, FEATURE_VERSION, landmark_features
+from edge.hands.features import FEATURE_DIM, FEATURE_VERSION, GROUPS, columns, landmark_features
 from edge.runtime.classifier import Head
 from edge.softmax_regression import fit_softmax
 
@@ -105,7 +106,7 @@ def evaluate(head: Head, lm: Landmarks, X: np.ndarray, split: str, dataset: str)
     has = lm.y >= 0
     cols = labels + [NO_HAND]
     yp = np.where(pred[has] < 0, len(labels), pred[has])
-    m = metrics(lm.y[has], yp, cols)
+    m = metrics(lm.y[has].tolist(), yp.tolist(), cols)
     m["confusion"] = [row[:] for row in m["confusion"][:len(labels)]]
     m["per_class"].pop(NO_HAND, None)
     missed = [n for n, p, h in zip(lm.names, pred, has) if h and p < 0]
@@ -147,14 +148,18 @@ def fist_check(head: Head, lm: Landmarks, open_label: int, seed: int) -> dict:
 
 
 def fit_head(X: np.ndarray, y: np.ndarray, labels: list[str], l2s: list[float], Xv: np.ndarray,
-             yv: np.ndarray, max_steps: int) -> tuple[Head, float, dict]:
-    """The head of the L2 that scores best on the validation photos (ties: the larger L2)."""
+             yv: np.ndarray, max_steps: int, cols: Optional[np.ndarray] = None) -> tuple[Head, float, dict]:
+    """The head of the L2 that scores best on the validation photos (ties: the larger L2),
+    trained on the columns `cols` only (the others get weight 0)."""
     best: Optional[tuple[float, float, Head]] = None
     scores = {}
     ok = np.isfinite(Xv[:, 0])
+    cols = np.ones(X.shape[1], bool) if cols is None else cols
     for l2 in sorted(l2s, reverse=True):
-        fit = fit_softmax(X, y, len(labels), l2=l2, max_steps=max_steps)
-        head = Head(fit.W, fit.b, tuple(labels))
+        fit = fit_softmax(X[:, cols], y, len(labels), l2=l2, max_steps=max_steps)
+        W = np.zeros((X.shape[1], len(labels)), np.float32)
+        W[cols] = fit.W
+        head = Head(W, fit.b, tuple(labels))
         acc = float((head.predict(Xv[ok]).argmax(axis=1) == yv[ok]).mean()) if ok.any() else 0.0
         scores[str(l2)] = round(acc, 6)
         if best is None or acc > best[0]:
@@ -205,7 +210,9 @@ def build_landmarks(r: Recipe, data: str, out: Path, command: str, per_class: Op
     X, y, syn = training_set(lms["train"], aug, int(t.get("copies", 3)), open_label, rng)
     Xv = features_of(lms["val"])
     l2s = [float(v) for v in (t.get("l2") or [1e-3])]
-    head, l2, l2_scores = fit_head(X, y, labels, l2s, Xv, lms["val"].y, int(t.get("max_steps", 300)))
+    groups = list(t.get("groups") or GROUPS)
+    head, l2, l2_scores = fit_head(X, y, labels, l2s, Xv, lms["val"].y, int(t.get("max_steps", 300)),
+                                   columns(groups))
     X_test, X_dev = features_of(lms["test"]), (features_of(dev) if dev is not None else None)
     m = {"val": evaluate(head, lms["val"], Xv, "validation", str(root)),
          "test": evaluate(head, lms["test"], X_test, "test", str(root))}
@@ -218,7 +225,7 @@ def build_landmarks(r: Recipe, data: str, out: Path, command: str, per_class: Op
     out.mkdir(parents=True, exist_ok=True)
     with pkgw.staging(out, r.name) as stage:
         head_entry = pkgw.write_npz(stage, "head.npz", W=head.W, b=head.b, labels=np.array(labels),
-                                    info_json=np.array('{"origin": "shipped", "features": "%s"}' % FEATURE_VERSION))
+                                    info_json=np.array(json.dumps({"origin": "shipped", "features": FEATURE_VERSION})))
         base = pkgw.write_npz(stage, "base_embeddings.npz", labels=np.array([labels[k] for k in y]),
                               embeddings=X.astype(np.float16), synthetic=syn)
         meta = {
@@ -227,10 +234,10 @@ def build_landmarks(r: Recipe, data: str, out: Path, command: str, per_class: Op
             "input": {"landmarks": 21, "dims": 3, "features": FEATURE_VERSION, "feature_dim": FEATURE_DIM},
             "variants": {},
             "hands": {k: v for k, v in spec.identity().items() if k != "sha256"},
-            "retrainable": {"embedding_dim": FEATURE_DIM, "features": FEATURE_VERSION,
+            "retrainable": {"embedding_dim": FEATURE_DIM, "features": FEATURE_VERSION, "groups": groups,
                             "head": head_entry, "base_embeddings": base},
             "metrics": m, "fists": fists,
-            "training": {"l2": l2, "val_accuracy_by_l2": l2_scores, "examples": int(len(y)),
+            "training": {"l2": l2, "groups": groups, "val_accuracy_by_l2": l2_scores, "examples": int(len(y)),
                          "real": int((~syn).sum()), "synthetic": int(syn.sum()),
                          "per_label": {lab: int((y == k).sum()) for k, lab in enumerate(labels)},
                          "augment": aug.__dict__, "copies": int(t.get("copies", 3))},

@@ -93,7 +93,8 @@ def write_landmark_report(stage: Path, meta: dict, why: str = "") -> None:
         if mm["no_hand_found_files"]:
             lines += [f"No hand found in: {_files(mm['no_hand_found_files'])}.", ""]
     lines += ["## Training", "",
-              f"Softmax regression in numpy (edge/softmax_regression.py), class-balanced, L2 {tr['l2']} "
+              f"Softmax regression in numpy (edge/softmax_regression.py), class-balanced, on the feature "
+              f"groups {', '.join(tr['groups'])} (the others' weights are 0), L2 {tr['l2']} "
               f"(validation accuracy by L2: {tr['val_accuracy_by_l2']}), on {tr['examples']} examples: "
               f"{tr['real']} training photos' landmarks and {tr['synthetic']} augmented in landmark space "
               f"({tr['copies']} variants per photo; per open hand {tr['augment']['curl_copies']} more with "

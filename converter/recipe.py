@@ -118,6 +118,13 @@ def _num_list(v: Any) -> Optional[str]:
     return None if ok else "a non-empty list of numbers > 0"
 
 
+def _groups(v: Any) -> Optional[str]:
+    from edge.hands.features import GROUPS
+
+    ok = isinstance(v, list) and v and all(x in GROUPS for x in v)
+    return None if ok else f"a non-empty list of feature groups ({', '.join(GROUPS)})"
+
+
 def landmarks_schema() -> dict[str, Field]:
     """Kind `landmarks`: a count head on hand landmarks (converter/landmark_build.py)."""
     fr = _num(0)
@@ -130,7 +137,8 @@ def landmarks_schema() -> dict[str, Field]:
         "augment": Field(sub={"tilt_deg": _opt(fr), "z_scale": _opt(_pair), "jitter": _opt(fr),
                               "finger_length": _opt(_pair), "wrong_hand_p": _opt(_num(0, 1)),
                               "curl_copies": _opt(_int(0))}),
-        "train": Field(sub={"copies": _opt(_int(0)), "l2": _opt(_num_list), "max_steps": _opt(_int(1))}),
+        "train": Field(sub={"copies": _opt(_int(0)), "l2": _opt(_num_list), "max_steps": _opt(_int(1)),
+                            "groups": _opt(_groups)}),
         "dev": Field(sub={"data": _opt(_str)}),
         "toy": Field(),
     }

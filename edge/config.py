@@ -29,7 +29,9 @@ from edge.redact import redact
 DEFAULT_CONFIG_PATH = Path("/etc/fingercount/config.yaml")
 ENV_PREFIX = "FINGERCOUNT_"
 # Environment variables with this prefix that are not config fields.
-_ENV_NOT_CONFIG = {"FINGERCOUNT_CONFIG", "FINGERCOUNT_DEBUG", "FINGERCOUNT_OFFLINE"}  # OFFLINE: the converter's
+# FINGERCOUNT_OFFLINE: the converter's "download nothing"; FINGERCOUNT_EMULATED: set by an emulation
+# harness (edge/machine.py, make test-arm64).
+_ENV_NOT_CONFIG = {"FINGERCOUNT_CONFIG", "FINGERCOUNT_DEBUG", "FINGERCOUNT_OFFLINE", "FINGERCOUNT_EMULATED"}
 
 Precision = Literal["int8", "fp16", "fp32"]
 
@@ -92,6 +94,8 @@ class HandsSection(_Section):
     tracking: bool = Field(True, description="crop from the last landmarks and skip detection while confident")
     min_detection: float = Field(0.5, ge=0, le=1, description="palm detection score threshold")
     min_presence: float = Field(0.5, ge=0, le=1, description="landmark presence below this = no hand / track lost")
+    retry_pad: float = Field(0.25, ge=0, le=2, description="no hand found: detect again with a black border this "
+                             "wide (x the frame's long side) around the frame, for hands that fill it (0: off)")
     threads: Optional[int] = Field(None, ge=1, le=MAX_THREADS, description="interpreter threads (null = model.threads)")
 
 

@@ -142,6 +142,7 @@ class Daemon:
         self._stable = Stable(None, 0.0, 0.0)
         self._since = time.time()
         self._hand: Optional[bool] = None  # a hand in the frame that made the stable state
+        self.last_result: Optional[Result] = None
 
     def _open_model(self) -> Counter:
         """The configured model, or the one set_model chose instead of it before a restart."""
@@ -541,6 +542,7 @@ class Daemon:
                 r = self.pipeline.step(timeout=0.25)
                 if r is None:
                     continue  # no fresh frame: the watchdog is not fed (a stuck camera restarts us)
+                self.last_result = r  # a capture stores this frame with the hand found in it
                 now = time.monotonic()
                 if not self.fstats.frames:  # counting starts here, whether or not a broker is up
                     log.info("first frame classified %.2f s after start", now - self.started_at)

@@ -16,6 +16,9 @@ GOVERNOR = Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
 PI_MODEL = Path("/proc/device-tree/model")
 CPUINFO = Path("/proc/cpuinfo")
 OS_RELEASE = Path("/etc/os-release")
+CPU_MODALIAS = Path("/sys/devices/system/cpu/modalias")
+# Set by an emulation harness (make test-arm64 sets it); any non-empty value says how.
+EMULATED_ENV = "FINGERCOUNT_EMULATED"
 
 
 def _read(path: Path) -> Optional[str]:
@@ -48,6 +51,45 @@ def os_name() -> str:
             pretty = line.split("=", 1)[1].strip().strip('"')
     kernel = f"{platform.system()} {platform.release()}"
     return f"{pretty} ({kernel})" if pretty else kernel
+
+
+def _kernel_cpu_type() -> Optional[str]:
+    """The CPU type the kernel itself runs on ("x86", "aarch64", …), from sysfs: qemu-user
+    fakes uname and can be shown any /proc/cpuinfo, but not the host's sysfs."""
+    text = _read(CPU_MODALIAS) or ""
+    if not text.startswith("cpu:type:"):
+        return None
+    return text[len("cpu:type:"):].split(",", 1)[0].split(":", 1)[0] or None
+
+
+def emulation() -> Optional[str]:
+    """Why this process is believed to run under CPU emulation (qemu-user), or None.
+
+    Emulated timings say nothing about a real board, so the bench header must say so.
+    Evidence: the harness's FINGERCOUNT_EMULATED, a kernel whose CPU type differs from
+    the process's architecture, and qemu-user's QEMU_CPU variable.
+    """
+    why = []
+    flag = os.environ.get(EMULATED_ENV, "").strip()
+    if flag:
+        why.append(f"{EMULATED_ENV}={flag}")
+    kernel = _kernel_cpu_type()
+    arch = platform.machine()
+    if kernel and arch and not _same_arch(kernel, arch):
+        why.append(f"the kernel runs on {kernel}, this process is {arch}")
+    qemu_cpu = os.environ.get("QEMU_CPU", "").strip()
+    if qemu_cpu and why:  # alone it is only a hint; beside other evidence it names the CPU
+        why.append(f"QEMU_CPU={qemu_cpu}")
+    elif qemu_cpu:
+        why.append(f"QEMU_CPU={qemu_cpu} is set (qemu-user's CPU choice)")
+    return "; ".join(why) or None
+
+
+def _same_arch(kernel: str, arch: str) -> bool:
+    families = ({"x86", "x86_64", "i386", "i686", "amd64"}, {"aarch64", "arm64"},
+                {"arm", "armv7l", "armv6l"})
+    k, a = kernel.lower(), arch.lower()
+    return k == a or any(k in f and a in f for f in families)
 
 
 def usable_cores() -> int:
@@ -87,6 +129,7 @@ def _static_info() -> dict:
         "governor": _read(GOVERNOR),
         "pi_model": _read(PI_MODEL),
         "hostname": platform.node(),
+        "emulated": emulation(),
     }
     try:
         import cv2
@@ -122,7 +165,11 @@ def describe(info: dict) -> list[str]:
     """Short human lines for the report header."""
     x = info.get("xnnpack") or {}
     xs = {True: "on", False: "off", None: "unknown"}[x.get("enabled")]
-    lines = [
+    lines = []
+    if info.get("emulated"):
+        lines.append(f"EMULATED: these timings come from CPU emulation ({info['emulated']}); "
+                     "they are not timings of a real board (not Raspberry Pi figures)")
+    lines += [
         f"CPU: {info.get('cpu') or 'unknown'} ({info.get('arch')}), "
         f"{info.get('cores')} cores ({info.get('usable_cores')} usable)",
         f"OS: {info.get('os')}; Python {info.get('python')}; numpy {info.get('numpy')}; "

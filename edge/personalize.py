@@ -27,7 +27,8 @@ from edge.heads import finish_head_swap, rollback
 from edge.retrain import RetrainCancelled, RetrainResult, retrain
 from edge.runtime.classifier import label_count
 from edge.runtime.loader import reload_counter
-from edge.samples import SampleStore, open_store, validate_label
+from edge.sample_features import hand_identity, stored_hand
+from edge.samples import SampleStore, StoredHand, open_store, validate_label
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ class Personalizer:
         self._retrain_lock = threading.Lock()
         self._capture_lock = threading.Lock()  # button and MQTT captures, one at a time
         self._captured_seq: Optional[int] = None
+        self._hand_id: Optional[str] = None  # the hand stage's identity in the sample store
         self.last_result: Optional[dict] = None
         self.gpio: Optional[GpioControls] = None
         if gpio:
@@ -215,8 +217,8 @@ class Personalizer:
             label = check_label(label, self.daemon.classifier)
             new_label = label not in self.capture_labels()
             with self._capture_lock:
-                frame, ts, seq = self._fresh_frame()
-                sample = self.store.add(frame, label, source=source)
+                frame, ts, seq, hand = self._frame_to_store()
+                sample = self.store.add(frame, label, source=source, hand=hand)
                 self._captured_seq = seq
         except SampleError as e:
             shown = label if isinstance(label, str) else json.dumps(label)  # true, not Python's True
@@ -226,11 +228,35 @@ class Personalizer:
         data = {"label": label, "count": label_count(label), "path": str(sample.path),
                 "sha256": sample.sha256, "source": source, "frame_seq": seq, "frame_ts": ts,
                 "samples": counts}
+        if hand is not None:  # behind the hand stage: did this sample show a hand
+            data["hand"] = hand.landmarks is not None
         self.daemon.publish_event("sample_captured", **data)
         if new_label:
             self.daemon.refresh_discovery()
         self.daemon.publish_stats_soon()
         return data
+
+    def _frame_to_store(self) -> tuple[Any, float, int, Optional[StoredHand]]:
+        """The next frame the pipeline counts after the one stored last, with the hand it found
+        there (what the user saw counted). Paused, the pipeline counts nothing: then the
+        camera's next frame, whose hand the retrain finds."""
+        deadline = time.monotonic() + FRESH_FRAME_S
+        while not self.daemon.paused.is_set() and time.monotonic() < deadline:
+            r = self.daemon.last_result
+            if r is not None and r.seq != self._captured_seq:
+                ident = self._hand_identity() if r.hand_info is not None else None
+                hand = stored_hand(ident, r.hand) if ident is not None else None
+                return r.frame.rgb, r.frame.ts, r.seq, hand
+            time.sleep(0.005)
+        return (*self._fresh_frame(), None)
+
+    def _hand_identity(self) -> Optional[str]:
+        if self._hand_id is None:
+            try:
+                self._hand_id = hand_identity(self.cfg)
+            except FingercountError:
+                self._hand_id = ""
+        return self._hand_id or None
 
     def _fresh_frame(self) -> tuple[Any, float, int]:
         """The newest frame, but never the one stored last: a burst of captures (automation,

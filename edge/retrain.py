@@ -32,6 +32,7 @@ from edge.runtime.classifier import (
     Head,
 )
 from edge.runtime.package import ModelPackage
+from edge.sample_features import BackboneFeatures, SampleFeatures, sample_features
 from edge.samples import Sample, SampleStore
 from edge.softmax_regression import FitResult, fit_softmax
 
@@ -79,6 +80,7 @@ class RetrainResult:
     timing_s: dict[str, float] = field(default_factory=dict)
     head_path: Optional[str] = None
     gate: str = "held-out samples"  # or "cross-validation, K folds"
+    skipped_no_hand: int = 0  # landmark counters: samples where the hand stage found no hand
     warning: Optional[str] = None  # e.g. samples of only some labels
 
     def to_dict(self) -> dict:
@@ -168,9 +170,12 @@ def fit_head(Xb: np.ndarray, base_labels: np.ndarray, Xu: np.ndarray, user_label
 def retrain(cfg: Config, package: ModelPackage, store: SampleStore, precision: Optional[str] = None,
             force: bool = False, progress: Optional[Progress] = None,
             backbone: Optional[Backbone] = None,
-            cancel: Optional[threading.Event] = None) -> RetrainResult:
+            cancel: Optional[threading.Event] = None,
+            features: Optional[SampleFeatures] = None) -> RetrainResult:
     """Train a new head; swap it in (write head.npz) when it passes the gate or is forced.
-    cancel, once set, stops it within an embedding or an optimisation step (RetrainCancelled)."""
+    cancel, once set, stops it within an embedding or an optimisation step (RetrainCancelled).
+    features: where the samples' features come from (default: the package's backbone, or the
+    hand stage and landmark features for a landmark counter; backbone: that backbone)."""
     t0 = time.monotonic()
     precision = precision or cfg.model.precision
     rc = cfg.retrain
@@ -183,7 +188,8 @@ def retrain(cfg: Config, package: ModelPackage, store: SampleStore, precision: O
 
     # 1. embeddings of the user's samples (cached per backbone sha256)
     report("embedding", 0.0, {})
-    bb = backbone or Backbone(package, precision, cfg.model.threads, roi=cfg.camera.roi)
+    fx = features or (BackboneFeatures(backbone) if backbone is not None
+                      else sample_features(cfg, package, precision))
 
     def embedded(i: int, n: int) -> None:
         _check(cancel)  # after each sample: each one embedded is kept
@@ -191,12 +197,12 @@ def retrain(cfg: Config, package: ModelPackage, store: SampleStore, precision: O
 
     try:
         _check(cancel)
-        computed = store.ensure_embeddings(bb, deadline, embedded)
+        computed = fx.prepare(store, deadline, embedded)
     except RetrainCancelled:
         raise
     except FingercountError as e:
         raise RetrainError(str(e)) from e
-    samples, Xu = store.embeddings(bb.sha256)
+    samples, Xu, no_hand = fx.load(store)
     timing["embedding"] = time.monotonic() - t0
     counts: dict[str, int] = {}
     for s in samples:
@@ -204,13 +210,18 @@ def retrain(cfg: Config, package: ModelPackage, store: SampleStore, precision: O
     keep = {lab for lab, n in counts.items() if n >= rc.min_samples_per_label}
     if not keep:
         raise RetrainError("no samples to train on: capture some first (button, MQTT capture or "
-                           "`fingercount capture --label L`)")
+                           "`fingercount capture --label L`)"
+                           + (f"; the hand stage found no hand in {no_hand}" if no_hand else ""))
     sel = [i for i, s in enumerate(samples) if s.label in keep]
     samples = [samples[i] for i in sel]
     Xu = Xu[sel]
 
     # 2. data: base embeddings + user train split
     base_labels, Xb = load_base_embeddings(package, precision)
+    mask = fx.mask()
+    if mask is not None and len(mask) == Xb.shape[1] == Xu.shape[1]:
+        # the columns the shipped head learns from; the others stay at weight 0
+        Xb, Xu = Xb * mask, Xu * mask
     if Xb.shape[1] != Xu.shape[1]:
         raise RetrainError(f"base embeddings have {Xb.shape[1]} dimensions, the backbone makes "
                            f"{Xu.shape[1]}: the model package is inconsistent")
@@ -311,12 +322,12 @@ def retrain(cfg: Config, package: ModelPackage, store: SampleStore, precision: O
         train_per_label=_count([samples[i].label for i in train_i]),
         holdout_per_label=_count(truth), base_samples=int(len(Xb)), accuracy_before=before,
         accuracy_after=after, embeddings_computed=computed, steps=fit.steps, stopped=fit.stopped,
-        duration_s=0.0, timing_s=timing, gate=gate, warning=warning)
+        duration_s=0.0, timing_s=timing, gate=gate, warning=warning, skipped_no_hand=no_hand)
     if swap:
         _check(cancel)  # the last moment: installing is quick and all or nothing
         result.head_path = str(install_head(cfg, package, new, cur, cur_is_user, {
             "trained_at": datetime.now(timezone.utc).isoformat(), "precision": precision,
-            "backbone_sha256": bb.sha256, "samples_per_label": per, "accuracy_before": before,
+            **fx.head_info(), "samples_per_label": per, "accuracy_before": before,
             "accuracy_after": after, "forced": force, "gate": gate,
             "trained_on": sorted(samples[i].sha256 for i in train_i)}, cur_identity))
     result.duration_s = round(time.monotonic() - t0, 3)

@@ -76,6 +76,22 @@ CREATE TABLE IF NOT EXISTS samples (
 );
 CREATE INDEX IF NOT EXISTS samples_label ON samples(label);
 """
+# The hand in a sample, for counters on landmarks (added to older indexes on open):
+# landmarks float32 (21, 3) or NULL when the hand stage `hand_model` found no hand; NULL
+# hand_model: not looked at yet. features/feature_version: the landmark features made from
+# them (recomputed when the version differs).
+_HAND_COLUMNS = {"landmarks": "BLOB", "handedness": "TEXT", "hand_score": "REAL", "hand_model": "TEXT",
+                 "features": "BLOB", "feature_version": "TEXT"}
+
+
+@dataclass(frozen=True)
+class StoredHand:
+    """The hand stage's answer for one sample: landmarks None = no hand was found."""
+
+    hand_model: str  # identity of the hand stage (its models' sha256)
+    landmarks: Optional[np.ndarray] = None  # (21, 3) float32, frame pixels
+    handedness: str = ""
+    score: float = 0.0
 
 
 def validate_label(label: object) -> str:
@@ -217,7 +233,13 @@ class SampleStore:
 
     @staticmethod
     def _open_index(path: Path) -> sqlite3.Connection:
-        return connect(path, 30, lambda db: db.executescript(_SCHEMA))
+        def setup(db: sqlite3.Connection) -> None:
+            db.executescript(_SCHEMA)
+            have = {r[1] for r in db.execute("PRAGMA table_info(samples)")}
+            for col, typ in _HAND_COLUMNS.items():
+                if col not in have:
+                    db.execute(f"ALTER TABLE samples ADD COLUMN {col} {typ}")
+        return connect(path, 30, setup)
 
     @contextlib.contextmanager
     def _errors(self, what: str) -> Iterator[None]:
@@ -327,7 +349,8 @@ class SampleStore:
                 return p
 
     def add(self, frame: np.ndarray, label: str, source: str = "api",
-            embedding: Optional[np.ndarray] = None, backbone_sha256: Optional[str] = None) -> Sample:
+            embedding: Optional[np.ndarray] = None, backbone_sha256: Optional[str] = None,
+            hand: Optional[StoredHand] = None) -> Sample:
         """Store one RGB frame under `label`; returns only once file and row are durable."""
         label = validate_label(label)
         data = self._encode(frame)
@@ -355,11 +378,13 @@ class SampleStore:
                 fsync_dir(label_dir)
                 rel = f"{label}/{final.name}"
                 emb = None if embedding is None else np.asarray(embedding, np.float32).tobytes()
+                h = _hand_values(hand)  # in the same row: a sample is indexed with its hand or not at all
                 cur = self._db.execute(
                     "INSERT INTO samples(label, path, sha256, source, time, width, height, embedding, "
-                    "backbone_sha256) VALUES (?,?,?,?,?,?,?,?,?)",
+                    "backbone_sha256, landmarks, handedness, hand_score, hand_model) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (label, rel, digest, source, now.isoformat(), frame.shape[1], frame.shape[0], emb,
-                     backbone_sha256 if emb is not None else None))
+                     backbone_sha256 if emb is not None else None, *h))
                 assert cur.lastrowid is not None
                 row_id = cur.lastrowid
                 self._bytes += len(data)
@@ -610,6 +635,72 @@ class SampleStore:
         if not rows:
             return samples, np.zeros((0, 0), np.float32)
         return samples, np.stack([np.frombuffer(r[6], np.float32) for r in rows])
+
+
+    # ---- hands (landmark counters) ----------------------------------------------------
+
+    def _write_hand(self, row_id: int, hand: StoredHand) -> None:
+        self._db.execute("UPDATE samples SET landmarks = ?, handedness = ?, hand_score = ?, hand_model = ?, "
+                         "features = NULL, feature_version = NULL WHERE id = ?", (*_hand_values(hand), row_id))
+
+    def ensure_hands(self, finder: HandFinder, deadline: Optional[float] = None,
+                     progress: Optional[Callable[[int, int], None]] = None) -> int:
+        """Run the hand stage on samples it has not looked at (captures that stored their
+        hand need nothing); returns how many. Work before a deadline is kept."""
+        with self._lock, self._errors("cannot read the sample index"):
+            todo = self._db.execute("SELECT id, path FROM samples WHERE hand_model IS NOT ? ORDER BY id",
+                                    (finder.hand_model,)).fetchall()
+        done = 0
+        for i, (row_id, rel) in enumerate(todo):
+            if deadline is not None and time.monotonic() > deadline:
+                raise SampleError(f"time limit reached after finding the hand in {done} of {len(todo)} "
+                                  "samples (they are kept; run retrain again to continue)")
+            bgr = cv2.imread(str(self.root / rel), cv2.IMREAD_COLOR)
+            if bgr is None:
+                log.warning("skipping unreadable sample %s", rel)
+                continue
+            hand = finder.find_hand(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            with self._lock, self._errors(f"cannot store a hand ({done} of {len(todo)} kept)"):
+                self._write_hand(row_id, hand)
+            done += 1
+            if progress is not None:
+                progress(i + 1, len(todo))
+        return done
+
+    def hands(self, hand_model: str) -> builtins.list[tuple[Sample, StoredHand, Optional[tuple[str, bytes]]]]:
+        """Every sample the hand stage `hand_model` looked at: (sample, its hand, stored
+        (feature_version, features bytes) or None)."""
+        with self._lock, self._errors("cannot read the sample index"):
+            rows = self._db.execute(
+                "SELECT id, label, path, sha256, source, time, landmarks, handedness, hand_score, "
+                "features, feature_version FROM samples WHERE hand_model = ? ORDER BY id",
+                (hand_model,)).fetchall()
+        return [(Sample(r[0], r[1], self.root / r[2], r[3], r[4], r[5]),
+                 StoredHand(hand_model, None if r[6] is None else np.frombuffer(r[6], np.float32).reshape(21, 3),
+                            r[7] or "", float(r[8] or 0.0)),
+                 None if r[9] is None else (r[10], r[9])) for r in rows]
+
+    def set_features(self, items: Iterable[tuple[int, str, np.ndarray]]) -> None:
+        """Store (sample id, feature version, features) made from the stored landmarks."""
+        with self._lock, self._errors("cannot store landmark features"), transaction(self._db):
+            self._db.executemany("UPDATE samples SET features = ?, feature_version = ? WHERE id = ?",
+                                 [(np.asarray(f, np.float32).tobytes(), v, i) for i, v, f in items])
+
+
+def _hand_values(hand: Optional[StoredHand]) -> tuple:
+    """(landmarks bytes, handedness, score, hand_model) for the index; all None without a hand record."""
+    if hand is None:
+        return None, None, None, None
+    lm = None if hand.landmarks is None else np.asarray(hand.landmarks, np.float32).reshape(21, 3).tobytes()
+    return lm, hand.handedness, float(hand.score), hand.hand_model
+
+
+class HandFinder(Protocol):
+    """What ensure_hands needs of the hand stage (edge.sample_features.LandmarkFeatures)."""
+
+    hand_model: str
+
+    def find_hand(self, frame: np.ndarray) -> StoredHand: ...
 
 
 def open_store(cfg: Config) -> SampleStore:

@@ -42,6 +42,7 @@ def _build(out: Path, recipe: str, data: Path | None, *extra: str) -> Path:
         cmd += ["--data", str(data)]
     r = _convert(*cmd)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "no_network: blocked" not in r.stderr, r.stderr[-3000:]  # no build reaches for the network
     (out / "build.stdout").write_text(r.stdout)  # what the console showed, for the tests
     (out / "build.stderr").write_text(r.stderr)
     # Keras prints a progress line per epoch
@@ -295,7 +296,8 @@ def test_mobilenet_card_says_which_stages_ran(mobilenet_toy: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("which", ["mobilenet_toy", "cnn_toy"])
-def test_finger_cards_put_the_real_world_dev_set_beside_the_test_split(which: str, request) -> None:
+def test_finger_cards_put_the_real_world_dev_set_beside_the_test_split(which: str, request,
+                                                                        capsys) -> None:
     pkg = request.getfixturevalue(which)
     meta = json.loads((pkg / "model.json").read_text())
     rw = meta["real_world"]
@@ -313,6 +315,11 @@ def test_finger_cards_put_the_real_world_dev_set_beside_the_test_split(which: st
     assert "false counts (no hand)" in card
     stdout = (pkg.parent / "build.stdout").read_text()
     assert re.search(r"int8 on the real-world dev set .*false counts on no-hand photos \d+ of 3", stdout)
+    assert cli.main(["models", "--models-dir", str(pkg.parent)]) == 0
+    nh = rw["metrics"]["int8"]["no_hand"]
+    assert (f"  real-world dev set (../shared/data/epsrc-finger-counting, int8): accuracy "
+            f"{rw['metrics']['int8']['accuracy']:.3f} (n=15), false counts on no-hand photos "
+            f"{nh['false_counts']}/3\n") in capsys.readouterr().out
 
 
 @pytest.mark.slow

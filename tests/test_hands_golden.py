@@ -77,6 +77,9 @@ def test_golden_landmarks(pair: tuple[HandStage, dict]) -> None:
             f"{rel}: landmarks moved {d.mean():.2f} px on average, {d.max():.2f} px at most"
         assert np.abs(np.asarray(hand.box) - want["box"]).max() <= MAX_TOL * side, rel
         assert hand.landmarks.shape == (21, 3) and hand.landmarks.dtype == np.float32
+        # world landmarks: metres around the hand's centre (a hand spans ~0.1-0.25 m)
+        assert hand.world is not None and hand.world.shape == (21, 3)
+        assert 0.05 < float(np.ptp(hand.world[:, :2], axis=0).max()) < 0.4, rel
     assert found == 16  # 10 webcam frames + 6 studio photos have a hand, 3 office frames none
 
 

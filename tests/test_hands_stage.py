@@ -64,7 +64,7 @@ def video(tmp_path_factory: pytest.TempPathFactory) -> list[np.ndarray]:
 
 
 def test_tracking_skips_detection_while_the_hand_stays(video: list[np.ndarray]) -> None:
-    stage = load_hand_stage(MODELS, tracking=True)
+    stage = load_hand_stage(MODELS, tracking=True, retry_pad=0.0)  # one detection a frame at most (the retry: test_hands_retry)
     seen = []
     for frame in video:
         before = stage.detections
@@ -91,7 +91,7 @@ def test_tracking_skips_detection_while_the_hand_stays(video: list[np.ndarray]) 
 
 
 def test_tracking_off_detects_on_every_frame(video: list[np.ndarray]) -> None:
-    stage = load_hand_stage(MODELS, tracking=False)
+    stage = load_hand_stage(MODELS, tracking=False, retry_pad=0.0)
     hands = [stage(f) for f in video]
     assert stage.detections == len(video)
     assert not any(h.tracked for h in hands if h is not None)
@@ -225,3 +225,57 @@ def test_hand_stage_type() -> None:
                             tracking=False, min_detection=0.6, min_presence=0.7)
     assert isinstance(stage, HandStage) and not stage.tracking
     assert stage.palm.min_score == 0.6 and stage.min_presence == 0.7
+
+
+def test_tensor_model_quantises_integer_inputs_and_outputs() -> None:
+    """The hand stage's wrapper runs full-integer variants too: a shipped uint8-I/O classifier
+    through it gives what the classifier's own runtime gives (scale/zero point both ways)."""
+    from edge.hands.tensors import TensorModel
+
+    pkg = load_package(MODELS / "fingers-cnn")
+    clf = Classifier(pkg, "int8", threads=1)
+    tm = TensorModel(pkg.variant_bytes("int8"), 1, "fingers-cnn int8")
+    assert tm.in_dtype == np.uint8 and tm.input_hw == (64, 64)
+    for p in sorted((DATA / "hands-real" / "sign-language-digits").rglob("*.JPG"))[:3]:
+        pixels = clf.preprocess(read_image(str(p)))
+        want = clf.invoke(pixels)
+        got = tm.run(pixels.astype(np.float32))[0].reshape(-1)  # this model's float range is 0..255
+        assert got.dtype == np.float32 and np.allclose(got, want, atol=1e-6)
+        assert np.isclose(got.sum(), 1.0, atol=0.05)  # dequantised probabilities, not raw codes
+
+
+def test_hands_config_section(tmp_path: Path) -> None:
+    from edge.config import load_config
+    from edge.errors import ConfigError
+    from edge.hands import hand_stage_from_config
+
+    f = tmp_path / "config.yaml"
+    f.write_text(f"models_dir: {MODELS}\nmodel: {{threads: 2}}\nhands:\n  landmark: hand-landmark-lite\n"
+                 "  min_presence: 0.8\n")
+    cfg = load_config(f, environ={"FINGERCOUNT_HANDS__TRACKING": "false"})
+    assert cfg.hands.palm == "palm-detection-lite" and cfg.hands.threads is None and cfg.hands.precision == "fp32"
+    stage = hand_stage_from_config(cfg)
+    assert not stage.tracking and stage.min_presence == 0.8 and stage.palm.min_score == 0.5
+    assert stage.landmark.model.what == "hand-landmark-lite fp32"
+    assert stage(read_image(str(HAND))) is not None
+    f.write_text("hands:\n  tracker: true\n")
+    with pytest.raises(ConfigError, match="hands.tracker"):
+        load_config(f, environ={})
+    f.write_text("hands:\n  min_presence: 1.5\n")
+    with pytest.raises(ConfigError, match="hands.min_presence"):
+        load_config(f, environ={})
+
+
+@pytest.mark.parametrize("name", ["hand-landmark-lite", "hand-landmark-full"])
+def test_landmark_outputs_are_named_by_shape_and_export_name(name: str) -> None:
+    from edge.hands.landmarks import LandmarkModel, _name_order
+    from edge.hands.stage import load_model
+
+    lm = LandmarkModel(load_model(load_package(MODELS / name), "fp32", 1))
+    names = [n for n, _ in lm.model.output_shapes()]
+    assert names[lm._screen_i] == "Identity" and names[lm._world_i] == "Identity_3"
+    assert names[lm._presence_i] == "Identity_1" and names[lm._hand_i] == "Identity_2"
+    # both scores are a LOGISTIC op's outputs in these models: taken as they are, no second sigmoid
+    assert lm._is_prob == {lm._presence_i: True, lm._hand_i: True}
+    assert [_name_order(n) for n in ("Identity", "Identity_2", "Identity_12:0", "StatefulPartitionedCall:1")] \
+        == [0, 2, 12, -1]

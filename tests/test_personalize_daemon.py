@@ -528,3 +528,30 @@ def test_a_chosen_model_that_no_longer_loads_is_an_error_event(broker: Any, tmp_
         err = run.errors(where="model")[0]
         assert "the model chosen over MQTT cannot be loaded" in err["message"], err
         assert run.daemon.classifier.package.name == name
+
+
+def test_a_capture_keeps_the_hand_the_pipeline_found(broker: Any, tmp_path: Path, monkeypatch) -> None:
+    """Behind the hand stage a captured sample is stored with the landmarks the pipeline found
+    in that very frame (no second look at retrain time); a frame with no hand says so."""
+    from edge.sample_features import hand_identity
+    from edge.samples import SampleStore
+
+    clip = Path(__file__).parent / "data" / "hands-clip" / "epsrc-set1.mp4"
+    monkeypatch.setenv("FC_TEST_RETRAINABLE", "fingers-landmarks")
+    said: dict[str, bool] = {}
+    with Running(broker.port, tmp_path / "state", f"replay:{clip}@10") as r:
+        r.sub.wait(lambda: [p for p in r.sub.json_on(f"{BASE}/prediction") if p["hand"]["present"]],
+                   30, "a hand")
+        for _ in range(3):
+            res = r.command("capture", {"label": "3"})
+            assert res["ok"], res
+            said[res["data"]["sha256"]] = res["data"]["hand"]
+        ident = hand_identity(r.daemon.cfg)
+    assert any(said.values()), said  # the clip's first 3 s show a hand
+    with SampleStore(tmp_path / "state") as store:
+        stored = {s.sha256: h for s, h, _ in store.hands(ident)}
+    assert set(stored) == set(said)  # every capture was stored with the hand stage's answer
+    for sha, hand in said.items():
+        assert (stored[sha].landmarks is not None) == hand
+        if hand:
+            assert stored[sha].landmarks.shape == (21, 3) and stored[sha].handedness in ("left", "right")

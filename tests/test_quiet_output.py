@@ -63,12 +63,13 @@ def test_no_gpio_is_information_on_a_pc_and_a_warning_on_a_board(chips: bool, le
     assert [(r.levelno, "no GPIO on this machine" in r.getMessage()) for r in recs] == [(level, True)]
 
 
-def test_the_package_metadata_uses_the_spdx_license_string() -> None:
-    # `license = {text = …}` made setuptools print a deprecation banner three times per install
+def test_the_package_metadata_builds_without_licence_banners_on_old_and_new_setuptools() -> None:
+    # `license = {text = …}` made setuptools >= 77 print a deprecation banner three times per
+    # install; `license = "Apache-2.0"` (PEP 639) is refused by setuptools < 77, which offline
+    # --no-build-isolation installs on Debian bookworm use (test_systemd's staging install).
     text = (ROOT / "pyproject.toml").read_text()
-    assert re.search(r'^license = "Apache-2\.0"$', text, re.M)
-    assert "license = {" not in text
-    assert re.search(r'^requires = \["setuptools>=(\d+)"\]', text, re.M).group(1) >= "77"
+    assert not re.search(r"^license\s*=", text, re.M) and "license-files" not in text
+    assert "Apache-2.0" in (ROOT / "README.md").read_text()
 
 
 def test_make_demo_installs_no_tensorflow_and_replays_only_finger_counts() -> None:

@@ -104,11 +104,12 @@ def cmd_stage(a: argparse.Namespace) -> dict:
             lmk.append(st.timing_ms["landmarks"])
             found += hand is not None
         key = "tracking" if tracking else "detect_every_frame"
-        out[key] = {"total": _pct(total), "cpu": _pct(cpu), "detect": _pct(det), "landmarks": _pct(lmk),
+        tot, c, d, lm = _pct(total), _pct(cpu), _pct(det), _pct(lmk)
+        out[key] = {"total": tot, "cpu": c, "detect": d, "landmarks": lm,
                     "hands": found, "frames": len(fs), "detections": st.detections}
-        print(f"{a.palm} + {a.landmark} {a.precision} x{a.threads}, {key}: per frame p50 {out[key]['total']['p50']:.2f} ms "
-              f"(p90 {out[key]['total']['p90']:.2f}; detect p50 {out[key]['detect']['p50']:.2f}, landmarks p50 "
-              f"{out[key]['landmarks']['p50']:.2f}; CPU time p50 {out[key]['cpu']['p50']:.2f}); hand in {found}/{len(fs)} frames, {st.detections} detections")
+        print(f"{a.palm} + {a.landmark} {a.precision} x{a.threads}, {key}: per frame p50 {tot['p50']:.2f} ms "
+              f"(p90 {tot['p90']:.2f}; detect p50 {d['p50']:.2f}, landmarks p50 {lm['p50']:.2f}; "
+              f"CPU time p50 {c['p50']:.2f}); hand in {found}/{len(fs)} frames, {st.detections} detections")
     return out
 
 

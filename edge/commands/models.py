@@ -61,10 +61,15 @@ def main(args: argparse.Namespace, cfg: Config) -> int:
         rt = pkg.retrainable
         active = " (active)" if cfg.model.name in (d.name, str(d)) else ""
         title = pkg.name if pkg.name == d.name else f"{d.name} ({pkg.name})"
+        landmarks = pkg.meta.get("counter") == "landmarks"
+        shape = (f"hand landmarks (features {(rt or {}).get('features')}, {(rt or {}).get('embedding_dim')} "
+                 "per hand; runs after the hand stage)" if landmarks
+                 else f"{i.height}x{i.width}x{i.channels} {i.color}")
         print(f"\n{title} {pkg.version}{active}  task {pkg.task}"
               f"{'  labels ' + ','.join(pkg.labels) if pkg.labels else ''}  "
-              f"input {i.height}x{i.width}x{i.channels} {i.color}"
-              + (f"  retrainable (embedding {rt.get('embedding_dim')})" if rt else ""))
+              f"input {shape}"
+              + (f"  retrainable (embedding {rt.get('embedding_dim')})" if rt and not landmarks
+                 else "  retrainable" if rt else ""))
         head = current_head_path(cfg.state_dir, pkg.name) if rt else None
         if head is not None:
             print(f"  user head: {head}")
@@ -75,6 +80,18 @@ def main(args: argparse.Namespace, cfg: Config) -> int:
             size, problem = _file_state(pkg, v)
             problems += problem.strip() in ("MISSING", "CORRUPT (does not match its sha256)")
             print(f"  {prec:5s} {size or 0:>12,} bytes  {_metric(pkg.metrics.get(prec, {}))}{problem}")
+        if landmarks:  # no variants: its figures are per evaluation set
+            for key, m in pkg.metrics.items():
+                if isinstance(m, dict):
+                    missed = f", no hand found in {m['no_hand_found']}" if "no_hand_found" in m else ""
+                    print(f"  {key:5s} {_metric(m)}{missed}")
+        rw = (pkg.meta.get("real_world") or {}).get("metrics") or {}
+        shown = "int8" if "int8" in rw else next(iter(rw), None)
+        if shown:  # beside the test split of the training photos: other cameras and rooms
+            m, nh = rw[shown], rw[shown]["no_hand"]
+            print(f"  real-world dev set ({pkg.meta['real_world'].get('dataset')}, {shown}): "
+                  f"accuracy {m['accuracy']:.3f} (n={m['n']}), false counts on no-hand photos "
+                  f"{nh['false_counts']}/{nh['n']}")
         for what, entry in _retrain_files(pkg):  # what capture and retrain load
             _, problem = _file_state(pkg, entry)
             if problem:

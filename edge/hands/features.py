@@ -32,9 +32,39 @@ CHAINS = (THUMB, *FINGERS)  # thumb, index, middle, ring, pinky
 PALM = (0, 5, 9, 13, 17)
 
 # 20 palm-frame points x 3, 15 bend angles, 5 tip/middle-joint ratios, 5 straightness,
-# 5 tip-to-palm-centre distances, 6 thumb-position quantities.
-FEATURE_DIM = 60 + 15 + 5 + 5 + 5 + 6
+# 5 tip-to-palm-centre distances, 7 thumb-position quantities, 5 soft "extended" indicators
+# and their sum.
+FEATURE_DIM = 60 + 15 + 5 + 5 + 5 + 7 + 5 + 1
 _EPS = 1e-6
+# Soft "extended" indicators, set on the hand stage's landmarks of the training photos
+# (tools/curl_calibration.py): a finger is extended when its tip is > 1.15x as far from the
+# wrist as its PIP joint (extended ~1.35, folded ~0.6); the thumb when its tip lies > 0.6
+# palm sizes beyond the index MCP's line across the palm (extended ~1.0, folded -0.4..0.4;
+# its distance ratio cannot tell: a thumb folded over the fingers still reaches far) and
+# its tip is not on the index fingertip (an O-shape's thumb reaches out as far, but touches
+# the index tip: <= 0.4 palm sizes in 95 % of the photos' 0s, >= 0.8 in their other counts).
+FINGER_RATIO_AT, FINGER_RATIO_SOFT = 1.15, 0.08
+THUMB_X_AT, THUMB_X_SOFT = 0.6, 0.1
+THUMB_O_AT, THUMB_O_SOFT = 0.5, 0.06
+
+
+# Column groups, for a head that learns from some of them only (the rest get weight 0).
+GROUPS = {"coords": (0, 60), "angles": (60, 75), "ratios": (75, 80), "straightness": (80, 85),
+          "tip_to_centre": (85, 90), "thumb": (90, 96),
+          "extension": (96, 103)}  # the thumb's lateral reach, 5 soft indicators, their sum
+
+
+def columns(groups: list[str] | tuple[str, ...]) -> np.ndarray:
+    """Boolean mask (FEATURE_DIM,) of the named groups' columns."""
+    mask = np.zeros(FEATURE_DIM, bool)
+    for g in groups:
+        lo, hi = GROUPS[g]
+        mask[lo:hi] = True
+    return mask
+
+
+def _sigmoid(x: float) -> float:
+    return float(1.0 / (1.0 + np.exp(-np.clip(x, -30.0, 30.0))))
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -103,9 +133,13 @@ def landmark_features(landmarks: np.ndarray, handedness: str) -> np.ndarray:
         straight.append(_dist(base, tip) / max(path, _EPS))
         to_centre.append(_dist(tip, centre))
     t = c[4]
+    lateral = float(t[0])  # across the palm: beyond the index side when the thumb is out
     thumb = [_dist(t, c[5]), _dist(t, c[9]), _dist(t, c[17]), _dist(t, c[8]), _dist(t, c[6]),
-             min(5.0, _dist(t, c[17]) / max(_dist(c[3], c[17]), _EPS))]
-    out = np.concatenate([coords, angles, ratios, straight, to_centre, thumb]).astype(np.float32)
+             min(5.0, _dist(t, c[17]) / max(_dist(c[3], c[17]), _EPS)), lateral]
+    soft = [_sigmoid((lateral - THUMB_X_AT) / THUMB_X_SOFT) * _sigmoid((thumb[3] - THUMB_O_AT) / THUMB_O_SOFT)]
+    soft += [_sigmoid((r - FINGER_RATIO_AT) / FINGER_RATIO_SOFT) for r in ratios[1:]]
+    out = np.concatenate([coords, angles, ratios, straight, to_centre, thumb, soft,
+                          [sum(soft)]]).astype(np.float32)
     assert out.shape == (FEATURE_DIM,)
     return out
 

@@ -54,6 +54,10 @@ def load_user_head(path: Path, package: ModelPackage) -> Head:
     made_for = head_info(head).get("backbone_sha256")
     ours = {e.get("sha256") for e in (rt.get("backbone") or {}).values()
             if isinstance(e, dict)} - {None}
+    made_feat, want_feat = head_info(head).get("features"), rt.get("features")
+    if isinstance(made_feat, str) and isinstance(want_feat, str) and made_feat != want_feat:
+        raise ModelError(f"{path}: trained on landmark features {made_feat!r}, {package.name} "
+                         f"{package.version} uses {want_feat!r}; retrain to make a head for these")
     if isinstance(made_for, str) and ours and made_for not in ours:
         raise ModelError(f"{path}: trained on another backbone than {package.name} {package.version}'s "
                          "(the model was upgraded or replaced); retrain to make a head for this one")

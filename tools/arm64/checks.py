@@ -1,0 +1,447 @@
+"""The checks of `make test-arm64`, run on the host by tools/arm64/run.sh.
+
+Each check runs real fingercount commands inside the arm64 root filesystem (chroot through
+qemu-user) and, where a result can be compared, the same command on x86 in this process's
+venv. One line per check, then `arm64: N passed, M failed`; exit status 1 on any failure.
+What is checked is derived from the checkout (the installed model packages, the default
+model), so new models and dependencies are picked up without editing this file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import mqtt_watch  # beside this file (the script's directory is on sys.path)
+
+SRC = Path(os.environ.get("FC_SRC") or Path(__file__).resolve().parents[2])
+sys.path.insert(0, str(SRC))  # edge.config, for the default model
+
+VENV = "/opt/fc-venv"        # inside: the venv of the edge extra + fingercount
+MODELS = "/src/models"       # inside: the checkout's models (copied in)
+STATE = "/tmp/state"
+# one quantization step of a uint8 output, plus classify's rounding to 4 decimals on both sides
+SCORE_TOL = 1 / 255 + 1e-4
+# Byte-compiling every installed file runs emulated (minutes); the commands compile what they
+# import on first use instead.
+PIP_OFFLINE = ["--no-index", "--find-links", "/wheels", "--no-cache-dir", "--no-compile"]
+PER_CLASS = 2                # photos per class folder for classify (emulation is slow)
+DEVICE = "arm64-ci"
+
+_children: list[subprocess.Popen] = []
+
+
+def _signal_group(p: subprocess.Popen, sig: int) -> None:
+    """Each command runs in its own process group: install.sh's pip goes with install.sh."""
+    try:
+        os.killpg(p.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _running(p: subprocess.Popen) -> bool:
+    """Reaps it if it ended (this handler runs on the main thread, whose wait is suspended)."""
+    try:
+        return os.waitpid(p.pid, os.WNOHANG)[0] == 0
+    except ChildProcessError:  # already reaped (by the thread that ran it)
+        return False
+
+
+def _on_term(signum: int, _frame: Any) -> None:
+    """SIGTERM from run.sh (Ctrl-C or TERM there): stop what runs inside, then exit."""
+    for p in list(_children):
+        _signal_group(p, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while any(_running(p) for p in list(_children)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for p in list(_children):
+        _signal_group(p, signal.SIGKILL)
+    print("arm64: checks stopped by a signal", flush=True)
+    os._exit(128 + signum)
+
+
+class Failed(Exception):
+    pass
+
+
+class Result:
+    def __init__(self, rc: int, out: str, err: str, seconds: float, cpu: float):
+        self.rc, self.out, self.err, self.seconds, self.cpu = rc, out, err, seconds, cpu
+
+    def tail(self, n: int = 6) -> str:
+        lines = (self.err or self.out).strip().splitlines()
+        return " | ".join(lines[-n:])
+
+
+# CPU seconds of the commands each thread ran: unlike wall time, not inflated by other load.
+_cpu = threading.local()
+
+
+def run(argv: list[str], env: dict[str, str], timeout: float, cwd: Optional[str] = None) -> Result:
+    """Run a command to its end (TERM at the timeout, KILL 10 s later); output from files,
+    and the CPU time of the command and everything it waited for (os.wait4)."""
+    t0 = time.monotonic()
+    with tempfile.TemporaryFile("w+") as fo, tempfile.TemporaryFile("w+") as fe:
+        p = subprocess.Popen(argv, env=env, cwd=cwd, stdout=fo, stderr=fe, text=True,
+                             start_new_session=True)
+        _children.append(p)
+        deadline, note = t0 + timeout, ""
+        try:
+            while True:
+                pid, status, usage = os.wait4(p.pid, os.WNOHANG)
+                if pid:
+                    break
+                if time.monotonic() > deadline:
+                    if not note:
+                        _signal_group(p, signal.SIGTERM)
+                        note, deadline = f"\n(timed out after {timeout:.0f} s)", deadline + 10
+                    else:
+                        _signal_group(p, signal.SIGKILL)
+                time.sleep(0.05)
+        finally:
+            _children.remove(p)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        _signal_group(p, signal.SIGKILL)  # nothing of it outlives it (a daemon's stray child)
+        fo.seek(0)
+        fe.seek(0)
+        out, err = fo.read(), fe.read() + note
+    cpu = usage.ru_utime + usage.ru_stime
+    _cpu.total = getattr(_cpu, "total", 0.0) + cpu
+    return Result(p.returncode, out, err, time.monotonic() - t0, cpu)
+
+
+class Board:
+    """Commands inside the arm64 root filesystem, with the environment a Pi 4 would show."""
+
+    def __init__(self, root: Path, qemu_cpu: str, qemu_version: str):
+        self.root = root
+        self.env = {
+            "PATH": f"{VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME": "/root", "LANG": "C.UTF-8", "TMPDIR": "/tmp",
+            "QEMU_CPU": qemu_cpu,  # read by qemu-user (binfmt): the CPU it emulates
+            "FINGERCOUNT_EMULATED": f"{qemu_version.split('(')[0].strip()}, -cpu {qemu_cpu}",
+            "FINGERCOUNT_MODELS_DIR": MODELS, "FINGERCOUNT_STATE_DIR": STATE,
+        }
+
+    def sh(self, argv: list[str], timeout: float = 300, env: Optional[dict[str, str]] = None,
+           drop: tuple[str, ...] = ()) -> Result:
+        e = {k: v for k, v in {**self.env, **(env or {})}.items() if k not in drop}
+        return run(["chroot", str(self.root), *argv], e, timeout)
+
+    def fc(self, *args: str, timeout: float = 300, env: Optional[dict[str, str]] = None) -> Result:
+        return self.sh([f"{VENV}/bin/fingercount", "--config", "/src/tools/arm64/empty.yaml", *args],
+                       timeout, env)
+
+
+class Host:
+    """The same commands on x86, from this checkout, in the developer venv."""
+
+    def __init__(self, work: Path):
+        self.state = work / "x86-state"
+        self.env = {**os.environ, "PYTHONPATH": str(SRC), "FINGERCOUNT_MODELS_DIR": str(SRC / "models"),
+                    "FINGERCOUNT_STATE_DIR": str(self.state)}
+        for k in [k for k in self.env if k.startswith("FINGERCOUNT_") and k not in
+                  ("FINGERCOUNT_MODELS_DIR", "FINGERCOUNT_STATE_DIR")]:
+            del self.env[k]
+
+    def fc(self, *args: str, timeout: float = 300) -> Result:
+        return run([sys.executable, "-m", "edge", "--config", str(SRC / "tools/arm64/empty.yaml"),
+                    *args], self.env, timeout, cwd=str(SRC))
+
+
+def json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def packages() -> dict[str, dict]:
+    out = {}
+    for mj in sorted((SRC / "models").glob("*/model.json")):
+        out[mj.parent.name] = json.loads(mj.read_text())
+    return out
+
+
+def photos() -> list[Path]:
+    hands = SRC / "tests/data/hands"
+    return [p for d in sorted(x for x in hands.iterdir() if x.is_dir())
+            for p in sorted(q for q in d.iterdir() if q.suffix.lower() in (".jpg", ".jpeg", ".png"))[:PER_CLASS]]
+
+
+class Suite:
+    def __init__(self, args: argparse.Namespace):
+        self.board = Board(Path(args.root), args.qemu_cpu, args.qemu_version)
+        self.host = Host(Path(args.work))
+        self.port = args.mqtt_port
+        self.passed = 0
+        self.failed = 0
+        self.installed = False
+        self.pkgs = packages()
+        self.default_model: Optional[str] = None
+        pool = ThreadPoolExecutor(max_workers=1)  # the x86 side, while the board installs
+        self.x86: dict[str, Future] = {}
+        self._x86_pool = pool
+        self._install_pool = ThreadPoolExecutor(max_workers=1)
+        self.staged: Future = Future()
+
+    def say(self, text: str) -> None:
+        print(f"arm64: {text}", flush=True)
+
+    def check(self, name: str, fn: Callable[[], str], needs_install: bool = True) -> None:
+        t0 = time.monotonic()
+        _cpu.total = 0.0
+        if needs_install and not self.installed:
+            self.failed += 1
+            self.say(f"FAIL {name}: not run, the install failed")
+            return
+        try:
+            detail = fn()
+        except Failed as e:
+            self.failed += 1
+            self.say(f"FAIL {name} ({self._took(t0)}): {e}")
+            return
+        except Exception as e:  # a bug in a check is a failure, with its type
+            self.failed += 1
+            self.say(f"FAIL {name} ({self._took(t0)}): {type(e).__name__}: {e}")
+            return
+        self.passed += 1
+        self.say(f"PASS {name} ({self._took(t0)}): {detail}")
+
+    @staticmethod
+    def _took(t0: float) -> str:
+        return f"{time.monotonic() - t0:.0f} s, cpu {getattr(_cpu, 'total', 0.0):.0f} s"
+
+    # --- the x86 side, started first -------------------------------------------------
+    def start_x86(self) -> None:
+        imgs = [str(p) for p in photos()]
+        self.x86["classify"] = self._x86_pool.submit(self.host.fc, "classify", *imgs)
+        for name, data in self.eval_sets():
+            self.x86[f"eval {data}"] = self._x86_pool.submit(
+                self.host.fc, "eval", "--data", str(SRC / data), "--model", name,
+                "--json", str(self.host.state.parent / f"eval-{name}.json"))
+
+    def eval_sets(self) -> list[tuple[str, str]]:
+        """(model, data): the default finger model on the hand photos, a digit model on the digits."""
+        default = self.default_name()
+        sets = [(default, "tests/data/hands")]
+        digit = next((n for n, m in self.pkgs.items() if m.get("task") == "digit"), None)
+        if digit and (SRC / "tests/data/digits").is_dir():
+            sets.append((digit, "tests/data/digits"))
+        return sets
+
+    def default_name(self) -> str:
+        if self.default_model is None:
+            from edge.config import Config
+            self.default_model = Config().model.name
+        return self.default_model
+
+    # --- the checks --------------------------------------------------------------------
+    def install(self) -> str:
+        wheel = sorted(p.name for p in (self.board.root / "fcwheel").glob("fingercount-*.whl"))
+        if not wheel:
+            raise Failed("no fingercount wheel was built")
+        r = self.board.sh(["/usr/bin/python3", "-m", "venv", VENV], 180)
+        if r.rc != 0:
+            raise Failed(f"python3 -m venv: {r.tail()}")
+        r = self.board.sh([f"{VENV}/bin/pip", "install", "--quiet", "--disable-pip-version-check",
+                           *PIP_OFFLINE, f"/fcwheel/{wheel[-1]}[edge]"], 600)
+        if r.rc != 0:
+            raise Failed(f"offline pip install: {r.tail()}")
+        if list((self.board.root / "opt/fc-venv/lib").glob("python3*/site-packages/tensorflow")):
+            raise Failed("TensorFlow ended up in the edge install")
+        r = self.board.sh([f"{VENV}/bin/python", "-c",
+                           "import platform, numpy, cv2, ai_edge_litert, pydantic, paho.mqtt, gpiozero, edge;"
+                           "print(platform.machine(), platform.python_version(), 'numpy', numpy.__version__,"
+                           " 'opencv', cv2.__version__, 'pydantic', pydantic.VERSION)"], 180)
+        if r.rc != 0 or "aarch64" not in r.out:
+            raise Failed(f"imports: {r.tail()}")
+        self.installed = True
+        return f"{wheel[-1]}[edge] from {len(list((self.board.root / 'wheels').glob('*.whl')))} " \
+               f"aarch64 wheels, no network; {r.out.strip()}"
+
+    def models(self) -> str:
+        r = self.board.fc("models")
+        if r.rc != 0:
+            raise Failed(f"exit {r.rc}: {r.tail()}")
+        missing = [n for n in self.pkgs if n not in r.out]
+        if missing:
+            raise Failed(f"not listed: {missing}")
+        return f"lists {len(self.pkgs)} package(s): {', '.join(self.pkgs)}"
+
+    def classify(self) -> str:
+        imgs = photos()
+        r = self.board.fc("classify", *[f"/src/{p.relative_to(SRC)}" for p in imgs], timeout=600)
+        if r.rc != 0:
+            raise Failed(f"exit {r.rc}: {r.tail()}")
+        hx = self.x86["classify"].result()
+        if hx.rc != 0:
+            raise Failed(f"x86 classify exit {hx.rc}: {hx.tail()}")
+        arm, x86 = json_lines(r.out), json_lines(hx.out)
+        if len(arm) != len(imgs) or len(x86) != len(imgs):
+            raise Failed(f"{len(arm)} arm / {len(x86)} x86 results for {len(imgs)} photos")
+        worst, bad = 0.0, []
+        for a, x in zip(arm, x86):
+            if a["label"] != x["label"]:
+                bad.append(f"{Path(x['image']).name}: {a['label']} != {x['label']}")
+            worst = max([worst] + [abs(a["scores"][k] - x["scores"][k]) for k in x["scores"]])
+        if bad:
+            raise Failed(f"labels differ from x86: {bad}")
+        if worst > SCORE_TOL:
+            raise Failed(f"a score differs from x86 by {worst:.4f} > 1/255 (+ rounding)")
+        model = arm[0]["model"]
+        if model != x86[0]["model"]:
+            raise Failed(f"model {model} != x86 {x86[0]['model']}")
+        inv = sorted(a["timing_ms"].get("invoke", 0) for a in arm)
+        return (f"{len(arm)} photos, {model}: labels identical to x86, largest score difference "
+                f"{worst:.4f} (<= 1/255 + rounding); emulated invoke median {inv[len(inv) // 2]:.0f} ms")
+
+    def evaluate(self, name: str, data: str) -> str:
+        out = f"/tmp/eval-{name}.json"
+        r = self.board.fc("eval", "--data", f"/src/{data}", "--model", name, "--json", out, timeout=600)
+        if r.rc != 0:
+            raise Failed(f"exit {r.rc}: {r.tail()}")
+        arm = json.loads((self.board.root / out.lstrip("/")).read_text())
+        hx = self.x86[f"eval {data}"].result()
+        if hx.rc != 0:
+            raise Failed(f"x86 eval exit {hx.rc}: {hx.tail()}")
+        x86 = json.loads((self.host.state.parent / f"eval-{name}.json").read_text())
+        if arm["n"] != x86["n"] or arm["confusion"] != x86["confusion"]:
+            raise Failed(f"n {arm['n']} / {x86['n']}, accuracy {arm['accuracy']:.4f} / "
+                         f"{x86['accuracy']:.4f}: confusion differs from x86")
+        return f"{name} on {data}: n={arm['n']}, accuracy {arm['accuracy']:.4f}, confusion identical to x86"
+
+    def bench(self) -> str:
+        name = self.default_name()
+        precs: dict[str, dict] = {}
+        first = ""
+        for prec in ("int8", "fp32"):
+            r = self.board.fc("bench", name, "--precision", prec, "--threads", "2", "--runs", "3",
+                              "--warmup", "1", "--json", f"/tmp/bench-{prec}.json", timeout=600)
+            if r.rc != 0:
+                raise Failed(f"{prec}: exit {r.rc}: {r.tail()}")
+            doc = json.loads((self.board.root / f"tmp/bench-{prec}.json").read_text())
+            precs.update({rec["precision"]: rec for rec in doc["records"]})
+            first = r.out.lstrip().splitlines()[0]
+            if not first.startswith("EMULATED:") or not doc["machine"].get("emulated"):
+                raise Failed(f"{prec}: the header does not say the timings are emulated: {first!r}")
+            if doc["machine"].get("arch") != "aarch64":
+                raise Failed(f"arch {doc['machine'].get('arch')}")
+        if not {"int8", "fp32"} <= set(precs):
+            raise Failed(f"precisions measured: {sorted(precs)}")
+        # Not only the harness's variable: the board itself must be seen as emulated.
+        d = self.board.sh([f"{VENV}/bin/python", "-c",
+                           "from edge.machine import emulation; print(emulation())"],
+                          drop=("FINGERCOUNT_EMULATED", "QEMU_CPU"), env={})
+        if d.rc != 0 or "x86" not in d.out:
+            raise Failed(f"emulation not detected without FINGERCOUNT_EMULATED: {d.out.strip()} {d.tail()}")
+        return (f"{name} int8 p50 {precs['int8']['p50_ms']:.0f} ms, fp32 p50 {precs['fp32']['p50_ms']:.0f} ms "
+                f"(emulated, not Pi figures); header: {first[:70]}…; detected without the harness "
+                f"variable too: {d.out.strip()}")
+
+    def daemon(self) -> str:
+        watch = mqtt_watch.Watch("127.0.0.1", self.port, f"fingercount/{DEVICE}/#")
+        watch.start()
+        try:
+            r = self.board.fc("run", "--camera", "replay:/src/tests/data/hands@4", "--mqtt",
+                              f"127.0.0.1:{self.port}", "--device-id", DEVICE, "--duration", "15",
+                              "--print", timeout=300)
+            time.sleep(1.0)
+        finally:
+            got = watch.stop()
+        if r.rc != 0:
+            raise Failed(f"exit {r.rc}: {r.tail()}")
+        base = f"fingercount/{DEVICE}"
+        preds = [json.loads(p) for t, p in got if t == f"{base}/prediction"]
+        counts = [json.loads(p) for t, p in got if t == f"{base}/count"]
+        avail = [p.decode() for t, p in got if t == f"{base}/availability"]
+        if len(preds) < 3 or not counts:
+            raise Failed(f"{len(preds)} predictions, {len(counts)} counts received on the host")
+        if avail[:1] != ["online"] or avail[-1:] != ["offline"]:
+            raise Failed(f"availability {avail}")
+        p = preds[-1]
+        if not {"label", "scores", "timing_ms", "seq"} <= set(p):
+            raise Failed(f"prediction without the contract's fields: {sorted(p)}")
+        gpio = "no GPIO on this machine" in r.err
+        if not gpio:
+            raise Failed("no one-line notice that GPIO is off (lgpio is not on Debian)")
+        return (f"{len(preds)} predictions and {len(counts)} count message(s) reached the host broker "
+                f"(model {p.get('model')}); availability {' -> '.join(avail)}; exit 0 after --duration")
+
+    def picamera2(self) -> str:
+        r = self.board.fc("check-config", env={"FINGERCOUNT_CAMERA__SOURCE": "picamera2"})
+        errors = [ln for ln in r.err.splitlines() if ln.startswith("fingercount: error:")]
+        if r.rc != 2 or len(errors) != 1 or "picamera2" not in errors[0]:
+            raise Failed(f"exit {r.rc}, error lines {errors}")
+        return f"check-config exit 2, one line: {errors[0]}"
+
+    def start_install_sh(self) -> None:
+        """install.sh builds and installs a second venv: it runs beside the other checks."""
+        self.staged = self._install_pool.submit(
+            self.board.sh, ["/bin/bash", "/src/systemd/install.sh", "--destdir", "/tmp/stage",
+                            "--no-apt", "--no-start", "--python", "/usr/bin/python3",
+                            "--pip-args", " ".join(PIP_OFFLINE)], 900)
+
+    def install_sh(self) -> str:
+        stage = "/tmp/stage"
+        r = self.staged.result()
+        if r.rc != 0:
+            raise Failed(f"exit {r.rc}: {r.tail()}")
+        root = self.board.root / stage.lstrip("/")
+        want = ["opt/fingercount/venv/bin/fingercount", "etc/fingercount/config.yaml",
+                "etc/systemd/system/fingercount.service", "usr/share/fingercount/models"]
+        missing = [w for w in want if not (root / w).exists()]
+        if missing:
+            raise Failed(f"not staged: {missing}")
+        c = self.board.sh([f"{stage}/opt/fingercount/venv/bin/fingercount", "check-config", "--config",
+                           f"{stage}/etc/fingercount/config.yaml"],
+                          env={"FINGERCOUNT_MODELS_DIR": f"{stage}/usr/share/fingercount/models",
+                               "FINGERCOUNT_STATE_DIR": "/tmp/stage-state",
+                               "FINGERCOUNT_CAMERA__SOURCE": "replay:/src/tests/data/hands"})
+        if c.rc != 0:
+            raise Failed(f"the staged venv's check-config: exit {c.rc}: {c.tail()}")
+        return f"staged into {stage} ({r.seconds:.0f} s, cpu {r.cpu:.0f} s, beside the checks above); its venv's check-config passes on the staged config"
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description="the checks of make test-arm64 (run by tools/arm64/run.sh)")
+    ap.add_argument("--root", required=True)
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--qemu-cpu", required=True)
+    ap.add_argument("--qemu-version", default="qemu-aarch64")
+    ap.add_argument("--mqtt-port", type=int, required=True)
+    args = ap.parse_args(argv)
+    signal.signal(signal.SIGTERM, _on_term)
+    s = Suite(args)
+    (Path(args.work) / "x86-state").mkdir(parents=True, exist_ok=True)
+    s.say("not reachable here (Raspberry Pi OS only): picamera2 (libcamera) and lgpio; "
+          "their fallbacks are checked instead (one line for picamera2, GPIO off)")
+    s.start_x86()
+    s.check("install: edge extra offline from aarch64 wheels", s.install, needs_install=False)
+    if s.installed:
+        s.start_install_sh()
+    s.check("models", s.models)
+    s.check("classify vs x86", s.classify)
+    for name, data in s.eval_sets():
+        s.check(f"eval {data}", functools.partial(s.evaluate, name, data))
+    s.check("bench int8 + fp32 (emulated header)", s.bench)
+    s.check("run: replay camera -> mosquitto on the host", s.daemon)
+    s.check("picamera2 missing: one clear line", s.picamera2)
+    s.check("systemd/install.sh --destdir", s.install_sh)
+    s._x86_pool.shutdown(wait=True)
+    s._install_pool.shutdown(wait=True)
+    s.say(f"{s.passed} passed, {s.failed} failed")
+    return 1 if s.failed else 0
+
+
+if __name__ == "__main__":
+    threading.current_thread().name = "arm64"
+    sys.exit(main(sys.argv[1:]))
