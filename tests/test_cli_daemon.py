@@ -111,5 +111,5 @@ def test_run_print_says_once_what_unsure_means(tmp_path: Path) -> None:
             "--state-dir", str(tmp_path / "state"), "--print", "--duration", "3")
     assert p.returncode == 0, p.stderr
     legend = [ln for ln in p.stdout.splitlines() if "'count unsure'" in ln]
-    assert legend == ["('count unsure': the mean confidence of the last 5 frames is under 60%, as while "
-                      "the hand changes, or the label is not a count)"], p.stdout
+    assert legend == ["('no hand': no hand in view; 'count unsure': a hand, but the mean confidence of "
+                      "the last 5 frames is under 60%, as while the hand changes)"], p.stdout
