@@ -100,8 +100,16 @@ class PalmDetector:
                              f"({n} x 18 boxes and {n} scores for {h}x{w} anchors)")
         self._box_i, self._score_i = box_i, score_i
 
-    def detect(self, rgb: np.ndarray) -> list[Palm]:
-        """Palms in an RGB uint8 frame, best first (empty when none reaches min_score)."""
+    def detect(self, rgb: np.ndarray, mirrored: bool = False) -> list[Palm]:
+        """Palms in an RGB uint8 frame, best first (empty when none reaches min_score).
+
+        mirrored: run the model on the left-right mirror image and map the palms back to
+        the frame (the detector is not symmetric: it finds some hands only mirrored)."""
+        if mirrored:
+            w = rgb.shape[1]
+            return [Palm(p.score, (w - p.box[2], p.box[1], w - p.box[0], p.box[3]),
+                         np.stack([w - p.keypoints[:, 0], p.keypoints[:, 1]], axis=1))
+                    for p in self.detect(rgb[:, ::-1])]
         x, lb = letterbox(rgb, self.size)
         outs = self.model.run(x)
         raw = outs[self._box_i].reshape(-1, 18)

@@ -57,8 +57,11 @@ class HandStage:
     """Palm detection + landmarks with tracking; one hand (the best-scoring) per frame."""
 
     def __init__(self, palm: PalmDetector, landmark: LandmarkModel, tracking: bool = True,
-                 min_detection: float = 0.5, min_presence: float = 0.5):
-        """palm and landmark are the loaded models; thresholds are MediaPipe's defaults."""
+                 min_detection: float = 0.5, min_presence: float = 0.5, mirror_retry: bool = True):
+        """palm and landmark are the loaded models; thresholds are MediaPipe's defaults.
+        mirror_retry: when detection finds no hand, detect once more on the mirror image
+        (one more palm invoke on frames without a hand)."""
+        self.mirror_retry = mirror_retry
         self.palm = palm
         self.landmark = landmark
         self.tracking = tracking
@@ -89,6 +92,16 @@ class HandStage:
         self.timing_ms["landmarks"] += (time.perf_counter() - t0) * 1e3
         return hand
 
+    def _detect(self, rgb: np.ndarray, mirrored: bool) -> Optional[Hand]:
+        """Palm detection (on the mirror image if asked), then landmarks on the frame itself
+        around the best palm."""
+        t0 = time.perf_counter()
+        palms = self.palm.detect(rgb, mirrored)
+        self.timing_ms["detect"] += (time.perf_counter() - t0) * 1e3
+        if not palms:
+            return None
+        return self._hand_in(rgb, rect_from_palm(palms[0].box, palms[0].keypoints), tracked=False)
+
     def __call__(self, frame: np.ndarray) -> Optional[Hand]:
         """The best hand in one RGB uint8 frame (any size), or None."""
         self.timing_ms = {"detect": 0.0, "landmarks": 0.0}
@@ -101,12 +114,10 @@ class HandStage:
         if self.tracking and self._rect is not None:
             hand = self._hand_in(rgb, self._rect, tracked=True)
         if hand is None:  # nothing tracked, or the track was lost on this very frame
-            t0 = time.perf_counter()
-            palms = self.palm.detect(rgb)
             self.detections += 1
-            self.timing_ms["detect"] = (time.perf_counter() - t0) * 1e3
-            if palms:
-                hand = self._hand_in(rgb, rect_from_palm(palms[0].box, palms[0].keypoints), tracked=False)
+            hand = self._detect(rgb, mirrored=False)
+            if hand is None and self.mirror_retry:
+                hand = self._detect(rgb, mirrored=True)
         self._rect = rect_from_landmarks(hand.landmarks) if hand is not None and self.tracking else None
         return hand
 
@@ -133,17 +144,18 @@ def load_model(pkg: ModelPackage, precision: str, threads: int) -> TensorModel:
 
 def load_hand_stage(models_dir: Path, palm: str = "palm-detection-lite", landmark: str = "hand-landmark-full",
                     precision: str = "fp32", threads: int = 1, tracking: bool = True,
-                    min_detection: float = 0.5, min_presence: float = 0.5) -> HandStage:
+                    min_detection: float = 0.5, min_presence: float = 0.5, mirror_retry: bool = True) -> HandStage:
     """A HandStage from two installed hand packages (names or paths); ModelError (one line)
     when one is missing, corrupt, of another task or lacks the precision."""
     palm_model = load_model(_hand_package(models_dir, palm, PALM_TASK), precision, threads)
     lm_model = load_model(_hand_package(models_dir, landmark, LANDMARK_TASK), precision, threads)
     return HandStage(PalmDetector(palm_model, min_detection), LandmarkModel(lm_model), tracking,
-                     min_detection, min_presence)
+                     min_detection, min_presence, mirror_retry)
 
 
 def hand_stage_from_config(cfg: Config) -> HandStage:
     """The HandStage the configuration's hands: section describes (threads null = model.threads)."""
     h = cfg.hands
     return load_hand_stage(cfg.resolved_models_dir(), h.palm, h.landmark, h.precision,
-                           h.threads or cfg.model.threads, h.tracking, h.min_detection, h.min_presence)
+                           h.threads or cfg.model.threads, h.tracking, h.min_detection, h.min_presence,
+                           h.mirror_retry)
