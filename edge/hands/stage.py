@@ -17,7 +17,7 @@ import numpy as np
 from edge.errors import FingercountError, ModelError
 from edge.hands.hand import Hand, handedness_label, landmark_box
 from edge.hands.landmarks import LandmarkModel
-from edge.hands.palm import PalmDetector
+from edge.hands.palm import Letterbox, PalmDetector
 from edge.hands.roi import RotatedRect, crop, project, rect_from_landmarks, rect_from_palm
 from edge.hands.tensors import TensorModel
 from edge.runtime.package import ModelPackage, resolve_package
@@ -92,11 +92,11 @@ class HandStage:
         self.timing_ms["landmarks"] += (time.perf_counter() - t0) * 1e3
         return hand
 
-    def _detect(self, rgb: np.ndarray, mirrored: bool) -> Optional[Hand]:
-        """Palm detection (on the mirror image if asked), then landmarks on the frame itself
-        around the best palm."""
+    def _detect(self, rgb: np.ndarray, x: np.ndarray, lb: Letterbox, mirrored: bool) -> Optional[Hand]:
+        """Palm detection on the prepared input (its mirror image if asked), then landmarks
+        on the frame itself around the best palm."""
         t0 = time.perf_counter()
-        palms = self.palm.detect(rgb, mirrored)
+        palms = self.palm.detect_prepared(x, lb, mirrored)
         self.timing_ms["detect"] += (time.perf_counter() - t0) * 1e3
         if not palms:
             return None
@@ -115,9 +115,12 @@ class HandStage:
             hand = self._hand_in(rgb, self._rect, tracked=True)
         if hand is None:  # nothing tracked, or the track was lost on this very frame
             self.detections += 1
-            hand = self._detect(rgb, mirrored=False)
+            t0 = time.perf_counter()
+            x, lb = self.palm.prepare(rgb)
+            self.timing_ms["detect"] += (time.perf_counter() - t0) * 1e3
+            hand = self._detect(rgb, x, lb, mirrored=False)
             if hand is None and self.mirror_retry:
-                hand = self._detect(rgb, mirrored=True)
+                hand = self._detect(rgb, x, lb, mirrored=True)
         self._rect = rect_from_landmarks(hand.landmarks) if hand is not None and self.tracking else None
         return hand
 
