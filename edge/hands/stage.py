@@ -3,7 +3,8 @@
 Detect on the frame when no hand is tracked; otherwise crop from the previous frame's
 landmarks and skip detection. When the landmarks' presence drops below min_presence the
 track is lost and detection runs again on the same frame, so a lost hand costs one
-detection, not a frame without a hand.
+detection, not a frame without a hand. A detection that finds no hand runs once more on
+the mirror image (mirror_retry): the palm detector finds some hands only mirrored.
 """
 
 from __future__ import annotations
