@@ -95,7 +95,8 @@ def run_hand_pipeline_bench(cfg: Any, pkg: Any, precision: str, threads: Sequenc
     for n in threads:
         for tracking in (True, False):
             stage = load_hand_stage(cfg.resolved_models_dir(), h.palm, h.landmark, h.precision, n,
-                                    tracking, h.min_detection, h.min_presence, h.retry_pad)
+                                    tracking, h.min_detection, h.min_presence, h.mirror_retry,
+                                    h.retry_pad)
             counter = open_counter(cfg, pkg, precision, n, stage)
             cam = camera_from_config(cfg.camera, _camera_source(spec, cfg))
             sm = cfg.smoothing

@@ -97,6 +97,7 @@ class HandsSection(_Section):
     retry_pad: float = Field(0.25, ge=0, le=2, description="no hand found: detect again with a black border this "
                              "wide (x the frame's long side) around the frame, for hands that fill it (0: off)")
     threads: Optional[int] = Field(None, ge=1, le=MAX_THREADS, description="interpreter threads (null = model.threads)")
+    mirror_retry: bool = Field(True, description="no hand found: detect once more on the mirror image (one more palm run)")
 
 
 class SmoothingSection(_Section):

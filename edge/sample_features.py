@@ -135,7 +135,7 @@ def sample_features(cfg: Config, package: ModelPackage, precision: str) -> Sampl
         hand_identity(cfg),
         lambda: load_hand_stage(models, h.palm, h.landmark, h.precision, h.threads or cfg.model.threads,
                                 tracking=False, min_detection=h.min_detection, min_presence=h.min_presence,
-                                retry_pad=h.retry_pad),
+                                mirror_retry=h.mirror_retry, retry_pad=h.retry_pad),
         groups)
 
 

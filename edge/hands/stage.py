@@ -3,7 +3,8 @@
 Detect on the frame when no hand is tracked; otherwise crop from the previous frame's
 landmarks and skip detection. When the landmarks' presence drops below min_presence the
 track is lost and detection runs again on the same frame, so a lost hand costs one
-detection, not a frame without a hand.
+detection, not a frame without a hand. A detection that finds no hand runs once more on
+the mirror image (mirror_retry): the palm detector finds some hands only mirrored.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 from edge.errors import FingercountError, ModelError
 from edge.hands.hand import Hand, handedness_label, landmark_box
 from edge.hands.landmarks import LandmarkModel
-from edge.hands.palm import PalmDetector
+from edge.hands.palm import Letterbox, PalmDetector
 from edge.hands.roi import RotatedRect, crop, project, rect_from_landmarks, rect_from_palm
 from edge.hands.tensors import TensorModel
 from edge.runtime.package import ModelPackage, resolve_package
@@ -59,19 +60,24 @@ class HandStage:
     """Palm detection + landmarks with tracking; one hand (the best-scoring) per frame."""
 
     def __init__(self, palm: PalmDetector, landmark: LandmarkModel, tracking: bool = True,
-                 min_detection: float = 0.5, min_presence: float = 0.5, retry_pad: float = 0.25):
-        """palm and landmark are the loaded models; thresholds are MediaPipe's defaults."""
+                 min_detection: float = 0.5, min_presence: float = 0.5, mirror_retry: bool = True,
+                 retry_pad: float = 0.25):
+        """palm and landmark are the loaded models; thresholds are MediaPipe's defaults.
+        mirror_retry: when detection finds no hand, detect once more on the mirror image
+        (one more palm invoke on frames without a hand). retry_pad: then once more with the
+        frame inside a black border this many times its long side (0: off)."""
+        self.mirror_retry = mirror_retry
+        self.retry_pad = retry_pad
         self.palm = palm
         self.landmark = landmark
         self.tracking = tracking
         self.min_detection = min_detection
         self.min_presence = min_presence
-        self.retry_pad = retry_pad  # no hand found: detect once more in a border this wide (0: off)
         palm.min_score = min_detection
         self.timing_ms: dict[str, float] = {"detect": 0.0, "landmarks": 0.0}
         self.last_score = 0.0  # best presence of the last frame, also when it was rejected
-        self.detections = 0  # palm detections run since construction (tracking shows here)
         self.landmark_runs = 0  # landmark model runs (one per tracked frame, one per palm tried)
+        self.detections = 0  # palm detections run since construction (tracking shows here)
         self._rect: Optional[RotatedRect] = None
 
     def reset(self) -> None:
@@ -94,6 +100,16 @@ class HandStage:
         self.timing_ms["landmarks"] += (time.perf_counter() - t0) * 1e3
         return hand
 
+    def _detect(self, rgb: np.ndarray, x: np.ndarray, lb: Letterbox, mirrored: bool) -> Optional[Hand]:
+        """Palm detection on the prepared input (its mirror image if asked), then landmarks
+        on the frame itself around the best palm."""
+        t0 = time.perf_counter()
+        palms = self.palm.detect_prepared(x, lb, mirrored)
+        self.timing_ms["detect"] += (time.perf_counter() - t0) * 1e3
+        if not palms:
+            return None
+        return self._hand_in(rgb, rect_from_palm(palms[0].box, palms[0].keypoints), tracked=False)
+
     def __call__(self, frame: np.ndarray) -> Optional[Hand]:
         """The best hand in one RGB uint8 frame (any size), or None."""
         self.timing_ms = {"detect": 0.0, "landmarks": 0.0}
@@ -106,30 +122,32 @@ class HandStage:
         if self.tracking and self._rect is not None:
             hand = self._hand_in(rgb, self._rect, tracked=True)
         if hand is None:  # nothing tracked, or the track was lost on this very frame
-            t0, lm0 = time.perf_counter(), self.timing_ms["landmarks"]
-            hand = self._detect(rgb)
+            self.detections += 1
+            t0 = time.perf_counter()
+            x, lb = self.palm.prepare(rgb)
+            self.timing_ms["detect"] += (time.perf_counter() - t0) * 1e3
+            hand = self._detect(rgb, x, lb, mirrored=False)
+            if hand is None and self.mirror_retry:
+                hand = self._detect(rgb, x, lb, mirrored=True)
             if hand is None and self.retry_pad > 0:
                 hand = self._detect_zoomed_out(rgb)
-            # palm detection alone: the landmark runs it led to are timed as landmarks
-            self.timing_ms["detect"] = (time.perf_counter() - t0) * 1e3 - (self.timing_ms["landmarks"] - lm0)
         self._rect = rect_from_landmarks(hand.landmarks) if hand is not None and self.tracking else None
         return hand
 
 
-    def _detect(self, rgb: np.ndarray) -> Optional[Hand]:
-        palms = self.palm.detect(rgb)
-        self.detections += 1
-        return self._hand_in(rgb, rect_from_palm(palms[0].box, palms[0].keypoints), tracked=False) \
-            if palms else None
-
     def _detect_zoomed_out(self, rgb: np.ndarray) -> Optional[Hand]:
         """Detection again with the frame inside a black border of retry_pad x its long side.
         The palm detector misses a hand that fills the frame (a close-up, a tight photo):
-        with a border the hand is smaller and whole (in the sign-language photos this finds
-        the hand in 97 % of them, 84 % without). Only a frame with no hand pays for it."""
+        with a border the hand is smaller and whole (sign-language photos of 0-5: hands found
+        in 97 % of them, 84 % without). Only a frame with no hand pays for it."""
         h, w = rgb.shape[:2]
         p = int(round(max(h, w) * self.retry_pad))
-        hand = self._detect(cv2.copyMakeBorder(rgb, p, p, p, p, cv2.BORDER_CONSTANT, value=(0, 0, 0)))
+        padded = cv2.copyMakeBorder(rgb, p, p, p, p, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+        self.detections += 1
+        t0 = time.perf_counter()
+        x, lb = self.palm.prepare(padded)
+        self.timing_ms["detect"] += (time.perf_counter() - t0) * 1e3
+        hand = self._detect(padded, x, lb, mirrored=False)
         if hand is None:
             return None
         lm = hand.landmarks - np.array([p, p, 0], np.float32)
@@ -158,14 +176,14 @@ def load_model(pkg: ModelPackage, precision: str, threads: int) -> TensorModel:
 
 def load_hand_stage(models_dir: Path, palm: str = "palm-detection-lite", landmark: str = "hand-landmark-full",
                     precision: str = "fp32", threads: int = 1, tracking: bool = True,
-                    min_detection: float = 0.5, min_presence: float = 0.5,
+                    min_detection: float = 0.5, min_presence: float = 0.5, mirror_retry: bool = True,
                     retry_pad: float = 0.25) -> HandStage:
     """A HandStage from two installed hand packages (names or paths); ModelError (one line)
     when one is missing, corrupt, of another task or lacks the precision."""
     palm_model = load_model(_hand_package(models_dir, palm, PALM_TASK), precision, threads)
     lm_model = load_model(_hand_package(models_dir, landmark, LANDMARK_TASK), precision, threads)
     return HandStage(PalmDetector(palm_model, min_detection), LandmarkModel(lm_model), tracking,
-                     min_detection, min_presence, retry_pad)
+                     min_detection, min_presence, mirror_retry, retry_pad)
 
 
 def hand_models_dir(cfg: Config) -> Path:
@@ -186,4 +204,4 @@ def hand_stage_from_config(cfg: Config) -> HandStage:
     h = cfg.hands
     return load_hand_stage(hand_models_dir(cfg), h.palm, h.landmark, h.precision,
                            h.threads or cfg.model.threads, h.tracking, h.min_detection, h.min_presence,
-                           h.retry_pad)
+                           h.mirror_retry, h.retry_pad)
