@@ -19,8 +19,8 @@ NO_HAND = sorted((Path(__file__).parent / "data" / "hands-real" / "epsrc" / "no-
 
 @pytest.fixture(scope="module")
 def stages() -> tuple:
-    return (load_hand_stage(MODELS, tracking=False, retry_pad=0.0),
-            load_hand_stage(MODELS, tracking=False, retry_pad=0.25))
+    return (load_hand_stage(MODELS, tracking=False, mirror_retry=False, retry_pad=0.0),
+            load_hand_stage(MODELS, tracking=False, mirror_retry=False, retry_pad=0.25))
 
 
 @pytest.mark.parametrize("path", CLOSE_UPS, ids=lambda p: f"{p.parent.name}/{p.name}")

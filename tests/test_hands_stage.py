@@ -284,7 +284,7 @@ def test_landmark_outputs_are_named_by_shape_and_export_name(name: str) -> None:
 
 def test_mirror_retry_finds_a_hand_the_palm_detector_sees_only_mirrored() -> None:
     rgb = read_image(str(PHOTOS / "1" / "set1_one_157.jpg"))
-    plain = load_hand_stage(MODELS, tracking=False, mirror_retry=False)
+    plain = load_hand_stage(MODELS, tracking=False, mirror_retry=False, retry_pad=0.0)
     assert plain(rgb) is None and plain.palm.detect(rgb) == []
     stage = load_hand_stage(MODELS, tracking=False)
     assert stage.mirror_retry
