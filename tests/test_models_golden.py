@@ -53,8 +53,10 @@ def test_shipped_package_meets_its_contract(name: str) -> None:
     if name == "fingers-mobilenet":
         assert meta["retrainable"] and {"backbone", "head", "base_embeddings"} <= set(meta["retrainable"])
         assert all(meta["metrics"][p]["backbone_head_agreement"] == 1.0 for p in ("fp32", "fp16", "int8"))
-    if name == "fingers-cnn":
+    if name in ("fingers-cnn", "digits-cnn"):
         assert meta["variants"]["int8"]["bytes"] <= 150 * 1024
+    if name == "digits-cnn":  # MNIST, through the edge's MNIST-like preprocessing
+        assert meta["task"] == "digit" and "MNIST" in meta["provenance"]["dataset"]
 
 
 @pytest.mark.parametrize("precision", ["int8", "fp16", "fp32"])
