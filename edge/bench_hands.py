@@ -84,6 +84,8 @@ def run_hand_pipeline_bench(cfg: Any, pkg: Any, precision: str, threads: Sequenc
     from edge.bench import _camera_source, _pipeline_loop
     from edge.camera import camera_from_config
     from edge.hands import load_hand_stage
+    from edge.hands.counter import is_landmark_package
+    from edge.machine import xnnpack_status
     from edge.pipeline import Pipeline
     from edge.redact import redact
     from edge.runtime.loader import open_counter
@@ -121,7 +123,9 @@ def run_hand_pipeline_bench(cfg: Any, pkg: Any, precision: str, threads: Sequenc
             model_ms = det * bare["detect"] + lms * bare["landmarks"] + found * bare["count"]
             rec.pop("block_fps", None)
             rec.update({
-                "model": pkg.name, "precision": precision, "version": pkg.version,
+                # a landmark head has no precision of its own: the hand models' is the one that runs
+                "model": pkg.name, "version": pkg.version,
+                "precision": h.precision if is_landmark_package(pkg) else precision,
                 "model_id": counter.model_id, "threads": n, "camera": redact(spec),
                 "tracking": tracking, "hands": {"palm": h.palm, "landmark": h.landmark,
                                                 "precision": h.precision},
@@ -129,7 +133,8 @@ def run_hand_pipeline_bench(cfg: Any, pkg: Any, precision: str, threads: Sequenc
                 "detections_per_frame": round(det, 3), "landmark_runs_per_frame": round(lms, 3),
                 "hand_found": round(found, 3), "tracked": round(float(np.mean(seen.tracked)), 3) if seen.tracked else 0.0,
                 "bare_ms": {k: round(v, 3) for k, v in bare.items()},
-                "raw_invoke_mean_ms": model_ms, "invoke_fps": 1000.0 / model_ms if model_ms > 0 else 0.0})
+                "raw_invoke_mean_ms": model_ms, "invoke_fps": 1000.0 / model_ms if model_ms > 0 else 0.0,
+                "xnnpack": xnnpack_status(stage.landmark.model.interp)})
             rec["ratio"] = rec["pipeline_fps"] / rec["invoke_fps"] if rec["invoke_fps"] else 0.0
             records.append(rec)
     return records

@@ -161,8 +161,7 @@ def pipeline_camera_line(doc: dict) -> Optional[str]:
     default = not doc["settings"].get("camera")
     what = "a bundled webcam clip" if any("tracking" in r for r in doc["records"]) else \
         "the bundled hand photos"
-    return f"camera: {', '.join(cams)}" + (f" (the default: {what}, replayed as fast as it is "
-                                           "read; --camera SPEC for another)" if default else "")
+    return f"camera: {', '.join(cams)}" + (f" (default: {what}; --camera SPEC)" if default else "")
 
 
 def overhead_line(records: list[dict]) -> Optional[str]:

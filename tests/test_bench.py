@@ -32,6 +32,13 @@ def _tf():
     return tf
 
 
+@pytest.fixture(autouse=True)
+def whole_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests time the whole-frame pipeline (preprocess -> invoke, as for the digit model or
+    a bare .tflite) with a tiny finger model; the hand-stage pipeline has its own test below."""
+    monkeypatch.setenv("FINGERCOUNT_HANDS__ENABLED", "false")
+
+
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A small finger-count package (fp32/fp16/int8, uint8 I/O for int8) and a .tflite with an
@@ -491,3 +498,28 @@ def test_the_pipeline_report_says_which_camera_it_read(tiny_models, tmp_path, ca
     assert _run([*base, "--camera", f"replay:{HANDS / '3'}@0"]) == 0
     out = capsys.readouterr().out
     assert f"\ncamera: replay:{HANDS / '3'}@0\n" in out
+
+
+def test_pipeline_bench_behind_the_hand_stage_times_tracking_on_and_off(tmp_path, capsys, monkeypatch):
+    """The default finger counter: locate (palm detection, skipped while tracking), landmarks,
+    count; one record per tracking setting, on the bundled clip (a hand, the empty wall, a hand)."""
+    monkeypatch.delenv("FINGERCOUNT_HANDS__ENABLED")
+    out = tmp_path / "hands.json"
+    assert _run(["bench", "--pipeline", "--model", "fingers-landmarks", "--frames", "68", "--warmup", "0",
+                 "--threads", "1", "--state-dir", str(tmp_path / "state"), "--json", str(out)]) == 0
+    on, off = json.loads(out.read_text())["records"]
+    assert (on["tracking"], off["tracking"]) == (True, False)
+    for r in (on, off):
+        assert r["frame_shape"] == [480, 640, 3] and r["camera"].endswith("epsrc-set1.mp4@0")
+        assert 0.8 <= r["hand_found"] < 1.0  # the clip's 8 frames of empty wall have no hand
+        assert r["ratio"] == pytest.approx(r["pipeline_fps"] / r["invoke_fps"])
+        assert r["detect_ms"] >= 0 and r["landmarks_ms"] > 0 and r["count_ms"] > 0
+        assert set(r["bare_ms"]) == {"detect", "landmarks", "count"}
+        assert r["xnnpack"]["enabled"] is True
+    # tracking skips palm detection on most frames; without it every frame is detected
+    assert on["detections_per_frame"] < 0.4 and off["detections_per_frame"] >= 1.0
+    assert on["tracked"] > 0.7 and off["tracked"] == 0.0
+    table = capsys.readouterr().out
+    assert "track" in table and "lmk ms" in table
+    rows = table[table.index("\nmodel "):].splitlines()[1:]
+    assert max(len(ln) for ln in rows) <= 100, max(rows, key=len)

@@ -133,3 +133,16 @@ def test_a_configured_roi_is_where_the_digit_is_looked_for(roi) -> None:
     out = mnist_like(img, roi=roi)
     want = mnist_like(img[roi[1]:roi[1] + 140, roi[0]:roi[0] + 140])
     assert np.array_equal(out, want)
+
+
+def test_a_frame_with_no_ink_is_a_blank_digit_not_an_error() -> None:
+    """A hand photo, a blank page or a flat grey frame through the digit model's preprocessing
+    (bench --data and eval feed it whatever folder they are given)."""
+    from edge.runtime.digits import mnist_like
+    from edge.runtime.preprocess import read_image
+    from tests.conftest import HANDS
+
+    for frame in (np.full((480, 640, 3), 200, np.uint8), np.zeros((28, 28, 3), np.uint8),
+                  read_image(str(sorted((HANDS / "3").glob("*.JPG"))[0]))):
+        out = mnist_like(frame, 28, 28, 1)
+        assert out.shape == (28, 28, 1) and out.dtype == np.uint8

@@ -13,7 +13,7 @@ from edge.config import MAX_THREADS, Config
 from edge.errors import FingercountError
 from edge.machine import machine_info
 from edge.redact import redact
-from edge.runtime.package import single_tflite_package
+from edge.runtime.package import UNLABELLED_TASKS, single_tflite_package
 
 
 def main(args: argparse.Namespace, cfg: Config) -> int:
@@ -95,6 +95,9 @@ def _add_accuracy(records: list[dict], targets: list[bench.Target], args: argpar
     measured = {r["file"] for r in records}
     groups: dict[str, list[bench.Target]] = {}
     for t in targets:
+        # the hand stage's models classify nothing: eval scores them behind the counter
+        if t.package is not None and t.package.task in UNLABELLED_TASKS:
+            continue
         if t.error is None and str(t.file) in measured:
             groups.setdefault(_case_key(t), []).append(t)
     scored: dict[str, dict] = {}

@@ -150,7 +150,8 @@ def mnist_like(frame: np.ndarray, height: int = 28, width: int = 28, channels: i
     ink = ink_image(grey)
     mask = digit_mask(ink)
     out = np.zeros((height, width), np.float32)
-    if mask is not None:
+    v = np.zeros(ink.shape, np.float32)
+    if mask is not None and mask.any():
         # grey levels: the background's noise ceiling -> 0, the ink's 90th percentile -> 255
         around = cv2.dilate(mask, np.ones((3, 3), np.uint8))
         floor = float(np.percentile(ink[around == 0], 95)) if (around == 0).any() else 0.0
@@ -158,6 +159,7 @@ def mnist_like(frame: np.ndarray, height: int = 28, width: int = 28, channels: i
         v = np.clip((ink - floor) / max(ref - floor, 1e-3), 0, 1) * around
         v, mask = _normalise_stroke(v, mask, box)
         v = v * cv2.dilate(mask, np.ones((3, 3), np.uint8))
+    if (v > 1e-3).any():  # else no ink (a blank page, a photo of a hand): a blank digit
         y0, y1, x0, x1 = _bbox(v > 1e-3)
         crop = v[y0:y1, x0:x1]
         f = box / max(crop.shape)
