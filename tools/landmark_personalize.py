@@ -39,6 +39,7 @@ from edge.hands.counter import LandmarkCounter  # noqa: E402
 from edge.hands.features import landmark_features  # noqa: E402
 from edge.retrain import retrain  # noqa: E402
 from edge.runtime.package import load_package  # noqa: E402
+from edge.runtime.preprocess import read_image  # noqa: E402
 from edge.sample_features import LandmarkFeatures, sample_features  # noqa: E402
 from edge.samples import SampleStore, StoredHand  # noqa: E402
 
@@ -97,14 +98,16 @@ def main() -> int:
                                  "retrain": {"epochs": a.epochs, "max_seconds": 120, "l2": a.l2}}, environ={})
         pkg = load_package(models / "fingers-landmarks")
         fx = sample_features(cfg, pkg, "int8")
-        if a.groups and isinstance(fx, LandmarkFeatures):
+        assert isinstance(fx, LandmarkFeatures)
+        if a.groups:
             fx.groups = a.groups.split(",")
         by_class: dict[int, list[int]] = {}
-        for i in np.flatnonzero(lms.found & (lms.y >= 0)):
-            by_class.setdefault(int(lms.y[i]), []).append(int(i))
-        hands = {i: shifted(canonical(lms.landmarks[i], lms.handedness[i]), a.shift, rng)
+        for i in np.flatnonzero(lms.found & (lms.y >= 0)).tolist():
+            by_class.setdefault(int(lms.y[i]), []).append(i)
+        hands = {int(i): shifted(canonical(lms.landmarks[i], lms.handedness[i]), a.shift, rng)
                  for idx in by_class.values() for i in idx}
-        captures, evaluate = [], []
+        captures: list[int] = []
+        evaluate: list[int] = []
         for _, idx in sorted(by_class.items()):
             idx.sort(key=lambda i: hashlib.sha256(lms.names[i].encode()).hexdigest())
             captures += idx[:a.per_class]
@@ -116,8 +119,6 @@ def main() -> int:
             return float(np.mean([p == LABELS[int(lms.y[i])] for p, i in zip(pred, evaluate)]))
 
         before = score(LandmarkCounter(pkg, cfg.state_dir))
-        from edge.runtime.preprocess import read_image
-
         with SampleStore(cfg.state_dir) as store:
             for i in captures:
                 frame = read_image(str(files[i][0]))
@@ -125,7 +126,7 @@ def main() -> int:
                           hand=StoredHand(fx.hand_model, hands[i].astype(np.float32), "right", 1.0))
             res = retrain(cfg, pkg, store, features=fx)
         after = score(LandmarkCounter(pkg, cfg.state_dir))
-    out = {"shift": a.shift, "groups": fx.groups if isinstance(fx, LandmarkFeatures) else None, "data": str(a.data), "captures_per_class": a.per_class,
+    out = {"shift": a.shift, "groups": fx.groups, "data": str(a.data), "captures_per_class": a.per_class,
            "evaluated": len(evaluate), "accuracy_before": round(before, 4), "accuracy_after": round(after, 4),
            "swapped": res.swapped, "gate": res.gate, "retrain_reason": res.reason,
            "retrain_seconds": res.duration_s, "steps": res.steps, "stopped": res.stopped, "command": " ".join(sys.argv)}
