@@ -189,3 +189,11 @@ def test_hand_payload_box_and_square_crop() -> None:
     assert sq.shape == (64, 64, 3) and sq.dtype == np.uint8
     # the enlarged square leaves the frame at the bottom and right: padded with zeros there
     assert sq[-1, 32].max() == 0 and sq[32, -1].max() == 0 and sq[10, 10].min() == 200
+
+
+def test_a_hand_compares_and_prints_without_its_array() -> None:
+    lm = _hand_landmarks()
+    a = Hand(score=0.9, box=landmark_box(lm), handedness="left", landmarks=lm, tracked=True)
+    b = Hand(score=0.9, box=landmark_box(lm), handedness="left", landmarks=lm.copy(), tracked=True)
+    assert a == a and a != b and len({a, b}) == 2  # no "truth value of an array is ambiguous"
+    assert repr(a) == "Hand(score=0.9, box=(126, 155, 255, 300), handedness='left', tracked=True)"

@@ -77,7 +77,10 @@ def test_golden_landmarks(pair: tuple[HandStage, dict]) -> None:
             f"{rel}: landmarks moved {d.mean():.2f} px on average, {d.max():.2f} px at most"
         assert np.abs(np.asarray(hand.box) - want["box"]).max() <= MAX_TOL * side, rel
         assert hand.landmarks.shape == (21, 3) and hand.landmarks.dtype == np.float32
-    assert found == 16  # 10 webcam frames + 6 studio photos have a hand, 3 office frames none
+        # world landmarks: metres around the hand's centre (a hand spans ~0.1-0.25 m)
+        assert hand.world is not None and hand.world.shape == (21, 3)
+        assert 0.05 < float(np.ptp(hand.world[:, :2], axis=0).max()) < 0.4, rel
+    assert found == 17  # 11 webcam frames + 6 studio photos have a hand, 3 office frames none
 
 
 def test_no_hand_photos_give_none() -> None:
@@ -88,9 +91,9 @@ def test_no_hand_photos_give_none() -> None:
 
 
 def test_every_hand_photo_gets_a_hand_whatever_the_model_pair() -> None:
-    """The 10 webcam and 6 studio photos with a hand: each of the four models finds them."""
+    """The 11 webcam and 6 studio photos with a hand: each of the four models finds them."""
     with_hand = [rel for rel, v in _golden()["pairs"][0]["results"].items() if v is not None]
-    assert len(with_hand) == 16
+    assert len(with_hand) == 17
     for palm in ("palm-detection-lite", "palm-detection-full"):
         for landmark in ("hand-landmark-lite", "hand-landmark-full"):
             stage = load_hand_stage(MODELS, palm, landmark, tracking=False)

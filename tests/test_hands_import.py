@@ -66,7 +66,8 @@ def test_import_hands_writes_four_verified_packages(tmp_path: Path, capsys: pyte
         assert p["wheel_sha256"] == wheel_sha and p["member"] == m.member
         assert p["member_sha256"] == hashlib.sha256(data).hexdigest() == meta["variants"]["fp32"]["sha256"]
         assert p["command"].startswith("fingercount-convert import-hands --wheel ") and p["date"] and p["git_commit"]
-        assert meta["metrics"]["fp32"]["invoke"]["p50_ms"] > 0
+        inv = meta["metrics"]["fp32"]["invoke"]
+        assert inv["p50_ms"] > 0 and 0 < inv["cpu_p50_ms"] <= inv["p50_ms"] * 1.2 and inv["threads"] == 1
         assert (out / m.name / "LICENSE").read_bytes() == (MODELS / "palm-detection-lite" / "LICENSE").read_bytes()
         card = (out / m.name / "README.md").read_text()
         assert m.member in card and "Apache-2.0" in card and "ms |" in card

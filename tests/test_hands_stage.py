@@ -242,3 +242,60 @@ def test_tensor_model_quantises_integer_inputs_and_outputs() -> None:
         got = tm.run(pixels.astype(np.float32))[0].reshape(-1)  # this model's float range is 0..255
         assert got.dtype == np.float32 and np.allclose(got, want, atol=1e-6)
         assert np.isclose(got.sum(), 1.0, atol=0.05)  # dequantised probabilities, not raw codes
+
+
+def test_hands_config_section(tmp_path: Path) -> None:
+    from edge.config import load_config
+    from edge.errors import ConfigError
+    from edge.hands import hand_stage_from_config
+
+    f = tmp_path / "config.yaml"
+    f.write_text(f"models_dir: {MODELS}\nmodel: {{threads: 2}}\nhands:\n  landmark: hand-landmark-lite\n"
+                 "  min_presence: 0.8\n  mirror_retry: false\n")
+    cfg = load_config(f, environ={"FINGERCOUNT_HANDS__TRACKING": "false"})
+    assert cfg.hands.palm == "palm-detection-lite" and cfg.hands.threads is None and cfg.hands.precision == "fp32"
+    stage = hand_stage_from_config(cfg)
+    assert not stage.tracking and stage.min_presence == 0.8 and stage.palm.min_score == 0.5
+    assert not stage.mirror_retry and load_config(None, environ={}).hands.mirror_retry
+    assert stage.landmark.model.what == "hand-landmark-lite fp32"
+    assert stage(read_image(str(HAND))) is not None
+    f.write_text("hands:\n  tracker: true\n")
+    with pytest.raises(ConfigError, match="hands.tracker"):
+        load_config(f, environ={})
+    f.write_text("hands:\n  min_presence: 1.5\n")
+    with pytest.raises(ConfigError, match="hands.min_presence"):
+        load_config(f, environ={})
+
+
+@pytest.mark.parametrize("name", ["hand-landmark-lite", "hand-landmark-full"])
+def test_landmark_outputs_are_named_by_shape_and_export_name(name: str) -> None:
+    from edge.hands.landmarks import LandmarkModel, _name_order
+    from edge.hands.stage import load_model
+
+    lm = LandmarkModel(load_model(load_package(MODELS / name), "fp32", 1))
+    names = [n for n, _ in lm.model.output_shapes()]
+    assert names[lm._screen_i] == "Identity" and names[lm._world_i] == "Identity_3"
+    assert names[lm._presence_i] == "Identity_1" and names[lm._hand_i] == "Identity_2"
+    # both scores are a LOGISTIC op's outputs in these models: taken as they are, no second sigmoid
+    assert lm._is_prob == {lm._presence_i: True, lm._hand_i: True}
+    assert [_name_order(n) for n in ("Identity", "Identity_2", "Identity_12:0", "StatefulPartitionedCall:1")] \
+        == [0, 2, 12, -1]
+
+
+def test_mirror_retry_finds_a_hand_the_palm_detector_sees_only_mirrored() -> None:
+    rgb = read_image(str(PHOTOS / "1" / "set1_one_157.jpg"))
+    plain = load_hand_stage(MODELS, tracking=False, mirror_retry=False)
+    assert plain(rgb) is None and plain.palm.detect(rgb) == []
+    stage = load_hand_stage(MODELS, tracking=False)
+    assert stage.mirror_retry
+    hand = stage(rgb)
+    assert hand is not None and not hand.tracked and stage.detections == 1
+    # the palm found in the mirror image, mapped back, lies on the hand the landmarks found
+    palm = stage.palm.detect(rgb, mirrored=True)[0]
+    x0, y0, x1, y1 = hand.box
+    cx, cy = (palm.box[0] + palm.box[2]) / 2, (palm.box[1] + palm.box[3]) / 2
+    assert x0 <= cx <= x1 and y0 <= cy <= y1
+    assert x0 - 10 <= palm.keypoints[0, 0] <= x1 + 10  # the wrist keypoint too
+    # the landmarks come from the frame itself: same handedness as the mirrored frame's hand flipped
+    flipped = stage(np.ascontiguousarray(rgb[:, ::-1]))
+    assert flipped is not None and {flipped.handedness, hand.handedness} == {"left", "right"}

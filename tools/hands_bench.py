@@ -3,9 +3,9 @@ on 640x480 frames (detection every frame vs tracking), and how many photos of a 
 hand.
 
     python tools/hands_bench.py invoke [--threads 1] [--runs 200]
-    python tools/hands_bench.py stage [--palm P] [--landmark L] [--frames 200]
+    python tools/hands_bench.py stage [--palm P] [--landmark L] [--frames 200] [--photo PATH] [--no-mirror-retry]
     python tools/hands_bench.py found [--data ../shared/data/epsrc-finger-counting] [--palm P] [--landmark L]
-                                      [--min-detection 0.5] [--min-presence 0.5]
+                                      [--min-detection 0.5] [--min-presence 0.5] [--no-mirror-retry]
 
 Runs the real models through the edge runtime (fp32 unless --precision). Beside wall-clock
 times it gives the CPU time of the calling thread (with 1 interpreter thread XNNPACK runs
@@ -73,9 +73,9 @@ def cmd_invoke(a: argparse.Namespace) -> dict:
     return out
 
 
-def frames(n: int) -> list[np.ndarray]:
-    """n 640x480 frames of a hand moving 2 px per frame, back and forth."""
-    rgb = cv2.resize(read_image(str(PHOTO)), (640, 480))
+def frames(n: int, photo: Path = PHOTO) -> list[np.ndarray]:
+    """n 640x480 frames of the photo (a hand) moving 2 px per frame, back and forth."""
+    rgb = cv2.resize(read_image(str(photo)), (640, 480))
     out = []
     for i in range(n):
         dx = 2 * (i % 40 if (i // 40) % 2 == 0 else 40 - i % 40)
@@ -86,10 +86,11 @@ def frames(n: int) -> list[np.ndarray]:
 
 def cmd_stage(a: argparse.Namespace) -> dict:
     """Whole HandStage call per 640x480 frame, tracking off (detect every frame) and on."""
-    fs = frames(a.frames)
+    fs = frames(a.frames, Path(a.photo))
     out = {}
     for tracking in (False, True):
-        st = load_hand_stage(MODELS, a.palm, a.landmark, a.precision, a.threads, tracking)
+        st = load_hand_stage(MODELS, a.palm, a.landmark, a.precision, a.threads, tracking,
+                             mirror_retry=not a.no_mirror_retry)
         for f in fs[:10]:
             st(f)
         st.reset()
@@ -116,7 +117,8 @@ def cmd_stage(a: argparse.Namespace) -> dict:
 def cmd_found(a: argparse.Namespace) -> dict:
     """Photos of each class folder (and no-hand/) in which the stage finds a hand."""
     st = load_hand_stage(MODELS, a.palm, a.landmark, a.precision, a.threads, tracking=False,
-                         min_detection=a.min_detection, min_presence=a.min_presence)
+                         min_detection=a.min_detection, min_presence=a.min_presence,
+                         mirror_retry=not a.no_mirror_retry)
     data = Path(a.data)
     out: dict[str, dict] = {}
     for d in sorted(p for p in data.iterdir() if p.is_dir()):
@@ -148,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "epsrc-finger-counting"))
     ap.add_argument("--min-detection", type=float, default=0.5)
     ap.add_argument("--min-presence", type=float, default=0.5)
+    ap.add_argument("--no-mirror-retry", action="store_true", help="HandStage(mirror_retry=False)")
+    ap.add_argument("--photo", default=str(PHOTO), help="stage: the photo the frames are made of "
+                    "(a no-hand photo times the stage in an empty room)")
     ap.add_argument("--json", help="also write the figures here")
     a = ap.parse_args(argv)
     print(f"machine: {machine()}")
