@@ -143,7 +143,7 @@ def main() -> int:
         ax.bar(["shipped head", f"after retrain\n({a.per_class}/class)"], [before, after], color=["#999", "#3a7"])
         ax.set_ylim(0, 1)
         ax.axhline(0.97, ls="--", color="k", lw=0.8)
-        ax.set_title(f"fingers-landmarks, user '{a.shift}' (EPSRC, n={len(evaluate)})", fontsize=9)
+        ax.set_title(f"fingers-landmarks, user '{a.shift}' ({Path(a.data).name}, n={len(evaluate)})", fontsize=8)
         for x, v in enumerate([before, after]):
             ax.text(x, v + 0.02, f"{v * 100:.1f} %", ha="center", fontsize=8)
         fig.tight_layout()
