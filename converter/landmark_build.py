@@ -86,6 +86,21 @@ def training_set(lm: Landmarks, aug: LandmarkAugment, copies: int, open_label: i
     return np.stack(X), np.array(y, np.int64), np.array(syn, bool)
 
 
+def base_rows(y: np.ndarray, syn: np.ndarray, per_label: int, rng: np.random.Generator) -> np.ndarray:
+    """Rows kept as base features for retraining: per label every real photo, then augmented
+    ones drawn at random up to per_label in all (0: every row). A retrain fits on these and
+    the user's samples, so fewer rows make it faster on the device."""
+    if per_label <= 0:
+        return np.arange(len(y))
+    keep: list[int] = []
+    for k in np.unique(y):
+        real = np.flatnonzero((y == k) & ~syn)
+        aug = np.flatnonzero((y == k) & syn)
+        room = max(0, per_label - len(real))
+        keep += real.tolist() + rng.choice(aug, size=min(room, len(aug)), replace=False).tolist()
+    return np.sort(np.array(keep, dtype=np.int64))
+
+
 def predict(head: Head, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(label index or -1 where X is NaN (no hand), confidence)."""
     pred = np.full(len(X), -1, np.int64)
@@ -204,6 +219,9 @@ def build_landmarks(r: Recipe, data: str, out: Path, command: str, per_class: Op
         dev = cache.extract(dfiles)
     print(f"landmarks: {cache.hits} from the cache, {cache.computed} computed", file=sys.stderr, flush=True)
 
+    if not lms["train"].found.any():
+        raise ConvertError(f"{root}: the hand stage found no hand in any of the "
+                           f"{len(lms['train'].names)} training photos: nothing to train on")
     aug = LandmarkAugment.from_dict(r.get("augment"))
     t = r.get("train") or {}
     open_label = labels.index("5")
@@ -226,18 +244,20 @@ def build_landmarks(r: Recipe, data: str, out: Path, command: str, per_class: Op
     with pkgw.staging(out, r.name) as stage:
         head_entry = pkgw.write_npz(stage, "head.npz", W=head.W, b=head.b, labels=np.array(labels),
                                     info_json=np.array(json.dumps({"origin": "shipped", "features": FEATURE_VERSION})))
-        base = pkgw.write_npz(stage, "base_embeddings.npz", labels=np.array([labels[k] for k in y]),
-                              embeddings=X.astype(np.float16), synthetic=syn)
+        keep = base_rows(y, syn, int(t.get("base_per_label", 0)), rng)
+        base = pkgw.write_npz(stage, "base_embeddings.npz", labels=np.array([labels[k] for k in y[keep]]),
+                              embeddings=X[keep].astype(np.float16), synthetic=syn[keep])
         meta = {
             "format": 1, "name": r.name, "version": str(r["version"]) + ("+toy" if toy else ""),
             "task": r["task"], "counter": LANDMARK_COUNTER, "labels": labels,
             "input": {"landmarks": 21, "dims": 3, "features": FEATURE_VERSION, "feature_dim": FEATURE_DIM},
             "variants": {},
             "hands": {k: v for k, v in spec.identity().items() if k != "sha256"},
-            "retrainable": {"embedding_dim": FEATURE_DIM, "features": FEATURE_VERSION, "groups": groups,
+            "retrainable": {"embedding_dim": FEATURE_DIM, "features": FEATURE_VERSION,
+                            "groups": list(t.get("retrain_groups") or groups),
                             "head": head_entry, "base_embeddings": base},
             "metrics": m, "fists": fists,
-            "training": {"l2": l2, "groups": groups, "val_accuracy_by_l2": l2_scores, "examples": int(len(y)),
+            "training": {"l2": l2, "groups": groups, "base_rows": int(len(keep)), "val_accuracy_by_l2": l2_scores, "examples": int(len(y)),
                          "real": int((~syn).sum()), "synthetic": int(syn.sum()),
                          "per_label": {lab: int((y == k).sum()) for k, lab in enumerate(labels)},
                          "augment": aug.__dict__, "copies": int(t.get("copies", 3))},

@@ -138,7 +138,8 @@ def landmarks_schema() -> dict[str, Field]:
                               "finger_length": _opt(_pair), "wrong_hand_p": _opt(_num(0, 1)),
                               "curl_copies": _opt(_int(0))}),
         "train": Field(sub={"copies": _opt(_int(0)), "l2": _opt(_num_list), "max_steps": _opt(_int(1)),
-                            "groups": _opt(_groups)}),
+                            "groups": _opt(_groups), "retrain_groups": _opt(_groups),
+                            "base_per_label": _opt(_int(0))}),
         "dev": Field(sub={"data": _opt(_str)}),
         "toy": Field(),
     }

@@ -158,3 +158,24 @@ def test_a_stored_hand_survives_reopening(tmp_path: Path) -> None:
         (_, h1, _), (_, h2, _) = store.hands("m")
     assert h1.handedness == "left" and np.array_equal(h1.landmarks, lm) and h1.score == pytest.approx(0.9)
     assert h2.landmarks is None
+
+
+def test_features_of_another_version_are_remade_from_the_stored_landmarks(tmp_path: Path) -> None:
+    from edge.sample_features import LandmarkFeatures
+    from tests.synthetic_hand import in_image, open_hand
+
+    def no_stage():  # every sample has its hand stored: the hand stage must not be needed
+        raise AssertionError("the hand stage ran")
+
+    lm = in_image(open_hand())
+    fx = LandmarkFeatures("m", no_stage)
+    with SampleStore(tmp_path) as store:
+        s = store.add(np.zeros((8, 8, 3), np.uint8), "5", hand=StoredHand("m", lm, "right", 0.9))
+        store.set_features([(s.id, "hand-landmarks-v0", np.zeros(3, np.float32))])
+        assert fx.prepare(store, None, None) == 0
+        (_, _, (version, data)), = store.hands("m")
+        assert version == FEATURE_VERSION
+        np.testing.assert_array_equal(np.frombuffer(data, np.float32), landmark_features(lm, "right"))
+        samples, X, skipped = fx.load(store)
+        assert [x.id for x in samples] == [s.id] and skipped == 0
+        np.testing.assert_array_equal(X[0], landmark_features(lm, "right"))

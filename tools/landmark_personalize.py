@@ -39,7 +39,8 @@ from edge.hands.counter import LandmarkCounter  # noqa: E402
 from edge.hands.features import landmark_features  # noqa: E402
 from edge.retrain import retrain  # noqa: E402
 from edge.runtime.package import load_package  # noqa: E402
-from edge.sample_features import sample_features  # noqa: E402
+from edge.runtime.preprocess import read_image  # noqa: E402
+from edge.sample_features import LandmarkFeatures, sample_features  # noqa: E402
 from edge.samples import SampleStore, StoredHand  # noqa: E402
 
 DEV = ROOT.parent / "shared" / "data" / "epsrc-finger-counting"
@@ -63,8 +64,8 @@ def bend(c: np.ndarray, fingers: list[int], rng: np.random.Generator) -> np.ndar
             continue
         mcp, pip, dip, tip = (1 + 4 * f, 2 + 4 * f, 3 + 4 * f, 4 + 4 * f)
         palm = np.array([0.0, 0.0, 1.0])
-        for j, rest, lo_hi in ((mcp, (pip, dip, tip), (10, 20)), (pip, (dip, tip), (50, 65)),
-                               (dip, (tip,), (20, 35))):
+        for j, rest, lo_hi in ((mcp, (pip, dip, tip), (5, 15)), (pip, (dip, tip), (30, 45)),
+                               (dip, (tip,), (15, 25))):
             axis = np.cross(out[rest[0]] - out[j], palm)
             out[list(rest)] = rotate(out[list(rest)], out[j], axis, np.radians(rng.uniform(*lo_hi)))
     return out
@@ -80,6 +81,10 @@ def main() -> int:
     ap.add_argument("--models", default=str(ROOT / "models"))
     ap.add_argument("--data", default=str(DEV))
     ap.add_argument("--per-class", type=int, default=10)
+    ap.add_argument("--epochs", type=int, default=200, help="retrain.epochs (default: the config default)")
+    ap.add_argument("--l2", type=float, default=0.001, help="retrain.l2 (default: the config default)")
+    ap.add_argument("--groups", help="retrain on these feature groups (comma-separated; default: the "
+                                     "package's retrainable.groups)")
     ap.add_argument("--json")
     ap.add_argument("--png")
     a = ap.parse_args()
@@ -89,15 +94,20 @@ def main() -> int:
     lms = LandmarkCache(HandSpec(models)).extract(files)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_config(None, {"state_dir": tmp, "models_dir": str(models),
-                                 "model": {"name": "fingers-landmarks", "threads": 1}}, environ={})
+                                 "model": {"name": "fingers-landmarks", "threads": 1},
+                                 "retrain": {"epochs": a.epochs, "max_seconds": 120, "l2": a.l2}}, environ={})
         pkg = load_package(models / "fingers-landmarks")
         fx = sample_features(cfg, pkg, "int8")
+        assert isinstance(fx, LandmarkFeatures)
+        if a.groups:
+            fx.groups = a.groups.split(",")
         by_class: dict[int, list[int]] = {}
-        for i in np.flatnonzero(lms.found & (lms.y >= 0)):
-            by_class.setdefault(int(lms.y[i]), []).append(int(i))
-        hands = {i: shifted(canonical(lms.landmarks[i], lms.handedness[i]), a.shift, rng)
+        for i in np.flatnonzero(lms.found & (lms.y >= 0)).tolist():
+            by_class.setdefault(int(lms.y[i]), []).append(i)
+        hands = {int(i): shifted(canonical(lms.landmarks[i], lms.handedness[i]), a.shift, rng)
                  for idx in by_class.values() for i in idx}
-        captures, evaluate = [], []
+        captures: list[int] = []
+        evaluate: list[int] = []
         for _, idx in sorted(by_class.items()):
             idx.sort(key=lambda i: hashlib.sha256(lms.names[i].encode()).hexdigest())
             captures += idx[:a.per_class]
@@ -109,8 +119,6 @@ def main() -> int:
             return float(np.mean([p == LABELS[int(lms.y[i])] for p, i in zip(pred, evaluate)]))
 
         before = score(LandmarkCounter(pkg, cfg.state_dir))
-        from edge.runtime.preprocess import read_image
-
         with SampleStore(cfg.state_dir) as store:
             for i in captures:
                 frame = read_image(str(files[i][0]))
@@ -118,10 +126,10 @@ def main() -> int:
                           hand=StoredHand(fx.hand_model, hands[i].astype(np.float32), "right", 1.0))
             res = retrain(cfg, pkg, store, features=fx)
         after = score(LandmarkCounter(pkg, cfg.state_dir))
-    out = {"shift": a.shift, "data": str(a.data), "captures_per_class": a.per_class,
+    out = {"shift": a.shift, "groups": fx.groups, "data": str(a.data), "captures_per_class": a.per_class,
            "evaluated": len(evaluate), "accuracy_before": round(before, 4), "accuracy_after": round(after, 4),
            "swapped": res.swapped, "gate": res.gate, "retrain_reason": res.reason,
-           "retrain_seconds": res.duration_s, "command": " ".join(sys.argv)}
+           "retrain_seconds": res.duration_s, "steps": res.steps, "stopped": res.stopped, "command": " ".join(sys.argv)}
     print(json.dumps(out, indent=1))
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=1) + "\n")
@@ -135,7 +143,7 @@ def main() -> int:
         ax.bar(["shipped head", f"after retrain\n({a.per_class}/class)"], [before, after], color=["#999", "#3a7"])
         ax.set_ylim(0, 1)
         ax.axhline(0.97, ls="--", color="k", lw=0.8)
-        ax.set_title(f"fingers-landmarks, user '{a.shift}' (EPSRC, n={len(evaluate)})", fontsize=9)
+        ax.set_title(f"fingers-landmarks, user '{a.shift}' ({Path(a.data).name}, n={len(evaluate)})", fontsize=8)
         for x, v in enumerate([before, after]):
             ax.text(x, v + 0.02, f"{v * 100:.1f} %", ha="center", fontsize=8)
         fig.tight_layout()

@@ -32,9 +32,11 @@ CHAINS = (THUMB, *FINGERS)  # thumb, index, middle, ring, pinky
 PALM = (0, 5, 9, 13, 17)
 
 # 20 palm-frame points x 3, 15 bend angles, 5 tip/middle-joint ratios, 5 straightness,
-# 5 tip-to-palm-centre distances, 7 thumb-position quantities, 5 soft "extended" indicators
-# and their sum.
-FEATURE_DIM = 60 + 15 + 5 + 5 + 5 + 7 + 5 + 1
+# 5 tip-to-palm-centre distances, 7 thumb-position quantities, 5 soft "extended" indicators,
+# their sum, and the sum again with the fingers' threshold at SUM_RATIOS (a head that
+# weighs those can move the threshold: a user who never straightens a finger fully).
+SUM_RATIOS = (0.95, 1.05, 1.25)
+FEATURE_DIM = 60 + 15 + 5 + 5 + 5 + 7 + 5 + 1 + len(SUM_RATIOS)
 _EPS = 1e-6
 # Soft "extended" indicators, set on the hand stage's landmarks of the training photos
 # (tools/curl_calibration.py): a finger is extended when its tip is > 1.15x as far from the
@@ -51,7 +53,7 @@ THUMB_O_AT, THUMB_O_SOFT = 0.5, 0.06
 # Column groups, for a head that learns from some of them only (the rest get weight 0).
 GROUPS = {"coords": (0, 60), "angles": (60, 75), "ratios": (75, 80), "straightness": (80, 85),
           "tip_to_centre": (85, 90), "thumb": (90, 96),
-          "extension": (96, 103)}  # the thumb's lateral reach, 5 soft indicators, their sum
+          "extension": (96, FEATURE_DIM)}  # the thumb's reach, 5 soft indicators, their sums
 
 
 def columns(groups: list[str] | tuple[str, ...]) -> np.ndarray:
@@ -138,8 +140,9 @@ def landmark_features(landmarks: np.ndarray, handedness: str) -> np.ndarray:
              min(5.0, _dist(t, c[17]) / max(_dist(c[3], c[17]), _EPS)), lateral]
     soft = [_sigmoid((lateral - THUMB_X_AT) / THUMB_X_SOFT) * _sigmoid((thumb[3] - THUMB_O_AT) / THUMB_O_SOFT)]
     soft += [_sigmoid((r - FINGER_RATIO_AT) / FINGER_RATIO_SOFT) for r in ratios[1:]]
+    sums = [soft[0] + sum(_sigmoid((r - at) / FINGER_RATIO_SOFT) for r in ratios[1:]) for at in SUM_RATIOS]
     out = np.concatenate([coords, angles, ratios, straight, to_centre, thumb, soft,
-                          [sum(soft)]]).astype(np.float32)
+                          [sum(soft)], sums]).astype(np.float32)
     assert out.shape == (FEATURE_DIM,)
     return out
 
