@@ -34,7 +34,7 @@ MIN_PRESENCE = 0.5
 SPEED_ROUNDS, SPEED_BLOCK = 12, 10  # 120 timed invokes per model
 
 
-def _r(x: float, nd: int = 4) -> float:
+def _r(x: Any, nd: int = 4) -> float:
     return round(float(x), nd)
 
 

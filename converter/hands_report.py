@@ -61,9 +61,9 @@ def choose(meta: dict) -> tuple[Optional[str], dict[str, str]]:
         if missed:
             why[p] = "; ".join(missed)
         elif same and ms >= SPEED_MARGIN * base:
-            why[p] = (f"the same model as fp32: identical outputs on every photo, {figs[p]['invoke']['bytes']} vs "
-                      f"{figs['fp32']['invoke']['bytes']} bytes, {ms:.1f} vs {base:.1f} ms p50 (MediaPipe's "
-                      "file already stores float16 weights), so nothing to gain")
+            why[p] = (f"computes exactly what fp32 does (identical outputs on every photo: MediaPipe's "
+                      f"fp32 file already stores float16 weights), {figs[p]['invoke']['bytes']} vs "
+                      f"{figs['fp32']['invoke']['bytes']} bytes, and is no faster ({ms:.1f} vs {base:.1f} ms p50)")
         elif ms >= SPEED_MARGIN * base:
             why[p] = f"no faster than fp32 ({ms:.1f} vs {base:.1f} ms p50), so its error buys nothing"
         else:
