@@ -58,12 +58,16 @@ lint: $(STAMP)
 # --force: this target rebuilds the packages in $(MODELS) on purpose. A build whose bars are not
 # met exits 3 (its package is written, its report.md says which bar), and make stops there.
 DIGITS_DATA ?= sklearn
+# The MediaPipe hand models come from the mediapipe 0.10.21 wheel: a local one, or pip downloads it.
+MEDIAPIPE_WHEEL ?=
 models: $(STAMP)
 	for r in fingers-mobilenet fingers-cnn; do \
 	  nice $(VENV)/bin/fingercount-convert build converter/recipes/$$r.yaml --data $(DATA) --out $(MODELS) --force || exit 1; \
 	done
 	nice $(VENV)/bin/fingercount-convert build converter/recipes/digits-cnn.yaml --data $(DIGITS_DATA) --out $(MODELS) --force
+	nice $(VENV)/bin/fingercount-convert import-hands $(if $(MEDIAPIPE_WHEEL),--wheel $(MEDIAPIPE_WHEEL),--download) --out $(MODELS) --force
 	$(PY) -m converter.golden --models $(MODELS)  # per-image goldens for tests/test_models_golden.py
+	$(PY) -m converter.golden_hands --models $(MODELS)  # the hand stage's, for tests/test_hands_golden.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache demo-state

@@ -287,7 +287,9 @@ def _cmd_import_hands(args: argparse.Namespace) -> int:
     from converter.hands_import import run
 
     out = check_out_dir(args.out)
-    command = " ".join(shlex.quote(a) for a in [PROG, *sys.argv[1:]])
+    # from the options (sys.argv is another program's when main() is called with argv)
+    command = " ".join([PROG, "import-hands", f"--wheel {shlex.quote(args.wheel)}" if args.wheel else "--download",
+                        f"--out {shlex.quote(args.out)}"] + (["--force"] if args.force else []))
     for path in run(args.wheel, args.download, out, command, args.force):
         print(path)
     return 0

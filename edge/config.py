@@ -87,6 +87,7 @@ class HandsSection(_Section):
     min_detection: float = Field(0.5, ge=0, le=1, description="palm detection score threshold")
     min_presence: float = Field(0.5, ge=0, le=1, description="landmark presence below this = no hand / track lost")
     threads: Optional[int] = Field(None, ge=1, le=MAX_THREADS, description="interpreter threads (null = model.threads)")
+    mirror_retry: bool = Field(True, description="no hand found: detect once more on the mirror image (one more palm run)")
 
 
 class SmoothingSection(_Section):

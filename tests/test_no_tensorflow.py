@@ -1,4 +1,4 @@
-"""edge/ never imports TensorFlow or Keras, not even indirectly: import every edge module in a
+"""edge/ never imports TensorFlow, Keras or mediapipe, not even indirectly: import every edge module in a
 fresh interpreter and look at sys.modules."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ for n in names:
 from edge.config import load_config
 from edge.camera import open_source
 open_source("replay:tests/data/hands")
-bad = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "tf_keras", "tensorboard"))
+bad = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "tf_keras", "tensorboard", "mediapipe"))
 print(len(names))
 print("FAILED:" + "|".join(failed))
 print("TF:" + ",".join(bad))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import cv2
@@ -24,15 +24,19 @@ def landmark_box(landmarks: np.ndarray) -> tuple[int, int, int, int]:
     return int(x0), int(y0), int(x1), int(y1)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Hand:
-    """One hand found in a frame."""
+    """One hand found in a frame. (eq=False: a generated == would compare the landmark
+    arrays as a tuple and raise; two hands are the same object or not.)"""
 
     score: float                      # presence score 0..1 from the landmark model
     box: tuple[int, int, int, int]    # x0, y0, x1, y1 frame pixels: bbox of the 21 landmarks
     handedness: str                   # "left" | "right"
-    landmarks: np.ndarray             # (21, 3) float32, x,y frame pixels, z in the same scale
+    landmarks: np.ndarray = field(repr=False)  # (21, 3) float32, x,y frame pixels, z in the same scale
     tracked: bool                     # True when this frame's crop came from the previous landmarks
+    # the model's world landmarks (21, 3): metres, origin at the hand's centre, no perspective
+    # (for features like joint angles); None where not known
+    world: Optional[np.ndarray] = field(default=None, repr=False)
 
     def payload(self) -> dict[str, Any]:
         """The prediction payload's `hand`: {"present": True, "score", "box", "handedness"}."""

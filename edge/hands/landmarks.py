@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -61,12 +61,13 @@ class LandmarkModel:
         self._presence_i, self._hand_i = one
         self._is_prob = {i: self._made_by_logistic(i) for i in one}
 
-    def _made_by_logistic(self, i: int) -> bool:
-        """Whether output i is a sigmoid's output (else it is a logit and needs one)."""
+    def _made_by_logistic(self, i: int) -> Optional[bool]:
+        """Whether output i is a sigmoid's output (else it is a logit and needs one); None
+        when the runtime cannot say (then the value decides)."""
         try:
             ops = self.model.interp._get_ops_details()
-        except Exception:  # an old runtime: decided from the values instead
-            return False
+        except Exception:  # an old runtime without the op list
+            return None
         producer: dict[int, Any] = {}
         for op in ops:
             if op.get("op_name") != "DELEGATE":
@@ -85,10 +86,13 @@ class LandmarkModel:
         return False
 
     def _score(self, outs: list[np.ndarray], i: int) -> float:
+        """Output i as a probability: a sigmoid's output as it is (clipped: a quantised one
+        may step just past 1), a logit through a sigmoid."""
         v = float(outs[i].reshape(-1)[0])
-        if self._is_prob[i] and 0.0 <= v <= 1.0:
-            return v
-        return float(sigmoid(np.array(v)))
+        prob = self._is_prob[i]
+        if prob is None:
+            prob = 0.0 <= v <= 1.0
+        return min(1.0, max(0.0, v)) if prob else float(sigmoid(np.array(v)))
 
     def __call__(self, crop01: np.ndarray) -> LandmarkResult:
         """Run on a size x size float [0, 1] crop of the hand (fingers up)."""

@@ -3,25 +3,28 @@
 Detect on the frame when no hand is tracked; otherwise crop from the previous frame's
 landmarks and skip detection. When the landmarks' presence drops below min_presence the
 track is lost and detection runs again on the same frame, so a lost hand costs one
-detection, not a frame without a hand.
+detection, not a frame without a hand. A detection that finds no hand runs once more on
+the mirror image (mirror_retry): the palm detector finds some hands only mirrored.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
-from edge.config import Config
 from edge.errors import FingercountError, ModelError
 from edge.hands.hand import Hand, handedness_label, landmark_box
 from edge.hands.landmarks import LandmarkModel
-from edge.hands.palm import PalmDetector
+from edge.hands.palm import Letterbox, PalmDetector
 from edge.hands.roi import RotatedRect, crop, project, rect_from_landmarks, rect_from_palm
 from edge.hands.tensors import TensorModel
 from edge.runtime.package import ModelPackage, resolve_package
+
+if TYPE_CHECKING:
+    from edge.config import Config
 
 PALM_TASK, LANDMARK_TASK = "palm-detection", "hand-landmark"
 MIN_SIDE = 8  # frames smaller than this on a side cannot hold a hand the models would see
@@ -55,8 +58,11 @@ class HandStage:
     """Palm detection + landmarks with tracking; one hand (the best-scoring) per frame."""
 
     def __init__(self, palm: PalmDetector, landmark: LandmarkModel, tracking: bool = True,
-                 min_detection: float = 0.5, min_presence: float = 0.5):
-        """palm and landmark are the loaded models; thresholds are MediaPipe's defaults."""
+                 min_detection: float = 0.5, min_presence: float = 0.5, mirror_retry: bool = True):
+        """palm and landmark are the loaded models; thresholds are MediaPipe's defaults.
+        mirror_retry: when detection finds no hand, detect once more on the mirror image
+        (one more palm invoke on frames without a hand)."""
+        self.mirror_retry = mirror_retry
         self.palm = palm
         self.landmark = landmark
         self.tracking = tracking
@@ -79,12 +85,23 @@ class HandStage:
         res = self.landmark(crop(rgb, rect, size))
         self.last_score = max(self.last_score, res.presence)
         hand = None
-        if res.presence >= self.min_presence:
+        # a model (or a damaged variant) that outputs NaN/inf is no hand, not a crash later on
+        if res.presence >= self.min_presence and np.isfinite(res.landmarks).all():
             lm = project(res.landmarks, rect, size)
             hand = Hand(score=res.presence, box=landmark_box(lm), handedness=handedness_label(res.right),
-                        landmarks=lm, tracked=tracked)
+                        landmarks=lm, tracked=tracked, world=res.world.astype(np.float32))
         self.timing_ms["landmarks"] += (time.perf_counter() - t0) * 1e3
         return hand
+
+    def _detect(self, rgb: np.ndarray, x: np.ndarray, lb: Letterbox, mirrored: bool) -> Optional[Hand]:
+        """Palm detection on the prepared input (its mirror image if asked), then landmarks
+        on the frame itself around the best palm."""
+        t0 = time.perf_counter()
+        palms = self.palm.detect_prepared(x, lb, mirrored)
+        self.timing_ms["detect"] += (time.perf_counter() - t0) * 1e3
+        if not palms:
+            return None
+        return self._hand_in(rgb, rect_from_palm(palms[0].box, palms[0].keypoints), tracked=False)
 
     def __call__(self, frame: np.ndarray) -> Optional[Hand]:
         """The best hand in one RGB uint8 frame (any size), or None."""
@@ -98,12 +115,13 @@ class HandStage:
         if self.tracking and self._rect is not None:
             hand = self._hand_in(rgb, self._rect, tracked=True)
         if hand is None:  # nothing tracked, or the track was lost on this very frame
-            t0 = time.perf_counter()
-            palms = self.palm.detect(rgb)
             self.detections += 1
-            self.timing_ms["detect"] = (time.perf_counter() - t0) * 1e3
-            if palms:
-                hand = self._hand_in(rgb, rect_from_palm(palms[0].box, palms[0].keypoints), tracked=False)
+            t0 = time.perf_counter()
+            x, lb = self.palm.prepare(rgb)
+            self.timing_ms["detect"] += (time.perf_counter() - t0) * 1e3
+            hand = self._detect(rgb, x, lb, mirrored=False)
+            if hand is None and self.mirror_retry:
+                hand = self._detect(rgb, x, lb, mirrored=True)
         self._rect = rect_from_landmarks(hand.landmarks) if hand is not None and self.tracking else None
         return hand
 
@@ -130,17 +148,18 @@ def load_model(pkg: ModelPackage, precision: str, threads: int) -> TensorModel:
 
 def load_hand_stage(models_dir: Path, palm: str = "palm-detection-lite", landmark: str = "hand-landmark-full",
                     precision: str = "fp32", threads: int = 1, tracking: bool = True,
-                    min_detection: float = 0.5, min_presence: float = 0.5) -> HandStage:
+                    min_detection: float = 0.5, min_presence: float = 0.5, mirror_retry: bool = True) -> HandStage:
     """A HandStage from two installed hand packages (names or paths); ModelError (one line)
     when one is missing, corrupt, of another task or lacks the precision."""
     palm_model = load_model(_hand_package(models_dir, palm, PALM_TASK), precision, threads)
     lm_model = load_model(_hand_package(models_dir, landmark, LANDMARK_TASK), precision, threads)
     return HandStage(PalmDetector(palm_model, min_detection), LandmarkModel(lm_model), tracking,
-                     min_detection, min_presence)
+                     min_detection, min_presence, mirror_retry)
 
 
 def hand_stage_from_config(cfg: Config) -> HandStage:
     """The HandStage the configuration's hands: section describes (threads null = model.threads)."""
     h = cfg.hands
     return load_hand_stage(cfg.resolved_models_dir(), h.palm, h.landmark, h.precision,
-                           h.threads or cfg.model.threads, h.tracking, h.min_detection, h.min_presence)
+                           h.threads or cfg.model.threads, h.tracking, h.min_detection, h.min_presence,
+                           h.mirror_retry)

@@ -44,7 +44,9 @@ class TensorModel:
         return [(str(d["name"]), tuple(int(s) for s in d["shape"])) for d in self.outputs]
 
     def set_input(self, x01: np.ndarray) -> None:
-        """Set the input from a float image in [0, 1] of shape (H, W, 3)."""
+        """Set the input from a float image (H, W, 3) in the model's float input range (the
+        hand models': [0, 1]); an integer input gets it quantised by the tensor's scale and
+        zero point."""
         x = x01.reshape(self._in["shape"])
         if self.in_dtype == np.float32:
             x = x.astype(np.float32, copy=False)
@@ -66,7 +68,8 @@ class TensorModel:
         return (out.astype(np.float32) - float(zp)) * float(scale)
 
     def run(self, x01: np.ndarray) -> list[np.ndarray]:
-        """Invoke on a float [0, 1] image; every output as float32, in the interpreter's order."""
+        """Invoke on a float image (see set_input); every output as float32, in the
+        interpreter's order."""
         self.set_input(x01)
         self.interp.invoke()
         return [self.output(i) for i in range(len(self.outputs))]
