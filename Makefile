@@ -6,17 +6,18 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 DATA ?= ../shared/data/sign-language-digits
 MODELS ?= models
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml converter/requirements-onnx2tf.txt | sha256sum | cut -c1-12)
 # The demo's own venv: only what a device installs (edge + demo extras), no TensorFlow.
 DEMO_VENV ?= .venv-demo
 DEMO_STAMP := $(DEMO_VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
 .PHONY: setup demo test test-arm64 soak lint models mosquitto clean bench
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml converter/requirements-onnx2tf.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e ".[edge,demo,converter,test]"
+	$(PIP) install -q --no-deps -r converter/requirements-onnx2tf.txt
 	@rm -f $(VENV)/.installed-*; touch $@
 
 setup: $(STAMP)

@@ -122,6 +122,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="pip download mediapipe==0.10.21 --no-deps first (needs the network)")
     h.add_argument("--out", default="models", help="where the packages go (default: models)")
     h.add_argument("--force", action="store_true", help="replace existing packages of these names")
+    hq = sub.add_parser("quantize-hands", help="fp16 + int8 variants of the hand model packages (through "
+                        "ONNX: tf2onnx, onnx2tf), measured against fp32 on real photos")
+    hq.add_argument("--models", default="models", help="where the hand packages are (default: models)")
+    hq.add_argument("--data", required=True, help="the folder holding epsrc-finger-counting/ and "
+                    "sign-language-digits/ (../shared/data): calibration and measuring photos")
+    hq.add_argument("--only", action="append", metavar="NAME", help="only this package (repeatable)")
+    hq.add_argument("--work", help="keep the intermediate ONNX / SavedModel files here (default: a "
+                    "temporary folder, removed)")
+    hq.add_argument("--force", action="store_true", help="replace existing fp16/int8 variants")
     return p
 
 
@@ -316,13 +325,33 @@ def _cmd_import_hands(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_quantize_hands(args: argparse.Namespace) -> int:
+    from converter.checks import check_out_dir
+    from converter.errors import ConvertError
+
+    models = Path(args.models)
+    if not models.is_dir():
+        raise ConvertError(f"--models {models}: not a directory")
+    if not Path(args.data).is_dir():
+        raise ConvertError(f"--data {args.data}: not a directory")
+    if args.work:
+        check_out_dir(args.work)
+    from converter.hands_quantize import run
+
+    command = " ".join(shlex.quote(a) for a in [PROG, *sys.argv[1:]])
+    for path in run(models, Path(args.data), args.only, Path(args.work) if args.work else None,
+                    args.force, command, log=lambda m: print(m, file=sys.stderr, flush=True)):
+        print(path)
+    return 0
+
+
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return build_parser().parse_args(_glue_signed_values(sys.argv[1:] if argv is None else argv))
 
 
 # What an interrupted command leaves behind (build: its staging folder is removed).
 _INTERRUPTED = {"build": "; nothing written", "evaluate": "; nothing written", "quantize": "",
-                "import-hands": ""}
+                "import-hands": "", "quantize-hands": ""}
 # Exit codes of an interrupted command, the shell's 128 + signal number.
 EXIT_SIGINT, EXIT_SIGTERM = 128 + signal.SIGINT, 128 + signal.SIGTERM  # 130, 143
 
@@ -356,7 +385,7 @@ def _run(args: argparse.Namespace) -> int:
     from edge.errors import FingercountError
 
     handler = {"build": _cmd_build, "quantize": _cmd_quantize, "evaluate": _cmd_evaluate,
-               "import-hands": _cmd_import_hands}[args.command]
+               "import-hands": _cmd_import_hands, "quantize-hands": _cmd_quantize_hands}[args.command]
     try:
         return handler(args)
     except (FingercountError, RecipeError, ConvertError, QuantizationError, FileNotFoundError) as e:

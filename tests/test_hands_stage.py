@@ -188,6 +188,12 @@ def test_wrong_or_missing_hand_packages_are_refused(tmp_path: Path) -> None:
         load_hand_stage(tmp_path)
     _copy("palm-detection-lite", tmp_path)
     _copy("hand-landmark-full", tmp_path)
+    # the shipped packages have fp16 and int8 too: a copy that lacks them
+    for name in ("palm-detection-lite", "hand-landmark-full"):
+        mj = tmp_path / name / "model.json"
+        meta = json.loads(mj.read_text())
+        meta["variants"] = {"fp32": meta["variants"]["fp32"]}
+        mj.write_text(json.dumps(meta))
     with pytest.raises(ModelError, match=r"no int8 variant \(has: fp32\)"):
         load_hand_stage(tmp_path, precision="int8")
     # a bare landmark .tflite given as the palm model: its outputs are not a palm detector's
