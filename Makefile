@@ -36,6 +36,12 @@ mosquitto:
 	    echo "installing mosquitto (Debian package) for the MQTT tests"; \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients) >/dev/null; \
 	  else echo "mosquitto is missing: sudo apt-get install mosquitto mosquitto-clients"; fi; }
+	@# Debian's chromium: the web page's tests drive it with Playwright (no browser is downloaded).
+	@command -v chromium >/dev/null 2>&1 || test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing chromium (Debian package) for the web page's tests"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null; \
+	  else echo "chromium is missing: sudo apt-get install chromium"; fi; }
 	@# systemd-analyze (Debian's systemd package) checks the service unit in tests/test_systemd.py.
 	@command -v systemd-analyze >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
