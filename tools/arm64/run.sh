@@ -9,7 +9,9 @@
 #   tools/arm64/run.sh                     everything; exit status non-zero on any failure
 #   ARM64_CACHE=DIR tools/arm64/run.sh     cache of the root filesystem and wheels
 #                                          (default ~/.cache/fingercount-arm64)
-#   ARM64_KEEP=1 tools/arm64/run.sh        keep the work directory (mounts are always undone)
+#   ARM64_KEEP=1 tools/arm64/run.sh        keep the work directory: mosquitto log, cpuinfo, the
+#                                          fingercount wheel build (the board is a tmpfs: unmounted)
+#   ARM64_FACTS=1 tools/arm64/run.sh       also re-measure the qemu facts (docs/arm64.md)
 #
 # Needs root (chroot, mount). Emulated timings are not Raspberry Pi timings.
 set -euo pipefail
