@@ -49,9 +49,9 @@ mosquitto:
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd) >/dev/null; \
 	  else echo "systemd-analyze is missing: sudo apt-get install systemd"; fi; }
 
-# fingers-cnn: the compact model, fast on every board (DEMO_MODEL=fingers-mobilenet for the other).
+# fingers-landmarks: the default counter, behind the hand stage (DEMO_MODEL=fingers-cnn or fingers-mobilenet: a crop classifier).
 # demo/hands: the bundled photos of 0-5 fingers (tests/data/hands also has 6-9, which are not counts).
-DEMO_MODEL ?= fingers-cnn
+DEMO_MODEL ?= fingers-landmarks
 demo: $(DEMO_STAMP)
 	$(DEMO_VENV)/bin/fingercount run --camera replay:demo/hands@8 --mqtt embedded \
 	  --model $(DEMO_MODEL) --state-dir demo-state --print --web 127.0.0.1:8080 $(DEMO_ARGS)

@@ -59,7 +59,7 @@ def _default_state_dir() -> Path:
 
 
 class ModelSection(_Section):
-    name: str = Field("fingers-mobilenet", min_length=1, description="model name in models_dir, or a path")
+    name: str = Field("fingers-landmarks", min_length=1, description="model name in models_dir, or a path")
     precision: Precision = Field("int8", description="which variant to run")
     threads: int = Field(2, ge=1, le=MAX_THREADS, description="interpreter threads")
     labels: Optional[list[str]] = Field(None, description="labels of a bare .tflite, in output order "
