@@ -29,7 +29,7 @@ def moving(img: np.ndarray, n: int, step: tuple[float, float], turn: float) -> l
     for i in range(n):
         angle = turn * np.sin(2 * np.pi * i / n)
         m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
-        m[:, 2] += (step[0] * (i - n / 2), step[1] * (i - n / 2))
+        m[:, 2] += np.array([step[0] * (i - n / 2), step[1] * (i - n / 2)])
         out.append(cv2.warpAffine(img, m, (w, h), borderMode=cv2.BORDER_REPLICATE))
     return out
 
@@ -41,13 +41,16 @@ def main() -> None:
     data = Path(args.data)
 
     def read(rel: str) -> np.ndarray:
-        return cv2.resize(cv2.imread(str(data / rel)), (640, 480))
+        img = cv2.imread(str(data / rel))
+        if img is None:
+            raise SystemExit(f"{data / rel}: not a readable image")
+        return cv2.resize(img, (640, 480))
 
     seq = (moving(read("3/set1_three_1.jpg"), 30, (4.0, 1.0), 6.0)
            + [read("no-hand/empty-wall_set1.jpg")] * 8
            + moving(read("5/set1_five_1.jpg"), 30, (-4.0, -1.0), 6.0))
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(OUT), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (640, 480))
+    writer = cv2.VideoWriter(str(OUT), cv2.VideoWriter.fourcc(*"mp4v"), 10.0, (640, 480))
     for f in seq:
         writer.write(f)
     writer.release()

@@ -150,7 +150,7 @@ def mnist_like(frame: np.ndarray, height: int = 28, width: int = 28, channels: i
     ink = ink_image(grey)
     mask = digit_mask(ink)
     out = np.zeros((height, width), np.float32)
-    v = np.zeros(ink.shape, np.float32)
+    v: np.ndarray = np.zeros(ink.shape, np.float32)
     if mask is not None and mask.any():
         # grey levels: the background's noise ceiling -> 0, the ink's 90th percentile -> 255
         around = cv2.dilate(mask, np.ones((3, 3), np.uint8))
