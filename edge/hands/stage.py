@@ -77,6 +77,7 @@ class HandStage:
         self.timing_ms: dict[str, float] = {"detect": 0.0, "landmarks": 0.0}
         self.last_score = 0.0  # best presence of the last frame, also when it was rejected
         self.landmark_runs = 0  # landmark model runs (one per tracked frame, one per palm tried)
+        self.palm_runs = 0  # palm model runs (a frame with no hand: up to three, with the retries)
         self.detections = 0  # palm detections run since construction (tracking shows here)
         self._rect: Optional[RotatedRect] = None
 
@@ -104,6 +105,7 @@ class HandStage:
         """Palm detection on the prepared input (its mirror image if asked), then landmarks
         on the frame itself around the best palm."""
         t0 = time.perf_counter()
+        self.palm_runs += 1
         palms = self.palm.detect_prepared(x, lb, mirrored)
         self.timing_ms["detect"] += (time.perf_counter() - t0) * 1e3
         if not palms:
