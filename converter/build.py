@@ -364,6 +364,8 @@ def build(r: Recipe, data: str, out: Path, command: str, per_class: Optional[int
                 m["robustness"] = rob
             meta["metrics"][p] = m
             plot_confusion(stage / f"confusion_{p}.png", m, f"{r.name} {p}")
+        if crop_info is not None:
+            notes.append(crops.found_note(meta["metrics"]))
         if r["task"] == "finger-count":
             meta["real_world"] = real_world_metrics(stage, real_world_dir, per_class,
                                                     list(counts.labels), counter)

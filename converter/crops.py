@@ -164,6 +164,19 @@ def card_note(spec: HandSpec, info: CropInfo, full_info: CropInfo, shown: int = 
             "test photos had no hand found, and count as wrong.")
 
 
+def found_note(metrics: dict) -> str:
+    """The card's line separating the hand stage from the classifier on the test split."""
+    parts = []
+    for prec, m in metrics.items():
+        conf = np.asarray(m["confusion"])
+        found = int(conf.sum())
+        acc = float(np.trace(conf)) / found if found else 0.0
+        parts.append(f"{prec} {m['accuracy'] * 100:.2f} % of all {m['n']}, "
+                     f"{acc * 100:.2f} % of the {found} with a hand found")
+    return ("Test split through the hand stage: " + "; ".join(parts) + ". The first figure is what "
+            "`fingercount eval` reports (no hand found = wrong); the second is the classifier's own.")
+
+
 def provenance(spec: HandSpec, full_info: CropInfo) -> dict:
     """model.json's provenance.crop: the hand stage's identity and the photos left out."""
     return {"input": CROP_HAND, "size": full_info.size,
