@@ -259,7 +259,7 @@ def build(r: Recipe, data: str, out: Path, command: str, per_class: Optional[int
     crop_info = None
     if crops.is_crop_recipe(r):  # train on the hand stage's crops; score whole photos through it
         spec = crops.hand_spec(r)
-        cache = crops.open_cache(spec)
+        cache = crops.open_cache(spec, pad=crops.train_pad(r))
         full, full_crops = crops.crop_dataset(full, size, cache)
         counts, crop_info = crops.crop_dataset(counts, size, cache)
         notes.append(crops.card_note(spec, crop_info, full_crops))

@@ -169,7 +169,8 @@ def schema(kind: str) -> dict[str, Field]:
         s["pretrain_labels"] = _opt(_labels)
         # the hand stage of input.crop hand (default: the edge's, from the shipped models/)
         s["hands"] = Field(sub={"models_dir": _opt(_str), "palm": _opt(_str), "landmark": _opt(_str),
-                                "precision": _opt(_choice("fp32", "fp16", "int8"))})
+                                "precision": _opt(_choice("fp32", "fp16", "int8")),
+                                "pad": _opt(_num(0, 2))})
     if kind == "digits":
         s["cnn"] = Field(sub={"widths": _opt(_int_list), "dense": _opt(_int(1)),
                               "dropout": _opt(_num(0, 1))})
