@@ -157,6 +157,22 @@ def counter_factory(spec: HandSpec) -> Callable[[ModelPackage, str], HandCounter
     return make
 
 
+def package_counter(pkg: ModelPackage, precision: str, threads: int = 2) -> HandCounter:
+    """A crop package behind the hand stage it was trained with (provenance.crop.hands, from the
+    shipped models/): what `fingercount-convert evaluate` scores, as `fingercount eval` does."""
+    from edge.config import HandsSection, shipped_models_dir
+    from edge.hands import load_hand_stage
+
+    h, d = (pkg.provenance.get("crop") or {}).get("hands") or {}, HandsSection()
+    stage = load_hand_stage(shipped_models_dir(), h.get("palm", d.palm), h.get("landmark", d.landmark),
+                            h.get("precision", d.precision), threads=threads, tracking=False)
+    return HandCounter(stage, Classifier(pkg, precision, threads=threads), threads=threads)
+
+
+def is_crop_package(pkg: ModelPackage) -> bool:
+    return str((pkg.meta.get("input") or {}).get("crop") or "") == CROP_HAND
+
+
 def card_note(spec: HandSpec, info: CropInfo, full_info: CropInfo, shown: int = 8) -> str:
     """The model card's line on how the training images were made."""
     ident = spec.identity()
