@@ -14,6 +14,7 @@ from typing import Any, Optional
 import keras
 import numpy as np
 
+from converter import crops
 from converter import package as pkgw
 from converter.augment import CORRUPTIONS, AugmentConfig
 from converter.augment_digits import DigitAugmentConfig
@@ -254,12 +255,19 @@ def build(r: Recipe, data: str, out: Path, command: str, per_class: Optional[int
         toy = f"{per_class} images per class per split"
     full, counts = _toy(full, per_class), _toy(counts, per_class)
     notes: list[str] = [skipped_note(full.skipped)] if full.skipped else []
+    size, ch = int(r["input"]["size"]), int(r["input"].get("channels", 3))
+    crop_info = None
+    if crops.is_crop_recipe(r):  # train on the hand stage's crops; score whole photos through it
+        spec = crops.hand_spec(r)
+        cache = crops.open_cache(spec, pad=crops.train_pad(r))
+        full, full_crops = crops.crop_dataset(full, size, cache)
+        counts, crop_info = crops.crop_dataset(counts, size, cache)
+        notes.append(crops.card_note(spec, crop_info, full_crops))
     if r["task"] == "digit":
         notes.append(digit_data_note(counts))
     model, backbone, fits = train_models(r, full, counts, notes)
     notes.append(stages_note(fits))
     t_train = time.time() - t_start
-    size, ch = int(r["input"]["size"]), int(r["input"].get("channels", 3))
 
     # Calibrate int8 on training images as the device sees them.
     rng = np.random.default_rng(int(r.get("seed", 0)))
@@ -287,7 +295,8 @@ def build(r: Recipe, data: str, out: Path, command: str, per_class: Optional[int
             "format": 1, "name": r.name, "version": str(r["version"]) + ("+toy" if toy else ""),
             "task": r["task"], "labels": list(counts.labels),
             "input": {"height": size, "width": size, "channels": ch,
-                      "color": r["input"].get("color", "rgb"), "range": [0, 255]},
+                      "color": r["input"].get("color", "rgb"), "range": [0, 255],
+                      **({"crop": crops.CROP_HAND} if crop_info else {})},
             "variants": variants, "retrainable": retrainable, "metrics": {},
             "provenance": {"dataset": counts.source, "split_rule": counts.split_rule,
                            "recipe": recipe_reference(r.path, r.name),
@@ -303,6 +312,8 @@ def build(r: Recipe, data: str, out: Path, command: str, per_class: Optional[int
                            "skipped_count": len(full.skipped), "skipped_files": list(full.skipped)}}
         if toy:
             meta["provenance"]["toy"] = toy
+        if crop_info is not None:
+            meta["provenance"]["crop"] = crops.provenance(spec, full_crops)
         trained_on = training_entries(full)
         if trained_on:  # so `fingercount eval` can tell when it scores these photos again
             entry = pkgw.write_bytes(stage, TRAINING_FILES, render_training_files(trained_on))
@@ -327,18 +338,23 @@ def build(r: Recipe, data: str, out: Path, command: str, per_class: Optional[int
                          "training image (fp32 backbone); a device retrain learns from the others.")
             pkgw.write_json(stage / "model.json", meta)
 
-        # Metrics per precision on the held-out test split, through the edge runtime.
+        # Metrics per precision on the held-out test split, through the edge runtime: behind
+        # the hand stage (edge.counting.HandCounter) for a crop model, as `fingercount eval`.
         pkg = load_package(stage)
         test = counts.test
+        counter = crops.counter_factory(spec) if crop_info is not None else None
+        # the same input to both halves of the agreement check: the crops, or the photos
+        agree_on = crop_info.test_crops if crop_info is not None else test.frames
         for p in PRECISIONS:
-            clf = Classifier(pkg, p, threads=2)
+            clf = counter(pkg, p) if counter else Classifier(pkg, p, threads=2)
             m = evaluate_frames(clf, zip(test.frames, test.y))
             m = {"split": "test", **m}
             if retrainable is not None:
+                whole = Classifier(pkg, p, threads=2)
                 split_clf = Classifier(pkg, p, threads=2, head_path=stage / "head.npz")
                 m["backbone_head_agreement"] = round(float(np.mean(
-                    [np.argmax(clf.classify(f)[0]) == np.argmax(split_clf.classify(f)[0])
-                     for f in test.frames])) if len(test) else 1.0, 6)
+                    [np.argmax(whole.classify(f)[0]) == np.argmax(split_clf.classify(f)[0])
+                     for f in agree_on])) if len(agree_on) else 1.0, 6)
             if p == "int8" and robustness and r["task"] == "finger-count":
                 rob = {}
                 for name, fn in CORRUPTIONS.items():
@@ -348,9 +364,11 @@ def build(r: Recipe, data: str, out: Path, command: str, per_class: Optional[int
                 m["robustness"] = rob
             meta["metrics"][p] = m
             plot_confusion(stage / f"confusion_{p}.png", m, f"{r.name} {p}")
+        if crop_info is not None:
+            notes.append(crops.found_note(meta["metrics"]))
         if r["task"] == "finger-count":
             meta["real_world"] = real_world_metrics(stage, real_world_dir, per_class,
-                                                    list(counts.labels))
+                                                    list(counts.labels), counter)
         meta["bars"] = bars_for(r, meta)
         unmet, unmeasured = unmet_bars(meta), unmeasured_bars(meta)
         if unmeasured:

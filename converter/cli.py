@@ -278,6 +278,7 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from converter.checks import check_out_file
+    from converter.crops import is_crop_package, package_counter
     from converter.data import UNREADABLE
     from converter.errors import ConvertError
     from edge.evaluate import evaluate_dir, format_table
@@ -297,7 +298,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     labels = args.labels.split(",") if args.labels else None
     pkg = resolve_package(args.model, Path("."), labels)
     precision = next(iter(pkg.variants)) if pkg.single_file else args.precision
-    clf = Classifier(pkg, precision, threads=2)
+    # a package trained on hand crops is scored behind the hand stage, as a device runs it
+    clf = package_counter(pkg, precision) if is_crop_package(pkg) else Classifier(pkg, precision, threads=2)
     res = evaluate_dir(clf, args.data)
     res["model"] = clf.model_id
     for name in res["ignored_folders"]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+import cv2
 import numpy as np
 
 import edge.hands as hands_pkg
@@ -77,11 +78,24 @@ class Landmarks:
                          [self.handedness[i] for i in idx], self.score[idx])
 
 
+def pad_frame(rgb: np.ndarray, pad: float) -> np.ndarray:
+    """rgb with a margin of pad x its longer side on every side, the border pixels repeated
+    (0: unchanged). Studio photos whose hand fills the frame get room around it."""
+    if pad <= 0:
+        return rgb
+    m = int(round(pad * max(rgb.shape[:2])))
+    return cv2.copyMakeBorder(rgb, m, m, m, m, cv2.BORDER_REPLICATE)
+
+
 class LandmarkCache:
-    def __init__(self, spec: HandSpec, cache_dir: Optional[Path] = None):
+    def __init__(self, spec: HandSpec, cache_dir: Optional[Path] = None, pad: float = 0.0):
+        """pad: each photo goes through the hand stage inside pad_frame(photo, pad); the
+        landmarks are then in the padded photo's pixels (a separate cache file)."""
         self.spec = spec
         self.ident = spec.identity()
-        self.path = Path(cache_dir or CACHE_DIR) / f"landmarks-{self.ident['sha256'][:16]}.npz"
+        self.pad = float(pad)
+        tag = f"-pad{self.pad:g}" if self.pad > 0 else ""
+        self.path = Path(cache_dir or CACHE_DIR) / f"landmarks-{self.ident['sha256'][:16]}{tag}.npz"
         self.rows: dict[str, tuple[np.ndarray, str, float]] = {}
         self.hits = 0
         self.computed = 0
@@ -102,7 +116,7 @@ class LandmarkCache:
         if self._stage is None:
             self._stage = self.spec.stage()
         self._stage.reset()
-        hand = self._stage(read_image(str(path)))
+        hand = self._stage(pad_frame(read_image(str(path)), self.pad))
         row = ((np.full((21, 3), np.nan, np.float32), "", 0.0) if hand is None else
                (np.asarray(hand.landmarks, np.float32), hand.handedness, float(hand.score)))
         self.rows[key] = row

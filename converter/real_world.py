@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -19,9 +19,10 @@ from converter.errors import ConvertError
 from converter.quantize import PRECISIONS
 from edge.camera.replay import list_images
 from edge.config import SmoothingSection
-from edge.evaluate import metrics
+from edge.counting import analyse
+from edge.evaluate import evaluate_frames
 from edge.runtime.classifier import Classifier, label_count
-from edge.runtime.package import load_package
+from edge.runtime.package import ModelPackage, load_package
 from edge.runtime.preprocess import read_image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,21 +79,24 @@ def _read(path: Path, rw: RealWorld) -> Optional[np.ndarray]:
 
 
 def evaluate(clf, rw: RealWorld, min_confidence: float = MIN_CONFIDENCE) -> dict:
-    """Accuracy on the hand photos, and the false-count rate on the no-hand photos."""
+    """Accuracy on the hand photos, and the false-count rate on the no-hand photos, through
+    the edge's counting path (edge.counting.analyse: behind the hand stage for a HandCounter,
+    where a photo with no hand found is wrong, and has no count on a no-hand photo)."""
     labels = list(clf.labels)
-    pred = [int(np.argmax(clf.classify(f)[0])) for f in rw.frames]
-    m = metrics(rw.y, pred, labels)
+    m = evaluate_frames(clf, zip(rw.frames, rw.y))
     present = sorted({labels[k] for k in rw.y}, key=labels.index)
     false = 0
     for f in rw.no_hand:
-        probs, _ = clf.classify(f)
+        probs = analyse(clf, f).probs
+        if probs is None:
+            continue
         k = int(np.argmax(probs))
         if label_count(labels[k]) is not None and float(probs[k]) >= min_confidence:
             false += 1
     n_none = len(rw.no_hand)
     return {"n": m["n"], "accuracy": m["accuracy"], "labels_present": present,
             "per_class": {lab: m["per_class"][lab] for lab in present},
-            "confusion": m["confusion"],
+            "confusion": m["confusion"], "hand_not_found": m["no_hand"],
             "no_hand": {"n": n_none, "false_counts": false,
                         "rate": round(false / n_none, 6) if n_none else None,
                         "min_confidence": min_confidence}}
@@ -120,12 +124,14 @@ def card_section(meta: dict) -> list[str]:
             "without a hand. A no-hand photo counts as a **false count** when the model names a "
             f"count there with confidence >= {first['no_hand']['min_confidence']} (the daemon's "
             "smoothing.min_confidence): a device would publish it.", "",
-            "| precision | accuracy (hands) | n | false counts (no hand) | n |",
-            "|---|---:|---:|---:|---:|"]
+            "| precision | accuracy (hands) | n | no hand found (counted wrong) | false counts (no hand) | n |",
+            "|---|---:|---:|---:|---:|---:|"]
     for prec, m in rw["metrics"].items():
         nh = m["no_hand"]
         rate = "-" if nh["rate"] is None else f"{nh['rate'] * 100:.1f} %"
-        out.append(f"| {prec} | {m['accuracy'] * 100:.2f} % | {m['n']} | {rate} | {nh['n']} |")
+        missed = m.get("hand_not_found")
+        out.append(f"| {prec} | {m['accuracy'] * 100:.2f} % | {m['n']} | "
+                   f"{'-' if missed is None else missed} | {rate} | {nh['n']} |")
     int8 = rw["metrics"].get("int8") or first
     out += ["", "Recall per class (int8): " + ", ".join(
         f"{lab}: {pc['recall']:.3f} (n={pc['n']})" for lab, pc in int8["per_class"].items()), ""]
@@ -133,8 +139,10 @@ def card_section(meta: dict) -> list[str]:
 
 
 def real_world_metrics(pkg_dir: Path, rw_dir: Optional[Path], per_class: Optional[int],
-                       labels: list[str]) -> dict:
-    """model.json's real_world: each precision on the real-world dev set, or why it was not."""
+                       labels: list[str], counter: Optional[Callable[[ModelPackage, str], Any]] = None
+                       ) -> dict:
+    """model.json's real_world: each precision on the real-world dev set, or why it was not.
+    counter(pkg, precision): what scores it (a crop model: a HandCounter); a Classifier if None."""
     if rw_dir is None:
         return {"why": "no real-world folder: --real-world DIR, or the recipe's real_world "
                        f"(default {DEFAULT_DIR}, not present here)"}
@@ -145,7 +153,8 @@ def real_world_metrics(pkg_dir: Path, rw_dir: Optional[Path], per_class: Optiona
         raise ConvertError(f"--real-world {rw_dir}: no images in folders named like the labels "
                            f"({', '.join(labels)})")
     pkg = load_package(pkg_dir)
-    res = {p: evaluate(Classifier(pkg, p, threads=2), rw) for p in PRECISIONS}
+    res = {p: evaluate(counter(pkg, p) if counter else Classifier(pkg, p, threads=2), rw)
+           for p in PRECISIONS}
     return {"dataset": _shown(rw_dir), "per_folder": per_class, "skipped_files": rw.skipped,
             "metrics": res}
 

@@ -163,7 +163,9 @@ def schema(kind: str) -> dict[str, Field]:
         "name": _req(_name), "version": _req(_str), "task": _req(_choice(*TASKS)),
         "kind": _req(_choice(*KINDS)), "labels": _req(_labels),
         "input": Field(required=True, sub={"size": _req(_int(8)), "channels": _opt(_choice(1, 3)),
-                                           "color": _opt(_choice("rgb", "gray"))}),
+                                           "color": _opt(_choice("rgb", "gray")),
+                                           # train on the edge hand stage's crops (converter/crops.py)
+                                           "crop": _opt(_choice("hand"))}),
         "seed": _opt(_int(0)), "calibration": _opt(_int(1)), "per_class": _opt(_int(1)),
         "max_int8_bytes": _opt(_int(1)), "why": _opt(_str),
         # finger counts: the real-world dev set for the card (a folder, or 'none')
@@ -174,6 +176,10 @@ def schema(kind: str) -> dict[str, Field]:
     }
     if kind != "digits":
         s["pretrain_labels"] = _opt(_labels)
+        # the hand stage of input.crop hand (default: the edge's, from the shipped models/)
+        s["hands"] = Field(sub={"models_dir": _opt(_str), "palm": _opt(_str), "landmark": _opt(_str),
+                                "precision": _opt(_choice("fp32", "fp16", "int8")),
+                                "pad": _opt(_num(0, 2))})
     if kind == "digits":
         s["cnn"] = Field(sub={"widths": _opt(_int_list), "dense": _opt(_int(1)),
                               "dropout": _opt(_num(0, 1))})
@@ -265,6 +271,8 @@ def _cross_problems(raw: dict) -> list[str]:
                        + ("" if "channels" in inp else " (it defaults to 3)"))
         elif color != ("gray" if want == 1 else "rgb"):
             out.append(f"'input.color' must be {'gray' if want == 1 else 'rgb'} for {ch} channel(s)")
+        if inp.get("crop") == "hand" and raw.get("task") != "finger-count":
+            out.append("'input.crop' hand is for task finger-count (the hand stage finds hands)")
         if raw.get("kind") == "mobilenet" and isinstance(inp.get("size"), int) and inp["size"] < 32:
             out.append("'input.size' must be >= 32 for kind mobilenet")
     return out

@@ -387,12 +387,14 @@ def run_invoke_bench(targets: Sequence[Target], threads: Sequence[int], runs: in
 # ---- accuracy (--data) -----------------------------------------------------------------
 
 def accuracy_by_precision(pkg: ModelPackage, precisions: Iterable[str], data_dir: Path,
-                          threads: int = 1, roi: Optional[Sequence[int]] = None) -> dict[str, dict]:
+                          threads: int = 1, roi: Optional[Sequence[int]] = None,
+                          stage: Any = None) -> dict[str, dict]:
     """Per precision {"accuracy", "n_images", "skipped_files"[, "agreement_fp32"]} or
     {"accuracy_error": why}, scoring the same .tflite the invoke rows time (the fused
     variant: no retrained head). Images and unreadable files are treated as eval does
     (edge.evaluate); agreement with fp32 needs fp32 among the precisions: no other variant
-    is loaded, so a broken one cannot cost the others their score."""
+    is loaded, so a broken one cannot cost the others their score. stage: a HandStage the
+    classifier runs behind (a finger-count model: on the hand crop, no hand = wrong), as eval."""
     from edge.evaluate import class_folder_items
     from edge.runtime.classifier import Classifier
     from edge.runtime.preprocess import read_image
@@ -422,7 +424,14 @@ def accuracy_by_precision(pkg: ModelPackage, precisions: Iterable[str], data_dir
             continue
         truth.append(k)
         for p, clf in clfs.items():
-            preds[p].append(int(np.argmax(clf.classify(frame)[0])))
+            if stage is None:
+                preds[p].append(int(np.argmax(clf.classify(frame)[0])))
+                continue
+            from edge.counting import HandCounter, analyse
+            from edge.evaluate import NO_HAND
+
+            probs = analyse(HandCounter(stage, clf), frame).probs
+            preds[p].append(NO_HAND if probs is None else int(np.argmax(probs)))
     if not truth:
         why = f"--data {data_dir}: no readable image in the label folders"
         return {**out, **{p: {"accuracy_error": why} for p in clfs}}

@@ -18,6 +18,7 @@ from tests.conftest import HANDS, MODELS, ROOT
 from tests.test_pipeline import model_dir
 
 IMAGE = str(sorted((HANDS / "3").glob("*.JPG"))[0])
+SHIPPED_CNN_VERSION = json.loads((MODELS / "fingers-cnn" / "model.json").read_text())["version"]
 
 
 def corrupt_package(tmp: Path, how: Callable[[bytes], bytes], fix_sha: bool = True) -> Path:
@@ -110,7 +111,7 @@ def test_a_wrong_field_in_model_json_is_one_line_and_does_not_break_the_others(
     p = run_cli("models", "--models-dir", str(models))
     assert p.returncode == 1 and "broken: BROKEN" in p.stdout and needle in p.stdout, p.stdout + p.stderr
     assert p.stderr.strip() == "fingercount models: 1 broken, missing or corrupt (marked above)"
-    assert "fingers-cnn 1.0.0" in p.stdout
+    assert f"fingers-cnn {SHIPPED_CNN_VERSION}" in p.stdout
     p = run_cli("classify", IMAGE, "--models-dir", str(models), "--model", "fingers-cnn")
     assert p.returncode == 0 and json.loads(p.stdout)["count"] == 3, p.stderr
 
@@ -124,7 +125,7 @@ def test_models_shows_missing_and_corrupt_files_and_a_copy_is_found_by_its_name(
     p = run_cli("models", "--models-dir", str(models))
     assert p.returncode == 1 and "2 broken, missing or corrupt" in p.stderr
     lines = {ln.split()[0]: ln for ln in p.stdout.splitlines() if ln.startswith("  ")}
-    assert "my-copy (fingers-cnn) 1.0.0" in p.stdout
+    assert f"my-copy (fingers-cnn) {SHIPPED_CNN_VERSION}" in p.stdout
     assert lines["int8"].endswith("CORRUPT (does not match its sha256)")
     assert lines["fp16"].endswith("MISSING")
     assert lines["fp32"].endswith("(test, n=147)")

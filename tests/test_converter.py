@@ -30,17 +30,18 @@ DIGITS = DATA / "digits"
 SHARED = (ROOT / ".." / "shared" / "data" / "sign-language-digits").resolve()
 
 
-def _convert(*args: str) -> subprocess.CompletedProcess:
+def _convert(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     # tests.no_network: a name lookup or connection beyond loopback fails and says so on stderr
     return subprocess.run([sys.executable, "-m", "tests.no_network", "converter.cli", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **env} if env else None)
 
 
-def _build(out: Path, recipe: str, data: Path | None, *extra: str) -> Path:
+def _build(out: Path, recipe: str, data: Path | None, *extra: str, env: dict[str, str] | None = None) -> Path:
     cmd = ["build", str(RECIPES / f"{recipe}.yaml"), "--toy", "--out", str(out), *extra]
     if data is not None:
         cmd += ["--data", str(data)]
-    r = _convert(*cmd)
+    r = _convert(*cmd, env=env)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "no_network: blocked" not in r.stderr, r.stderr[-3000:]  # no build reaches for the network
     (out / "build.stdout").write_text(r.stdout)  # what the console showed, for the tests
@@ -61,6 +62,9 @@ def _hand_data() -> Path:
 
 # Files in class folders that are not readable images; a build and evaluate skip them.
 UNREADABLE = ["0/trunc.jpg", "3/empty.png", "5/notes.jpg"]
+# A real photo with no hand in it (an office scene) posing as a "0" of the training split (by
+# its name's hash) and sorting first: the crop recipe's hand stage finds no hand, so it is left out.
+NO_HAND_PHOTO, NO_HAND_AS = DATA / "hands-real" / "epsrc" / "no-hand" / "36.jpg", "0/000-no-hand-0.jpg"
 
 
 def _with_unreadable(root: Path, src: Path) -> Path:
@@ -94,7 +98,10 @@ def cnn_toy(tmp_path_factory) -> Path:
     (out / "fingers-cnn" / "stale.txt").write_text("from an older build\n")
     # the hand data with three unreadable files, which the build skips
     data = _with_unreadable(tmp_path_factory.mktemp("cnn-data"), _hand_data())
-    return _build(out, "fingers-cnn", data, "--force")
+    (data / NO_HAND_AS).symlink_to(NO_HAND_PHOTO)
+    # an empty landmark cache: every photo goes through the hand stage's models in this build
+    cache = {"XDG_CACHE_HOME": str(tmp_path_factory.mktemp("cache"))}
+    return _build(out, "fingers-cnn", data, "--force", env=cache)
 
 
 @pytest.fixture(scope="module")
@@ -230,6 +237,32 @@ def test_build_skips_unreadable_images_and_records_them(cnn_toy: Path) -> None:
     assert "- skipped_count: `3`" in card
 
 
+@pytest.mark.slow
+def test_crop_build_trains_on_hand_crops_and_leaves_out_photos_without_a_hand(cnn_toy: Path) -> None:
+    meta = json.loads((cnn_toy / "model.json").read_text())
+    crop = meta["provenance"]["crop"]
+    assert meta["input"]["crop"] == "hand" and crop["size"] == meta["input"]["height"] == 64
+    assert crop["hands"]["palm"] == "palm-detection-lite" and crop["hands"]["landmark"] == "hand-landmark-full"
+    assert crop["no_hand_files"]["train"][0] == NO_HAND_AS  # the office photo: left out, listed
+    assert crop["no_hand_count"]["train"] == len(crop["no_hand_files"]["train"])
+    listed = (cnn_toy / meta["provenance"]["training_files"]["file"]).read_text()
+    assert NO_HAND_AS not in listed and "0/IMG_" in listed  # it did not train the model
+    stderr = (cnn_toy.parent / "build.stderr").read_text()
+    # the cache was empty: the hand stage's models ran on every photo of the toy's splits
+    line = next(ln for ln in stderr.splitlines() if ln.startswith("hand crops 64x64: "))
+    n = int(line.split(" of ")[1].split()[0])
+    assert "(0 from the cache " in line and f", {n} through the hand stage)" in line, line
+    card = (cnn_toy / "report.md").read_text()
+    assert "**Trained on hand crops**" in card and f"`{NO_HAND_AS}`" in card
+    assert "Test split through the hand stage: fp32 " in card
+    # scored as `fingercount eval` scores: behind the hand stage, a photo with no hand is wrong
+    for m in meta["metrics"].values():
+        assert "no_hand" in m and m["n"] == sum(pc["n"] for pc in m["per_class"].values())
+    for m in meta["real_world"]["metrics"].values():
+        assert m["hand_not_found"] >= 0 and m["no_hand"]["n"] == 3
+    assert "| no hand found (counted wrong) |" in card
+
+
 def _bars_table_cells(card: str) -> list[int]:
     rows = card.split("## Bars", 1)[1].split("\n\n")[1].splitlines()
     return [len(re.split(r"(?<!\\)\|", row)) - 2 for row in rows]
@@ -333,8 +366,11 @@ def test_a_package_records_its_training_images_and_eval_warns_on_them(cnn_toy: P
     assert sha256_file(cnn_toy / entry["file"]) == entry["sha256"]
     names = parse(listed)
     data = Path(meta["provenance"]["dataset"])
-    # 3 per class per split for train and val, all ten pre-training classes
-    assert entry["count"] == len(names) == 60 and entry["splits"] == ["train", "val"]
+    # 3 per class per split for train and val, all ten pre-training classes, less those where
+    # the hand stage found no hand (left out of training: the office photo, at least)
+    left_out = sum(len(v) for v in meta["provenance"]["crop"]["no_hand_files"].values())
+    assert left_out >= 1 and entry["count"] == len(names) == 60 - left_out
+    assert entry["splits"] == ["train", "val"]
     for sha, name in names.items():
         assert sha256_path(data / name) == sha, name
     # a folder with two of them (renamed) and a photo it never saw
@@ -543,10 +579,10 @@ def test_provenance_names_the_committed_recipe_never_a_temporary_copy(tmp_path: 
 
 
 @pytest.mark.parametrize("old, new, extra, expect", [
-    ("head_epochs: 30", "head_epoch: 30", [],
+    ("head_epochs: 16", "head_epoch: 16", [],
      "unknown key 'train.head_epoch' (did you mean 'train.head_epochs'?); missing 'train.head_epochs'"),
     # --toy sets train.head_epochs itself: the file's typo must not slip through
-    ("head_epochs: 30", "head_epoch: 30", ["--toy"], "unknown key 'train.head_epoch'"),
+    ("head_epochs: 16", "head_epoch: 16", ["--toy"], "unknown key 'train.head_epoch'"),
     ("input: {size: 64,", "input: {szie: 64,", [], "unknown key 'input.szie' (did you mean 'input.size'?)"),
     ("patience: 20", "patience: twenty", [], "'train.patience' must be an integer >= 0, not 'twenty'"),
     ("calibration: 300", "calibration: 300\nseeed: 3", [], "unknown key 'seeed' (did you mean 'seed'?)"),

@@ -19,7 +19,7 @@ from edge.config import load_config
 from edge.daemon import Daemon
 from edge.heads import STAGED, SWAP_FILE
 from edge.runtime.classifier import HEAD_FILE, PREVIOUS_HEAD_FILE, Head, head_dir
-from tests.conftest import HANDS, fill_filesystem, small_disk, wait_until
+from tests.conftest import HANDS, MODELS, fill_filesystem, small_disk, wait_until
 from tests.test_gpio import blinks, press
 from tests.test_mqtt import Collector
 from tests.test_retrain import RETRAINABLE, models_dir
@@ -511,7 +511,8 @@ def test_a_set_model_during_a_retrain_is_not_undone_when_it_finishes(broker: Any
         assert fin["ok"] and fin["swapped"], fin  # the head is installed for the retrained model
         time.sleep(1.0)  # a swap back would follow the event at once
         swaps = [e["model"] for e in run.events("model_swapped")]
-        assert swaps == ["fingers-cnn@1.0.0/int8"], swaps
+        cnn = json.loads((MODELS / "fingers-cnn" / "model.json").read_text())["version"]
+        assert swaps == [f"fingers-cnn@{cnn}/int8"], swaps
     finally:
         rc, _, _ = run.stop(p)
     assert rc == 0 and (head_dir(tmp_path / "state", run.name) / HEAD_FILE).is_file()

@@ -11,8 +11,10 @@ from edge import bench
 from edge import bench_report as rep
 from edge.config import MAX_THREADS, Config
 from edge.errors import FingercountError
+from edge.hands import hand_stage_from_config
 from edge.machine import machine_info
 from edge.redact import redact
+from edge.runtime.loader import uses_hand_stage
 from edge.runtime.package import UNLABELLED_TASKS, single_tflite_package
 
 
@@ -107,7 +109,9 @@ def _add_accuracy(records: list[dict], targets: list[bench.Target], args: argpar
         try:
             # a bare file's one variant is named by the same tflite_precision as its target
             pkg = ts[0].package or single_tflite_package(ts[0].file)
-            got = bench.accuracy_by_precision(pkg, precs, Path(args.data), threads, cfg.camera.roi)
+            # a finger-count package is scored behind the hand stage, as `fingercount eval` scores it
+            stage = hand_stage_from_config(cfg) if uses_hand_stage(cfg, pkg) else None
+            got = bench.accuracy_by_precision(pkg, precs, Path(args.data), threads, cfg.camera.roi, stage)
         except FingercountError as e:
             got = {p: {"accuracy_error": str(e)} for p in precs}
         for t in ts:
