@@ -63,6 +63,37 @@ class BackboneFeatures:
         return None
 
 
+class CropEmbedder:
+    """A crop classifier's backbone on the hand crop (Hand.square_crop), as it runs behind the
+    hand stage: retraining learns from what the model sees. No hand: no embedding."""
+
+    def __init__(self, backbone: Backbone, identity: str, stage_factory: Callable[[], Any]):
+        self.backbone = backbone
+        self.size = max(backbone.input_shape[:2])
+        # the store caches embeddings by this: crops of this hand stage, not whole frames
+        self.sha256 = hashlib.sha256(f"{backbone.sha256}:hand-crop:{identity}".encode()).hexdigest()
+        self._factory = stage_factory
+        self._stage: Any = None
+
+    def embed_frame(self, frame: np.ndarray) -> Optional[np.ndarray]:
+        if self._stage is None:
+            self._stage = self._factory()
+        self._stage.reset()
+        hand = self._stage(frame)
+        return None if hand is None else self.backbone.embed_frame(hand.square_crop(frame, self.size))
+
+
+class CropBackboneFeatures(BackboneFeatures):
+    """BackboneFeatures on hand crops; the head records the backbone itself."""
+
+    def __init__(self, embedder: CropEmbedder):
+        super().__init__(embedder)
+        self.backbone_sha256 = embedder.backbone.sha256
+
+    def head_info(self) -> dict:
+        return {"backbone_sha256": self.backbone_sha256, "input": "hand-crop"}
+
+
 def hand_model_id(palm_sha256: str, landmark_sha256: str, precision: str) -> str:
     """The hand stage's identity in the sample store: both model files and the precision."""
     return hashlib.sha256(f"{palm_sha256}:{landmark_sha256}:{precision}".encode()).hexdigest()
@@ -122,21 +153,26 @@ class LandmarkFeatures:
 
 def sample_features(cfg: Config, package: ModelPackage, precision: str) -> SampleFeatures:
     """The features the package's head learns from, as the configuration runs it."""
-    if not is_landmark_package(package):
-        return BackboneFeatures(Backbone(package, precision, cfg.model.threads, roi=cfg.camera.roi))
     from edge.hands import load_hand_stage
     from edge.hands.stage import hand_models_dir
+    from edge.runtime.loader import uses_hand_stage
 
     h = cfg.hands
     models = hand_models_dir(cfg)
+
+    def stage() -> Any:  # one of its own: retraining runs beside the daemon's pipeline
+        return load_hand_stage(models, h.palm, h.landmark, h.precision, h.threads or cfg.model.threads,
+                               tracking=False, min_detection=h.min_detection, min_presence=h.min_presence,
+                               mirror_retry=h.mirror_retry, retry_pad=h.retry_pad)
+
+    if not is_landmark_package(package):
+        if uses_hand_stage(cfg, package):  # the hand crop, whatever camera.roi says
+            backbone = Backbone(package, precision, cfg.model.threads, roi=None)
+            return CropBackboneFeatures(CropEmbedder(backbone, hand_identity(cfg), stage))
+        return BackboneFeatures(Backbone(package, precision, cfg.model.threads, roi=cfg.camera.roi))
     groups = (package.retrainable or {}).get("groups")
     groups = [g for g in groups if g in GROUPS] if isinstance(groups, list) else None
-    return LandmarkFeatures(
-        hand_identity(cfg),
-        lambda: load_hand_stage(models, h.palm, h.landmark, h.precision, h.threads or cfg.model.threads,
-                                tracking=False, min_detection=h.min_detection, min_presence=h.min_presence,
-                                mirror_retry=h.mirror_retry, retry_pad=h.retry_pad),
-        groups)
+    return LandmarkFeatures(hand_identity(cfg), stage, groups)
 
 
 def hand_identity(cfg: Config) -> str:

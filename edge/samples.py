@@ -190,7 +190,7 @@ class Embedder(Protocol):
 
     sha256: str
 
-    def embed_frame(self, frame: np.ndarray) -> np.ndarray: ...
+    def embed_frame(self, frame: np.ndarray) -> Optional[np.ndarray]: ...  # None: nothing to learn
 
 
 class SampleStore:
@@ -604,8 +604,8 @@ class SampleStore:
         """
         with self._lock, self._errors("cannot read the sample index"):
             todo = self._db.execute(
-                "SELECT id, path FROM samples WHERE embedding IS NULL OR backbone_sha256 IS NOT ? "
-                "ORDER BY id", (embedder.sha256,)).fetchall()
+                "SELECT id, path FROM samples WHERE backbone_sha256 IS NOT ? ORDER BY id",
+                (embedder.sha256,)).fetchall()
         done = 0
         for i, (row_id, rel) in enumerate(todo):
             if deadline is not None and time.monotonic() > deadline:
@@ -615,10 +615,12 @@ class SampleStore:
             if bgr is None:
                 log.warning("skipping unreadable sample %s", rel)
                 continue
-            emb = np.asarray(embedder.embed_frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)), np.float32)
+            emb = embedder.embed_frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            # None (no hand in it, for a model behind the hand stage): marked done, left out
+            blob = None if emb is None else np.asarray(emb, np.float32).tobytes()
             with self._lock, self._errors(f"cannot store an embedding ({done} of {len(todo)} kept)"):
                 self._db.execute("UPDATE samples SET embedding = ?, backbone_sha256 = ? WHERE id = ?",
-                                 (emb.tobytes(), embedder.sha256, row_id))
+                                 (blob, embedder.sha256, row_id))
             done += 1
             if progress is not None:
                 progress(i + 1, len(todo))

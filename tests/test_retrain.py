@@ -38,10 +38,14 @@ def models_dir() -> Path:
     return d
 
 
-def make_cfg(tmp: Path, **retrain_kw: object) -> Config:
+def make_cfg(tmp: Path, hands: bool = False, **retrain_kw: object) -> Config:
+    """The retrain machinery (gate, folds, swap) on the whole-frame MobileNet its 2.3.0 package
+    was trained as; behind the hand stage (hands=True) it embeds hand crops (test below), and
+    the landmark head's retraining has tests of its own (test_landmark_counter.py)."""
     name = os.environ.get("FC_TEST_RETRAINABLE", RETRAINABLE)
     return load_config(None, {"state_dir": str(tmp / "state"), "models_dir": str(models_dir()),
                               "model": {"name": name, "precision": "int8", "threads": 1},
+                              "hands": {"enabled": hands},
                               "retrain": {"holdout": 0.34, **retrain_kw}}, environ={})
 
 
@@ -374,3 +378,34 @@ def test_a_head_changed_while_training_is_not_overwritten(tmp_path: Path) -> Non
     with pytest.raises(RetrainError, match="the head changed while this retrain ran"):
         install_head(cfg, pkg, cur, cur, is_user, {"marker": "late"}, seen)
     assert current_head(cfg, pkg)[0].W.tolist() == meanwhile.W.tolist()
+
+
+def test_behind_the_hand_stage_a_crop_model_learns_from_hand_crops(tmp_path: Path) -> None:
+    """What the model sees on the device is the hand crop: its samples are embedded from the crop
+    (Hand.square_crop), a sample with no hand is left out, and the cache is not the whole-frame
+    one."""
+    from edge.hands import load_hand_stage
+    from edge.runtime.classifier import Backbone
+    from edge.sample_features import CropBackboneFeatures, sample_features
+
+    cfg = make_cfg(tmp_path, hands=True)
+    pkg = open_package(cfg)
+    fx = sample_features(cfg, pkg, "int8")
+    assert isinstance(fx, CropBackboneFeatures)
+    whole = Backbone(pkg, "int8", 1)
+    assert fx.sha256 != whole.sha256 and fx.head_info()["backbone_sha256"] == whole.sha256
+    hand_photo = rgb(sorted((HANDS / "5").glob("*.JPG"))[0])
+    no_hand = rgb(Path(__file__).parent / "data" / "hands-real" / "epsrc" / "no-hand" / "19.jpg")
+    hand = load_hand_stage(MODELS, tracking=False)(hand_photo)
+    assert hand is not None
+    want = whole.embed_frame(hand.square_crop(hand_photo, max(whole.input_shape[:2])))
+    assert np.allclose(fx.embed_frame(hand_photo), want)
+    assert fx.embed_frame(no_hand) is None
+    with SampleStore(cfg.state_dir) as store:
+        store.add(hand_photo, "5", source="test")
+        store.add(no_hand, "5", source="test")
+        assert fx.prepare(store, None, None) == 2
+        samples, X, _ = fx.load(store)
+        assert len(samples) == 1 and samples[0].label == "5"  # the stored JPEG's crop:
+        assert np.allclose(X[0], fx.embed_frame(rgb(samples[0].path)))
+        assert fx.prepare(store, None, None) == 0  # the no-hand sample is not looked at again
