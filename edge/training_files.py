@@ -9,17 +9,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Optional
 
+from edge.runtime.package import sha256_file
+
 FILE = "training_files.txt"
 HEADER = ("# fingercount training files: the images that trained this model (train and validation "
           "splits)\n# sha256 split name\n")
 
 
-def sha256_path(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 16), b""):
-            h.update(block)
-    return h.hexdigest()
+sha256_path = sha256_file  # one file hash for packages and training images
 
 
 def render(entries: Iterable[tuple[str, str, str]]) -> bytes:
