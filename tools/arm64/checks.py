@@ -30,6 +30,11 @@ sys.path.insert(0, str(SRC))  # edge.config, for the default model
 
 # one quantization step of a uint8 output, plus classify's rounding to 4 decimals on both sides
 SCORE_TOL = 1 / 255 + 1e-4
+# behind the hand stage the scores come from float landmarks through two fp32 networks and a
+# numpy head: ARM's and x86's fp32 kernels sum in another order, so they agree to ~1e-2, not to
+# a uint8 step; the hand's box is compared in pixels
+HAND_SCORE_TOL = 0.02
+BOX_TOL_PX = 3
 # Byte-compiling every installed file runs emulated (minutes); the commands compile what they
 # import on first use instead.
 PIP_OFFLINE = ["--no-index", "--find-links", "/wheels", "--no-cache-dir", "--no-compile"]
@@ -178,16 +183,24 @@ class Suite:
                 bad.append(f"{Path(x['image']).name}: scores for {sorted(as_)} != {sorted(xs)}")
                 continue
             worst = max([worst] + [abs(as_[k] - xs[k]) for k in xs])
+            ah, xh = a.get("hand") or {}, x.get("hand") or {}
+            if ah.get("present") != xh.get("present"):
+                bad.append(f"{Path(x['image']).name}: hand {ah.get('present')} != {xh.get('present')}")
+            elif ah.get("box") and max(abs(p - q) for p, q in zip(ah["box"], xh["box"])) > BOX_TOL_PX:
+                bad.append(f"{Path(x['image']).name}: hand box {ah['box']} != {xh['box']}")
         if bad:
             raise Failed(f"labels differ from x86: {bad}")
-        if worst > SCORE_TOL:
-            raise Failed(f"a score differs from x86 by {worst:.4f} > 1/255 (+ rounding)")
+        hands = "hand" in arm[0]
+        tol, what = (HAND_SCORE_TOL, "0.02, hand stage in fp32") if hands else (SCORE_TOL, "1/255 + rounding")
+        if worst > tol:
+            raise Failed(f"a score differs from x86 by {worst:.4f} > {what}")
         model = arm[0]["model"]
         if model != x86[0]["model"]:
             raise Failed(f"model {model} != x86 {x86[0]['model']}")
         inv = sorted(a["timing_ms"].get("invoke", 0) for a in arm)
-        return (f"{len(arm)} photos, {model}: labels identical to x86, largest score difference "
-                f"{worst:.4f} (<= 1/255 + rounding); emulated invoke median {inv[len(inv) // 2]:.0f} ms")
+        return (f"{len(arm)} photos, {model}: labels{' and hands' if hands else ''} identical to x86, "
+                f"largest score difference {worst:.4f} (<= {what}); emulated invoke median "
+                f"{inv[len(inv) // 2]:.0f} ms")
 
     def evaluate(self, name: str, data: str) -> str:
         out = f"/tmp/eval-{name}.json"
