@@ -90,6 +90,10 @@ class CropBackboneFeatures(BackboneFeatures):
         super().__init__(embedder)
         self.backbone_sha256 = embedder.backbone.sha256
 
+    def load(self, store: SampleStore) -> tuple[list[Sample], np.ndarray, int]:
+        samples, X, _ = super().load(store)
+        return samples, X, store.without_embedding(self.sha256)
+
     def head_info(self) -> dict:
         return {"backbone_sha256": self.backbone_sha256, "input": "hand-crop"}
 

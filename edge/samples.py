@@ -626,6 +626,12 @@ class SampleStore:
                 progress(i + 1, len(todo))
         return done
 
+    def without_embedding(self, backbone_sha256: str) -> int:
+        """How many samples this embedder looked at and left out (no hand in them)."""
+        with self._lock, self._errors("cannot read the sample index"):
+            return int(self._db.execute("SELECT COUNT(*) FROM samples WHERE backbone_sha256 = ? AND "
+                                        "embedding IS NULL", (backbone_sha256,)).fetchone()[0])
+
     def embeddings(self, backbone_sha256: str) -> tuple[builtins.list[Sample], np.ndarray]:
         """(samples, float32 N x D) of every sample embedded by this backbone."""
         with self._lock, self._errors("cannot read the sample index"):

@@ -125,7 +125,9 @@ def test_capture_label_retrain_rollback_over_mqtt_and_buttons(broker: Any, tmp_p
         r = run.command("retrain", {"force": True})
         assert r["ok"], r
         data = r["data"]
-        assert data["swapped"] and "none" in data["labels"] and data["samples_per_label"]["none"] == 4
+        # behind the hand stage a sample with no hand found teaches nothing, and is counted
+        assert data["swapped"] and "none" in data["labels"]
+        assert sum(data["samples_per_label"].values()) + data["skipped_no_hand"] == 14, data
         assert {"accuracy_before", "accuracy_after", "duration_s", "holdout_per_label"} <= set(data)
         assert run.events("retrain_started") and run.events("retrain_progress")
         fin = run.sub.wait(lambda: run.events("retrain_finished"), what="retrain_finished")[-1]

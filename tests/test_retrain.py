@@ -405,7 +405,7 @@ def test_behind_the_hand_stage_a_crop_model_learns_from_hand_crops(tmp_path: Pat
         store.add(hand_photo, "5", source="test")
         store.add(no_hand, "5", source="test")
         assert fx.prepare(store, None, None) == 2
-        samples, X, _ = fx.load(store)
-        assert len(samples) == 1 and samples[0].label == "5"  # the stored JPEG's crop:
+        samples, X, no_hand = fx.load(store)
+        assert no_hand == 1 and len(samples) == 1 and samples[0].label == "5"  # the stored JPEG's crop:
         assert np.allclose(X[0], fx.embed_frame(rgb(samples[0].path)))
         assert fx.prepare(store, None, None) == 0  # the no-hand sample is not looked at again
