@@ -44,6 +44,22 @@ def dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), allow_nan=False, default=str).encode()
 
 
+
+def set_tls(c: mqtt.Client, tls: Any) -> None:
+    """The mqtt.tls settings on a client (the daemon's and check-config's); ConfigError if a
+    file cannot be used."""
+    if not tls.enabled:
+        return
+    try:
+        c.tls_set(ca_certs=str(tls.ca_file) if tls.ca_file else None,
+                  certfile=str(tls.cert_file) if tls.cert_file else None,
+                  keyfile=str(tls.key_file) if tls.key_file else None,
+                  cert_reqs=ssl.CERT_REQUIRED)
+    except (ssl.SSLError, OSError, ValueError) as e:
+        raise ConfigError(f"mqtt.tls: {e}") from e
+    if tls.insecure:
+        c.tls_insecure_set(True)
+
 class MqttLink:
     def __init__(self, cfg: Config, on_command: Optional[CommandCallback] = None,
                  reconnect: tuple[float, float] = (0.5, 15.0)):
@@ -137,16 +153,7 @@ class MqttLink:
         c.will_set(self.topic("availability"), b"offline", qos=1, retain=True)
         if m.username is not None:
             c.username_pw_set(m.username, self.password)
-        if m.tls.enabled:
-            try:
-                c.tls_set(ca_certs=str(m.tls.ca_file) if m.tls.ca_file else None,
-                          certfile=str(m.tls.cert_file) if m.tls.cert_file else None,
-                          keyfile=str(m.tls.key_file) if m.tls.key_file else None,
-                          cert_reqs=ssl.CERT_REQUIRED)
-            except (ssl.SSLError, OSError, ValueError) as e:
-                raise ConfigError(f"mqtt.tls: {e}") from e
-            if m.tls.insecure:
-                c.tls_insecure_set(True)
+        set_tls(c, m.tls)
         c.connect_timeout = 3.0
         c.max_inflight_messages_set(WINDOW)
         c.on_connect = self._on_connect

@@ -184,6 +184,8 @@ def _mqtt_login(cfg: Config, timeout: float, where: str) -> None:
 
     import paho.mqtt.client as mqtt
 
+    from edge.mqtt import set_tls
+
     m = cfg.mqtt
     # Not the daemon's client id: the broker would disconnect a running daemon that has it.
     # No last will either: this visit must not tell anyone the device went offline.
@@ -191,16 +193,10 @@ def _mqtt_login(cfg: Config, timeout: float, where: str) -> None:
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cid, protocol=mqtt.MQTTv311)
     if m.username is not None:
         c.username_pw_set(m.username, cfg.mqtt_password())
-    if m.tls.enabled:
-        try:
-            c.tls_set(ca_certs=str(m.tls.ca_file) if m.tls.ca_file else None,
-                      certfile=str(m.tls.cert_file) if m.tls.cert_file else None,
-                      keyfile=str(m.tls.key_file) if m.tls.key_file else None,
-                      cert_reqs=ssl.CERT_REQUIRED)
-        except (ssl.SSLError, OSError, ValueError) as e:
-            raise CheckFailed(f"mqtt.tls: {e}") from None
-        if m.tls.insecure:
-            c.tls_insecure_set(True)
+    try:
+        set_tls(c, m.tls)
+    except FingercountError as e:
+        raise CheckFailed(str(e)) from None
     c.connect_timeout = timeout
     answer: dict[str, Any] = {}
     done = threading.Event()
