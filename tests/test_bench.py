@@ -465,8 +465,10 @@ def test_pipeline_row_says_it_runs_the_users_head(tmp_path, capsys):
 
 
 def _table_lines(out: str) -> list[str]:
-    """The table and what follows it: everything after the machine lines' paragraph."""
-    return out.split("\n\n", 1)[1].splitlines()
+    """The table and what follows it: from its header row on (the machine lines and the camera
+    line above it name the machine and a path, whose length is not the table's)."""
+    lines = out.split("\n\n", 1)[1].splitlines()
+    return lines[next(i for i, ln in enumerate(lines) if ln.startswith("model ")):]
 
 
 def test_the_console_table_fits_100_columns_and_wide_has_the_rest(tmp_path, capsys):
