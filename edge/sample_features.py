@@ -170,7 +170,9 @@ def sample_features(cfg: Config, package: ModelPackage, precision: str) -> Sampl
                                mirror_retry=h.mirror_retry, retry_pad=h.retry_pad)
 
     if not is_landmark_package(package):
-        if uses_hand_stage(cfg, package):  # the hand crop, whatever camera.roi says
+        # a model trained on hand crops learns from hand crops (whatever camera.roi says); one
+        # trained on whole photos keeps learning from whole photos, like its base embeddings
+        if uses_hand_stage(cfg, package) and package.meta.get("input", {}).get("crop") == "hand":
             backbone = Backbone(package, precision, cfg.model.threads, roi=None)
             return CropBackboneFeatures(CropEmbedder(backbone, hand_identity(cfg), stage))
         return BackboneFeatures(Backbone(package, precision, cfg.model.threads, roi=cfg.camera.roi))

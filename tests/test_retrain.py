@@ -384,12 +384,22 @@ def test_behind_the_hand_stage_a_crop_model_learns_from_hand_crops(tmp_path: Pat
     """What the model sees on the device is the hand crop: its samples are embedded from the crop
     (Hand.square_crop), a sample with no hand is left out, and the cache is not the whole-frame
     one."""
+    import json
+    import shutil
+
     from edge.hands import load_hand_stage
     from edge.runtime.classifier import Backbone
     from edge.sample_features import CropBackboneFeatures, sample_features
 
     cfg = make_cfg(tmp_path, hands=True)
-    pkg = open_package(cfg)
+    assert not isinstance(sample_features(cfg, open_package(cfg), "int8"), CropBackboneFeatures)
+    # the same backbone as if trained on hand crops (model.json input.crop, as crop recipes write)
+    copy = tmp_path / "models" / "fingers-mobilenet"
+    shutil.copytree(models_dir() / "fingers-mobilenet", copy)
+    meta = json.loads((copy / "model.json").read_text())
+    meta["input"]["crop"] = "hand"
+    (copy / "model.json").write_text(json.dumps(meta))
+    pkg = load_package(copy)
     fx = sample_features(cfg, pkg, "int8")
     assert isinstance(fx, CropBackboneFeatures)
     whole = Backbone(pkg, "int8", 1)
