@@ -5,31 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from converter.report import draw_confusion
 
 
 def plot_confusion(path: Path, m: dict, title: str) -> None:
     conf = np.array(m["confusion"])
     rows, cols = m["labels"][:conf.shape[0]], m["columns"]
-    fig, ax = plt.subplots(figsize=(1.2 + 0.55 * len(cols), 0.9 + 0.5 * len(rows)), dpi=90)
-    ax.imshow(conf, cmap="Blues")
-    for i in range(conf.shape[0]):
-        for j in range(conf.shape[1]):
-            if conf[i, j]:
-                ax.text(j, i, str(conf[i, j]), ha="center", va="center", fontsize=8,
-                        color="white" if conf[i, j] > conf.max() / 2 else "black")
-    ax.set_xticks(range(len(cols)), cols, fontsize=8)
-    ax.set_yticks(range(len(rows)), rows)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(f"{title}\naccuracy {m['accuracy'] * 100:.2f} % (n={m['n']}, no hand = wrong)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    draw_confusion(path, conf, rows, cols,
+                   f"{title}\naccuracy {m['accuracy'] * 100:.2f} % (n={m['n']}, no hand = wrong)",
+                   (1.2 + 0.55 * len(cols), 0.9 + 0.5 * len(rows)), col_fontsize=8)
 
 
 def _pct(x: float) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Optional
 
 import matplotlib
 
@@ -17,18 +18,25 @@ from converter.augment import CORRUPTION_NOTES  # noqa: E402
 def plot_confusion(path: Path, m: dict, title: str) -> None:
     conf = np.array(m["confusion"])
     labels = m["labels"]
-    fig, ax = plt.subplots(figsize=(1.0 + 0.5 * len(labels), 0.8 + 0.5 * len(labels)), dpi=90)
+    draw_confusion(path, conf, labels, labels, f"{title}\naccuracy {m['accuracy'] * 100:.2f} % (n={m['n']})",
+                   (1.0 + 0.5 * len(labels), 0.8 + 0.5 * len(labels)))
+
+
+def draw_confusion(path: Path, conf: np.ndarray, rows: list[str], cols: list[str], title: str,
+                   size: tuple[float, float], col_fontsize: Optional[int] = None) -> None:
+    """A confusion matrix as a PNG: counts in the cells, true rows, predicted columns."""
+    fig, ax = plt.subplots(figsize=size, dpi=90)
     ax.imshow(conf, cmap="Blues")
     for i in range(conf.shape[0]):
         for j in range(conf.shape[1]):
             if conf[i, j]:
                 ax.text(j, i, str(conf[i, j]), ha="center", va="center",
                         color="white" if conf[i, j] > conf.max() / 2 else "black", fontsize=8)
-    ax.set_xticks(range(len(labels)), labels)
-    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xticks(range(len(cols)), cols, fontsize=col_fontsize)
+    ax.set_yticks(range(len(rows)), rows)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(f"{title}\naccuracy {m['accuracy'] * 100:.2f} % (n={m['n']})", fontsize=9)
+    ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
